@@ -1,0 +1,366 @@
+/*
+ * yp_export.c — exports of a snapshot for the viewers Python users know:
+ *   pstats    marshal'd dict that pstats.Stats loads (snakeviz, gprof2dot, tuna)
+ *   callgrind KCachegrind / QCachegrind text format
+ *   collapsed "thread;a;b;c N" lines (N = self microseconds) for flamegraph.pl,
+ *             speedscope, inferno
+ *   svg       a self-contained flame graph (hover titles, widths by inclusive
+ *             time), one band per thread
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yp_map_int.h"
+#include "yprof/analyze.h"
+
+/* Edges summed over threads, sorted by callee (by_caller = 0) or caller. */
+static int g_by_caller;
+static int edge_cmp(const void *x, const void *y) {
+    const yp_edge *a = x, *b = y;
+    uint32_t ka = g_by_caller ? a->caller : a->callee, kb = g_by_caller ? b->caller : b->callee;
+    return ka < kb ? -1 : ka > kb;
+}
+
+static yp_edge *merged_edges(const yp_stats *s, size_t *n, int by_caller) {
+    yp_edge *es = malloc((s->n_edges + 1) * sizeof *es);
+    yp_map m = {0};
+    size_t ne = 0;
+    if (!es) return NULL;
+    for (size_t i = 0; i < s->n_edges; i++) {
+        const yp_edge *e = &s->edges[i];
+        uint64_t key = ((uint64_t)e->caller << 32) | e->callee;
+        uint32_t j;
+        if (yp_map_get(&m, key, &j)) {
+            es[j].ncalls += e->ncalls;
+            es[j].primitive_calls += e->primitive_calls;
+            es[j].self_s += e->self_s;
+            es[j].total_s += e->total_s;
+        } else {
+            if (yp_map_put(&m, key, (uint32_t)ne)) {
+                free(es);
+                yp_map_free(&m);
+                return NULL;
+            }
+            es[ne++] = *e;
+        }
+    }
+    yp_map_free(&m);
+    g_by_caller = by_caller;
+    qsort(es, ne, sizeof *es, edge_cmp);
+    *n = ne;
+    return es;
+}
+
+/* First edge whose key (callee or caller) is func, in a sorted array. */
+static size_t edge_lower(const yp_edge *es, size_t n, uint32_t func, int by_caller) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        uint32_t k = by_caller ? es[mid].caller : es[mid].callee;
+        if (k < func)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---- marshal (pstats) ------------------------------------------------------ */
+
+static void m_u32(FILE *f, uint32_t v) {
+    for (int i = 0; i < 4; i++) fputc((int)((v >> (8 * i)) & 0xFF), f);
+}
+
+static void m_int(FILE *f, uint64_t v) {
+    if (v <= 0x7FFFFFFF) {
+        fputc('i', f);
+        m_u32(f, (uint32_t)v);
+        return;
+    }
+    /* TYPE_LONG: digit count, then 15-bit digits, least significant first */
+    uint16_t d[5];
+    int n = 0;
+    while (v) {
+        d[n++] = (uint16_t)(v & 0x7FFF);
+        v >>= 15;
+    }
+    fputc('l', f);
+    m_u32(f, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        fputc(d[i] & 0xFF, f);
+        fputc(d[i] >> 8, f);
+    }
+}
+
+static void m_float(FILE *f, double d) {
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    fputc('g', f);
+    for (int i = 0; i < 8; i++) fputc((int)((v >> (8 * i)) & 0xFF), f);
+}
+
+static void m_str(FILE *f, const char *s) {
+    size_t n = strlen(s);
+    fputc('u', f);
+    m_u32(f, (uint32_t)n);
+    fwrite(s, 1, n, f);
+}
+
+/* cProfile's labels: (filename, firstlineno, co_name) for Python code,
+ * ('~', 0, "<built-in method mod.name>" or "<method 'm' of 'T' objects>"). */
+static void m_label(FILE *f, const yp_func *fn) {
+    char buf[1200];
+    fputc('(', f);
+    m_u32(f, 3);
+    if (fn->builtin) {
+        const char *dot = strrchr(fn->name, '.');
+        if (dot)
+            snprintf(buf, sizeof buf, "<method '%s' of '%.*s' objects>", dot + 1,
+                     (int)(dot - fn->name), fn->name);
+        else if (fn->module[0])
+            snprintf(buf, sizeof buf, "<built-in method %s.%s>", fn->module, fn->name);
+        else
+            snprintf(buf, sizeof buf, "<built-in method %s>", fn->name);
+        m_str(f, "~");
+        m_int(f, 0);
+        m_str(f, buf);
+    } else {
+        const char *dot = strrchr(fn->name, '.');
+        m_str(f, fn->filename);
+        m_int(f, fn->lineno);
+        m_str(f, dot ? dot + 1 : fn->name);
+    }
+}
+
+static yp_status finish(FILE *f) {
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    return bad ? YP_ERR_IO : YP_OK;
+}
+
+yp_status yp_export_pstats(const yp_stats *s, const char *path) {
+    size_t n;
+    yp_fstat *tot = yp_stats_totals(s, UINT32_MAX, YP_SORT_TOTAL, &n);
+    if (!tot) return YP_ERR_NOMEM;
+    size_t ne;
+    yp_edge *es = merged_edges(s, &ne, 0);
+    if (!es) {
+        free(tot);
+        return YP_ERR_NOMEM;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        free(tot);
+        free(es);
+        return YP_ERR_IO;
+    }
+    fputc('{', f);
+    for (size_t i = 0; i < n; i++) {
+        const yp_fstat *t = &tot[i];
+        m_label(f, &s->funcs[t->func]);
+        fputc('(', f);
+        m_u32(f, 5);
+        m_int(f, t->primitive_calls);
+        m_int(f, t->ncalls);
+        m_float(f, t->self_s);
+        m_float(f, t->total_s);
+        fputc('{', f);
+        for (size_t j = edge_lower(es, ne, t->func, 0); j < ne && es[j].callee == t->func; j++) {
+            m_label(f, &s->funcs[es[j].caller]);
+            fputc('(', f);
+            m_u32(f, 4);
+            m_int(f, es[j].ncalls);
+            m_int(f, es[j].primitive_calls);
+            m_float(f, es[j].self_s);
+            m_float(f, es[j].total_s);
+        }
+        fputc('0', f);
+    }
+    fputc('0', f);
+    free(tot);
+    free(es);
+    return finish(f);
+}
+
+/* ---- callgrind --------------------------------------------------------------- */
+
+yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
+    size_t n;
+    yp_fstat *tot = yp_stats_totals(s, UINT32_MAX, YP_SORT_TOTAL, &n);
+    if (!tot) return YP_ERR_NOMEM;
+    size_t ne;
+    yp_edge *es = merged_edges(s, &ne, 1);
+    FILE *f = es ? fopen(path, "w") : NULL;
+    if (!f) {
+        free(tot);
+        free(es);
+        return es ? YP_ERR_IO : YP_ERR_NOMEM;
+    }
+    fprintf(f, "# callgrind format\nversion: 1\ncreator: yprof\ncmd: %s\npositions: line\nevents: ns\n\n",
+            s->session.command_line);
+    for (size_t i = 0; i < n; i++) {
+        const yp_func *fn = &s->funcs[tot[i].func];
+        fprintf(f, "fl=%s\nfn=%s\n%u %.0f\n", fn->filename[0] ? fn->filename : "~", fn->name,
+                fn->lineno, tot[i].self_s * 1e9);
+        for (size_t j = edge_lower(es, ne, tot[i].func, 1); j < ne && es[j].caller == tot[i].func; j++) {
+            const yp_edge *e = &es[j];
+            const yp_func *c = &s->funcs[e->callee];
+            fprintf(f, "cfl=%s\ncfn=%s\ncalls=%llu %u\n%u %.0f\n", c->filename[0] ? c->filename : "~",
+                    c->name, (unsigned long long)e->ncalls, c->lineno, fn->lineno, e->total_s * 1e9);
+        }
+        fputc('\n', f);
+    }
+    free(tot);
+    free(es);
+    return finish(f);
+}
+
+/* ---- collapsed stacks --------------------------------------------------------- */
+
+static void frame_name(const yp_stats *s, uint32_t func, char *out, size_t n) {
+    const yp_func *f = &s->funcs[func];
+    if (f->builtin || !f->filename[0]) {
+        snprintf(out, n, "%s", f->name);
+    } else {
+        const char *b = strrchr(f->filename, '/');
+        snprintf(out, n, "%s (%s:%u)", f->name, b ? b + 1 : f->filename, f->lineno);
+    }
+    for (char *p = out; *p; p++)
+        if (*p == ';' || *p == '\n') *p = '_';
+}
+
+yp_status yp_export_collapsed(const yp_stats *s, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return YP_ERR_IO;
+    uint32_t *chain = malloc(4096 * sizeof *chain);
+    if (!chain) {
+        fclose(f);
+        return YP_ERR_NOMEM;
+    }
+    char name[1100];
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const yp_node *nd = &s->nodes[i];
+        long long us = llround(nd->self_s * 1e6);
+        if (us <= 0) continue;
+        size_t k = 0;
+        for (uint32_t p = (uint32_t)i; p != UINT32_MAX && k < 4096; p = s->nodes[p].parent) chain[k++] = p;
+        const char *tn = s->threads[nd->thread].name;
+        fprintf(f, "%s", tn[0] ? tn : "thread");
+        while (k--) {
+            frame_name(s, s->nodes[chain[k]].func, name, sizeof name);
+            fprintf(f, ";%s", name);
+        }
+        fprintf(f, " %lld\n", us);
+    }
+    free(chain);
+    return finish(f);
+}
+
+/* ---- SVG flame graph ------------------------------------------------------------ */
+
+static void xml_text(FILE *f, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default:
+            if ((unsigned char)*s >= 0x20 || *s == '\t') fputc(*s, f);
+        }
+    }
+}
+
+#define SVG_W 1200.0
+#define ROW_H 16
+
+yp_status yp_export_flamegraph(const yp_stats *s, const char *path) {
+    size_t nn = s->n_nodes;
+    double *x = calloc(nn + 1, sizeof *x), *cursor = calloc(nn + 1, sizeof *cursor);
+    double *tcur = calloc(s->n_threads + 1, sizeof *tcur), *twidth = calloc(s->n_threads + 1, sizeof *twidth);
+    if (!x || !cursor || !tcur || !twidth) {
+        free(x);
+        free(cursor);
+        free(tcur);
+        free(twidth);
+        return YP_ERR_NOMEM;
+    }
+    double total = 0;
+    uint32_t maxdepth = 0;
+    for (size_t i = 0; i < nn; i++) {
+        if (s->nodes[i].parent == UINT32_MAX) {
+            total += s->nodes[i].total_s;
+            twidth[s->nodes[i].thread] += s->nodes[i].total_s;
+        }
+        if (s->nodes[i].depth > maxdepth) maxdepth = s->nodes[i].depth;
+    }
+    double scale = total > 0 ? SVG_W / total : 0;
+    /* threads side by side, then each node after its earlier siblings */
+    double acc = 0;
+    for (size_t t = 0; t < s->n_threads; t++) {
+        tcur[t] = acc;
+        acc += twidth[t] * scale;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        const yp_node *nd = &s->nodes[i];
+        if (nd->parent == UINT32_MAX) {
+            x[i] = tcur[nd->thread];
+            tcur[nd->thread] += nd->total_s * scale;
+        } else {
+            x[i] = x[nd->parent] + cursor[nd->parent];
+            cursor[nd->parent] += nd->total_s * scale;
+        }
+    }
+    int height = (int)(maxdepth + 3) * ROW_H + 30;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(x);
+        free(cursor);
+        free(tcur);
+        free(twidth);
+        return YP_ERR_IO;
+    }
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "font-family=\"monospace\" font-size=\"11\">\n"
+            "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#f8f8f0\"/>\n"
+            "<text x=\"4\" y=\"16\" font-size=\"14\">yprof flame graph: ",
+            (int)SVG_W, height, (int)SVG_W, height);
+    xml_text(f, s->session.trace_path[0] ? s->session.trace_path : "live");
+    fprintf(f, " (width = inclusive time, %.3f s; hover for details)</text>\n", total);
+    char name[1100];
+    for (size_t i = 0; i < nn; i++) {
+        const yp_node *nd = &s->nodes[i];
+        double w = nd->total_s * scale;
+        if (w < 0.1) continue;
+        double y = height - (nd->depth + 2) * ROW_H;
+        unsigned h = (s->nodes[i].func * 2654435761u) >> 24;
+        frame_name(s, nd->func, name, sizeof name);
+        fprintf(f, "<g><title>");
+        xml_text(f, name);
+        fprintf(f, " [%s]: %llu calls, %.6f s total, %.6f s self (%.2f%%)</title>",
+                s->threads[nd->thread].name, (unsigned long long)nd->ncalls, nd->total_s, nd->self_s,
+                total > 0 ? 100.0 * nd->total_s / total : 0);
+        fprintf(f, "<rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%d\" fill=\"rgb(%u,%u,60)\" rx=\"2\"/>",
+                x[i], y, w, ROW_H - 1, 200 + h % 55, 80 + h % 120);
+        if (w > 30) {
+            int chars = (int)(w / 7);
+            fprintf(f, "<text x=\"%.2f\" y=\"%.0f\">", x[i] + 3, y + 11);
+            size_t len = strlen(name);
+            if ((int)len > chars) name[chars > 2 ? chars - 2 : 0] = 0;
+            xml_text(f, name);
+            if ((int)len > chars) fputs("..", f);
+            fputs("</text>", f);
+        }
+        fputs("</g>\n", f);
+    }
+    fputs("</svg>\n", f);
+    free(x);
+    free(cursor);
+    free(tcur);
+    free(twidth);
+    return finish(f);
+}

@@ -1,0 +1,150 @@
+/*
+ * yp_load.c — feeds a whole trace (file or memory) into an aggregator.
+ *
+ * Streaming: one chunk in memory at a time. Damaged chunks are skipped and
+ * counted; a trace cut short is still loaded up to its last whole chunk and
+ * reported in res->warning. Only a file with no usable header, or whose every
+ * chunk is damaged, is an error.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yprof/analyze.h"
+
+static int on_symbol(void *ctx, const yp_symbol *s) { return yp_agg_symbol(ctx, s) != YP_OK; }
+static int on_thread(void *ctx, const yp_thread_info *t) { return yp_agg_thread(ctx, t) != YP_OK; }
+
+/* MARKER chunks carry "key=value" lines; the recorder writes its pollution
+ * figures there at every stop, so a trace without footer still has them. */
+static void parse_marker(const yp_chunk *c, yp_footer *f) {
+    const char *p = (const char *)c->payload, *end = p + c->h.raw_bytes;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        char line[128];
+        size_t n = (size_t)(eol - p);
+        if (n < sizeof line) {
+            memcpy(line, p, n);
+            line[n] = 0;
+            char *eq = strchr(line, '=');
+            if (eq) {
+                *eq = 0;
+                uint64_t v = strtoull(eq + 1, NULL, 10);
+                if (!strcmp(line, "hook_ns")) f->hook_ns = v;
+                else if (!strcmp(line, "flusher_ns")) f->flusher_ns = v;
+                else if (!strcmp(line, "interp_ns")) f->interp_ns = v;
+                else if (!strcmp(line, "app_ns")) f->app_ns = v;
+                else if (!strcmp(line, "profiler_bytes")) f->profiler_bytes = v;
+            }
+        }
+        p = eol + 1;
+    }
+}
+
+static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
+                      void (*progress)(uint64_t, uint64_t)) {
+    res->hdr = *yp_reader_header(r);
+    snprintf(res->python_version, sizeof res->python_version, "%s", res->hdr.python_version);
+    snprintf(res->command_line, sizeof res->command_line, "%s", res->hdr.command_line);
+    res->hdr.python_version = res->python_version;
+    res->hdr.command_line = res->command_line;
+    yp_agg_set_ns_per_tick(a, res->hdr.ns_per_tick);
+    yp_chunk c;
+    yp_status st, last_bad = YP_OK;
+    uint64_t n = 0;
+    for (;;) {
+        st = yp_reader_next(r, &c);
+        if (st == YP_END || st == YP_ERR_TRUNCATED) break;
+        if (st == YP_ERR_CHECKSUM) {
+            res->checksum_errors++;
+            last_bad = st;
+            continue;
+        }
+        if (st == YP_ERR_CORRUPT) {
+            res->corrupt_errors++;
+            last_bad = st;
+            continue;
+        }
+        if (st != YP_OK) {
+            snprintf(errbuf, errlen, "%s while reading the trace", yp_status_str(st));
+            return st;
+        }
+        yp_status s2 = YP_OK;
+        switch (c.h.kind) {
+        case YP_CHUNK_EVENTS:
+            s2 = yp_agg_events(a, c.h.thread_id, c.events, c.h.n_records, c.h.dropped);
+            break;
+        case YP_CHUNK_SYMBOLS:
+            s2 = yp_chunk_symbols(&c, on_symbol, a);
+            break;
+        case YP_CHUNK_THREADS:
+            s2 = yp_chunk_threads(&c, on_thread, a);
+            break;
+        case YP_CHUNK_MARKER:
+            parse_marker(&c, &res->foot);
+            break;
+        case YP_CHUNK_FOOTER:
+            if (yp_chunk_footer(&c, &res->foot) == YP_OK) res->has_footer = 1;
+            break;
+        default: /* a newer writer's chunk kind: skipped by length */
+            break;
+        }
+        if (s2 == YP_ERR_NOMEM) {
+            snprintf(errbuf, errlen, "out of memory while aggregating");
+            return s2;
+        }
+        if (s2 == YP_ERR_CORRUPT) res->corrupt_errors++;
+        if (progress && (++n & 255) == 0) {
+            yp_reader_stats rs;
+            yp_reader_stats_get(r, &rs);
+            progress(rs.bytes_ok, rs.bytes_total);
+        }
+    }
+    yp_reader_stats_get(r, &res->rs);
+    res->has_footer = res->rs.has_footer;
+    if (res->rs.chunks_ok == 0 && (res->rs.chunks_bad || res->rs.truncated)) {
+        snprintf(errbuf, errlen, "no readable chunk in the trace (%s after the header)",
+                 last_bad ? yp_status_str(last_bad) : "cut short");
+        return YP_ERR_CORRUPT;
+    }
+    char *w = res->warning;
+    size_t wl = sizeof res->warning;
+    if (res->rs.truncated || !res->rs.has_footer) {
+        snprintf(w, wl,
+                 "trace cut short (no footer): read %" PRIu64 " of %" PRIu64
+                 " bytes, %" PRIu64 " events; events after that are lost",
+                 res->rs.bytes_ok, res->rs.bytes_total, res->rs.events);
+    } else if (res->rs.chunks_bad) {
+        snprintf(w, wl, "%" PRIu64 " damaged chunk(s) skipped (%" PRIu64 " checksum, %" PRIu64 " corrupt)",
+                 res->rs.chunks_bad, res->checksum_errors, res->corrupt_errors);
+    }
+    if (res->rs.chunks_bad && (res->rs.truncated || !res->rs.has_footer)) {
+        size_t k = strlen(w);
+        snprintf(w + k, wl - k, "; %" PRIu64 " damaged chunk(s) skipped", res->rs.chunks_bad);
+    }
+    return YP_OK;
+}
+
+yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf,
+                        size_t errlen, void (*progress)(uint64_t, uint64_t)) {
+    memset(res, 0, sizeof *res);
+    yp_reader *r;
+    yp_status st = yp_reader_open(path, &r, errbuf, errlen);
+    if (st != YP_OK) return st;
+    st = load(r, a, res, errbuf, errlen, progress);
+    yp_reader_close(r);
+    return st;
+}
+
+yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *res, char *errbuf,
+                      size_t errlen) {
+    memset(res, 0, sizeof *res);
+    yp_reader *r;
+    yp_status st = yp_reader_open_mem(data, len, &r, errbuf, errlen);
+    if (st != YP_OK) return st;
+    st = load(r, a, res, errbuf, errlen, NULL);
+    yp_reader_close(r);
+    return st;
+}

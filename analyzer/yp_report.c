@@ -1,0 +1,101 @@
+/*
+ * yp_report.c — the text report of yprof-analyze (and Stats.print()):
+ * session summary, optional per-thread table, top functions. Fits in 100
+ * columns; function names are shortened from the left when too long.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "yprof/analyze.h"
+
+static void human_bytes(uint64_t b, char *out, size_t n) {
+    if (b >= (1u << 20))
+        snprintf(out, n, "%.1f MiB", (double)b / (1u << 20));
+    else if (b >= 1024)
+        snprintf(out, n, "%.1f KiB", (double)b / 1024);
+    else
+        snprintf(out, n, "%" PRIu64 " B", b);
+}
+
+/* "name  file:line", shortened to width from the left. */
+static void func_label(const yp_func *f, char *out, size_t width) {
+    char buf[1024];
+    if (f->builtin || !f->filename[0]) {
+        snprintf(buf, sizeof buf, "%s", f->name);
+    } else {
+        const char *base = strrchr(f->filename, '/');
+        snprintf(buf, sizeof buf, "%s  %s:%u", f->name, base ? base + 1 : f->filename, f->lineno);
+    }
+    size_t len = strlen(buf);
+    if (len <= width) {
+        memcpy(out, buf, len + 1);
+    } else {
+        memcpy(out, "...", 3);
+        memcpy(out + 3, buf + len - (width - 3), width - 3 + 1);
+    }
+}
+
+void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
+    const yp_session *ss = &s->session;
+    char when[64] = "?", mem[32];
+    time_t t = (time_t)ss->started_at;
+    struct tm tmv;
+    if (localtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tmv);
+    human_bytes(ss->profiler_bytes, mem, sizeof mem);
+    fprintf(out, "yprof report: %s\n", ss->trace_path[0] ? ss->trace_path : "(live)");
+    fprintf(out, "  python %s, clock %s, pid %" PRIu64 ", started %s\n",
+            ss->python_version[0] ? ss->python_version : "?", ss->clock, ss->pid, when);
+    fprintf(out, "  duration %.3f s, %" PRIu64 " events, %" PRIu64 " dropped, %zu thread(s)%s\n",
+            ss->duration_s, ss->events, ss->dropped_events, s->n_threads,
+            ss->complete ? "" : ", trace incomplete");
+    fprintf(out,
+            "  pollution %.1f%% of %.3f s (hook %.3f s, flusher %.3f s, interpreter slow-down "
+            "%.3f s), profiler memory %s\n\n",
+            ss->pollution_pct, ss->app_s, ss->hook_s, ss->flusher_s, ss->interp_s, mem);
+
+    if (o->show_threads) {
+        fprintf(out, "%5s %-24s %16s %9s %9s %9s %11s %8s\n", "id", "thread", "ident", "native",
+                "wall_s", "cpu_s", "events", "dropped");
+        for (size_t i = 0; i < s->n_threads; i++) {
+            const yp_thread_stat *th = &s->threads[i];
+            fprintf(out, "%5u %-24.24s %16" PRIu64 " %9" PRIu64 " %9.3f %9.3f %11" PRIu64 " %8" PRIu64 "\n",
+                    th->id, th->name[0] ? th->name : "?", th->ident, th->native_id, th->wall_s,
+                    th->cpu_s, th->events, th->dropped);
+        }
+        fputc('\n', out);
+    }
+
+    uint32_t thread = o->thread >= 0 ? (uint32_t)o->thread : UINT32_MAX;
+    size_t n;
+    yp_fstat *rows = yp_stats_totals(s, thread, o->sort, &n);
+    if (!rows) {
+        fprintf(out, "(out of memory)\n");
+        return;
+    }
+    if (thread != UINT32_MAX)
+        fprintf(out, "thread %u (%s):\n", s->threads[thread].id, s->threads[thread].name);
+    static const char *const sort_names[] = {"total", "self", "ncalls", "avg"};
+    fprintf(out, "top %d functions by %s time%s\n", o->top > 0 ? o->top : 20,
+            sort_names[o->sort], o->sort == YP_SORT_NCALLS ? " (calls)" : "");
+    fprintf(out, "%14s %10s %10s %10s %10s  %s\n", "ncalls", "tottime", "percall", "cumtime",
+            "percall", "function");
+    int top = o->top > 0 ? o->top : 20;
+    for (size_t i = 0; i < n && (int)i < top; i++) {
+        const yp_fstat *f = &rows[i];
+        char calls[32], label[48];
+        if (f->ncalls != f->primitive_calls)
+            snprintf(calls, sizeof calls, "%" PRIu64 "/%" PRIu64, f->ncalls, f->primitive_calls);
+        else
+            snprintf(calls, sizeof calls, "%" PRIu64, f->ncalls);
+        func_label(&s->funcs[f->func], label, 41);
+        double per_self = f->ncalls ? f->self_s / (double)f->ncalls : 0;
+        double per_tot = f->ncalls ? f->total_s / (double)f->ncalls : 0;
+        fprintf(out, "%14s %10.6f %10.6f %10.6f %10.6f  %s\n", calls, f->self_s, per_self,
+                f->total_s, per_tot, label);
+    }
+    if (n == 0) fprintf(out, "  (no function calls recorded)\n");
+    free(rows);
+}

@@ -1,0 +1,202 @@
+/*
+ * yp_sqlite.c — writes a snapshot as the SQLite database whose schema is the
+ * public interface documented in docs/schema.md. The file is replaced; all
+ * rows go in one transaction.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "yprof/analyze.h"
+
+static const char *const schema =
+    "PRAGMA journal_mode=OFF;"
+    "PRAGMA synchronous=OFF;"
+    "CREATE TABLE session(trace_path TEXT, python_version TEXT, command_line TEXT,"
+    " pid INTEGER, clock TEXT, started_at TEXT, started_unix REAL, duration_s REAL,"
+    " events INTEGER, dropped_events INTEGER, pollution_pct REAL, profiler_bytes INTEGER,"
+    " hook_s REAL, flusher_s REAL, interp_s REAL, app_s REAL, complete INTEGER,"
+    " bad_chunks INTEGER, call_paths_truncated INTEGER);"
+    "CREATE TABLE threads(id INTEGER PRIMARY KEY, name TEXT, ident INTEGER,"
+    " native_id INTEGER, wall_s REAL, cpu_s REAL, events INTEGER, dropped INTEGER,"
+    " unmatched_returns INTEGER, open_frames INTEGER);"
+    "CREATE TABLE functions(id INTEGER PRIMARY KEY, name TEXT, module TEXT,"
+    " filename TEXT, lineno INTEGER, builtin INTEGER);"
+    "CREATE TABLE function_stats(function_id INTEGER REFERENCES functions(id),"
+    " thread_id INTEGER REFERENCES threads(id), ncalls INTEGER, primitive_calls INTEGER,"
+    " self_s REAL, total_s REAL, PRIMARY KEY(function_id, thread_id));"
+    "CREATE TABLE edges(caller_id INTEGER REFERENCES functions(id),"
+    " callee_id INTEGER REFERENCES functions(id), thread_id INTEGER REFERENCES threads(id),"
+    " ncalls INTEGER, primitive_calls INTEGER, self_s REAL, total_s REAL,"
+    " PRIMARY KEY(caller_id, callee_id, thread_id));"
+    "CREATE TABLE call_tree(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES call_tree(id),"
+    " thread_id INTEGER REFERENCES threads(id), function_id INTEGER REFERENCES functions(id),"
+    " depth INTEGER, ncalls INTEGER, self_s REAL, total_s REAL);"
+    "CREATE VIEW function_totals AS SELECT f.id AS function_id, f.name AS name,"
+    " f.module AS module, f.filename AS filename, f.lineno AS lineno, f.builtin AS builtin,"
+    " SUM(s.ncalls) AS ncalls, SUM(s.primitive_calls) AS primitive_calls,"
+    " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s,"
+    " CASE WHEN SUM(s.ncalls) > 0 THEN SUM(s.total_s) / SUM(s.ncalls) END AS avg_s"
+    " FROM function_stats s JOIN functions f ON f.id = s.function_id GROUP BY f.id;"
+    "CREATE INDEX function_stats_thread ON function_stats(thread_id, self_s);"
+    "CREATE INDEX edges_callee ON edges(callee_id);"
+    "CREATE INDEX edges_thread ON edges(thread_id);"
+    "CREATE INDEX functions_name ON functions(name);"
+    "CREATE INDEX call_tree_parent ON call_tree(parent_id);"
+    "CREATE INDEX call_tree_function ON call_tree(function_id);";
+
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if ((x) != SQLITE_OK && (x) != SQLITE_DONE) goto fail;                                     \
+    } while (0)
+
+static int step(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (unlink(path) != 0) { /* replace; a missing file is fine */
+    }
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    CHECK(rc);
+    rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
+    CHECK(rc);
+    rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    CHECK(rc);
+
+    const yp_session *ss = &s->session;
+    char when[64] = "";
+    time_t t = (time_t)ss->started_at;
+    struct tm tmv;
+    if (gmtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    rc = sqlite3_prepare_v2(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+    CHECK(rc);
+    sqlite3_bind_text(st, 1, ss->trace_path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ss->python_version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ss->command_line, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)ss->pid);
+    sqlite3_bind_text(st, 5, ss->clock, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, when, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 7, ss->started_at);
+    sqlite3_bind_double(st, 8, ss->duration_s);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)ss->events);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)ss->dropped_events);
+    sqlite3_bind_double(st, 11, ss->pollution_pct);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)ss->profiler_bytes);
+    sqlite3_bind_double(st, 13, ss->hook_s);
+    sqlite3_bind_double(st, 14, ss->flusher_s);
+    sqlite3_bind_double(st, 15, ss->interp_s);
+    sqlite3_bind_double(st, 16, ss->app_s);
+    sqlite3_bind_int(st, 17, ss->complete);
+    sqlite3_bind_int64(st, 18, (sqlite3_int64)ss->bad_chunks);
+    sqlite3_bind_int64(st, 19, s->nodes_truncated);
+    CHECK(step(st));
+    sqlite3_finalize(st);
+    st = NULL;
+
+    rc = sqlite3_prepare_v2(db, "INSERT INTO threads VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+    CHECK(rc);
+    for (size_t i = 0; i < s->n_threads; i++) {
+        const yp_thread_stat *th = &s->threads[i];
+        sqlite3_bind_int64(st, 1, th->id);
+        sqlite3_bind_text(st, 2, th->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)th->ident);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)th->native_id);
+        sqlite3_bind_double(st, 5, th->wall_s);
+        sqlite3_bind_double(st, 6, th->cpu_s);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)th->events);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)th->dropped);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64)th->unmatched);
+        sqlite3_bind_int64(st, 10, th->open_frames);
+        CHECK(step(st));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    rc = sqlite3_prepare_v2(db, "INSERT INTO functions VALUES(?,?,?,?,?,?)", -1, &st, NULL);
+    CHECK(rc);
+    for (size_t i = 0; i < s->n_funcs; i++) {
+        const yp_func *f = &s->funcs[i];
+        sqlite3_bind_int64(st, 1, f->id);
+        sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, f->module, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, f->filename, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, f->lineno);
+        sqlite3_bind_int(st, 6, f->builtin);
+        CHECK(step(st));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    rc = sqlite3_prepare_v2(db, "INSERT INTO function_stats VALUES(?,?,?,?,?,?)", -1, &st, NULL);
+    CHECK(rc);
+    for (size_t i = 0; i < s->n_fstats; i++) {
+        const yp_fstat *f = &s->fstats[i];
+        sqlite3_bind_int64(st, 1, s->funcs[f->func].id);
+        sqlite3_bind_int64(st, 2, s->threads[f->thread].id);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)f->ncalls);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)f->primitive_calls);
+        sqlite3_bind_double(st, 5, f->self_s);
+        sqlite3_bind_double(st, 6, f->total_s);
+        CHECK(step(st));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    rc = sqlite3_prepare_v2(db, "INSERT INTO edges VALUES(?,?,?,?,?,?,?)", -1, &st, NULL);
+    CHECK(rc);
+    for (size_t i = 0; i < s->n_edges; i++) {
+        const yp_edge *e = &s->edges[i];
+        sqlite3_bind_int64(st, 1, s->funcs[e->caller].id);
+        sqlite3_bind_int64(st, 2, s->funcs[e->callee].id);
+        sqlite3_bind_int64(st, 3, s->threads[e->thread].id);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)e->ncalls);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)e->primitive_calls);
+        sqlite3_bind_double(st, 6, e->self_s);
+        sqlite3_bind_double(st, 7, e->total_s);
+        CHECK(step(st));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    rc = sqlite3_prepare_v2(db, "INSERT INTO call_tree VALUES(?,?,?,?,?,?,?,?)", -1, &st, NULL);
+    CHECK(rc);
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const yp_node *n = &s->nodes[i];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)i + 1);
+        if (n->parent == UINT32_MAX)
+            sqlite3_bind_null(st, 2);
+        else
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)n->parent + 1);
+        sqlite3_bind_int64(st, 3, s->threads[n->thread].id);
+        sqlite3_bind_int64(st, 4, s->funcs[n->func].id);
+        sqlite3_bind_int64(st, 5, n->depth);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)n->ncalls);
+        sqlite3_bind_double(st, 7, n->self_s);
+        sqlite3_bind_double(st, 8, n->total_s);
+        CHECK(step(st));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    CHECK(rc);
+    rc = sqlite3_close(db);
+    db = NULL;
+    CHECK(rc);
+    return YP_OK;
+fail:
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "cannot write database %s: %s", path,
+                 db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return YP_ERR_IO;
+}

@@ -1,0 +1,81 @@
+/*
+ * yp_codec.c — the on-disk coding of EVENTS payloads.
+ *
+ * In memory an event is 16 bytes; on disk each event is two LEB128 varints:
+ *
+ *   varint(ts - prev_ts)              prev_ts starts at the chunk's first_ts
+ *   varint(func_id << 4 | kind)       kind in the low 4 bits
+ *
+ * Deltas are small and repeat, ids repeat: the result is 2-4 bytes per event
+ * before zstd and about one after it on call-heavy code. Timestamps that go
+ * backwards (a CPU clock read on another core, say) are clamped, so deltas are
+ * never negative. The decoder reads nothing past its end pointer and insists
+ * on consuming its input exactly.
+ */
+#include "yprof/format.h"
+
+#include <assert.h>
+
+static_assert(sizeof(yp_event) == 16, "yp_event is the 16-byte ring record");
+static_assert(YP_EV_KIND_COUNT <= (1u << YP_KIND_BITS), "kind must fit 4 bits");
+
+size_t yp_events_encode_bound(size_t n) { return n * 15u; }
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts,
+                        uint8_t *out, size_t out_cap) {
+    if (out_cap < yp_events_encode_bound(n)) return 0;
+    uint8_t *p = out;
+    uint64_t prev = first_ts;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ts = ev[i].ts < prev ? prev : ev[i].ts;
+        p = put_varint(p, ts - prev);
+        prev = ts;
+        uint32_t id = ev[i].func_id > YP_FUNC_ID_MAX ? YP_FUNC_ID_MAX : ev[i].func_id;
+        p = put_varint(p, ((uint64_t)id << YP_KIND_BITS) | (ev[i].kind & YP_KIND_MASK));
+    }
+    return (size_t)(p - out);
+}
+
+static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
+    const uint8_t *p = *pp;
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (p >= end) return -1;
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *pp = p;
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n,
+                           uint64_t first_ts, yp_event *out) {
+    const uint8_t *p = in, *end = in + len;
+    uint64_t ts = first_ts;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d, idk;
+        if (get_varint(&p, end, &d) || get_varint(&p, end, &idk)) return YP_ERR_CORRUPT;
+        if (idk >> 32) return YP_ERR_CORRUPT;
+        unsigned kind = (unsigned)(idk & YP_KIND_MASK);
+        if (kind == YP_EV_NONE || kind >= YP_EV_KIND_COUNT) return YP_ERR_CORRUPT;
+        ts += d;
+        out[i].ts = ts;
+        out[i].func_id = (uint32_t)(idk >> YP_KIND_BITS);
+        out[i].kind = (uint8_t)kind;
+        out[i].pad[0] = out[i].pad[1] = out[i].pad[2] = 0;
+    }
+    return p == end ? YP_OK : YP_ERR_CORRUPT;
+}

@@ -1,0 +1,198 @@
+/*
+ * yprof/analyze.h — libyp_analyze: stack rebuild, aggregation, SQLite, reports
+ * and exports. No Python here.
+ *
+ * The aggregator (yp_agg) is fed chunk by chunk: symbols, threads, events of
+ * one thread at a time. Its memory is O(functions + edges + call-tree paths +
+ * stack depth), never O(events). It is not thread-safe: one feeder at a time,
+ * or the caller's lock (the live recorder feeds it from its flusher thread and
+ * takes snapshots under the same lock).
+ *
+ * Statistics follow cProfile's definitions so numbers line up:
+ *   ncalls           every completed call (and every frame still open when a
+ *                    snapshot is taken or a recording interval ends);
+ *   primitive_calls  calls made while the function was not already active in
+ *                    the same thread;
+ *   self             time in the function minus time in its callees;
+ *   total            time from call to return, counted once for recursion
+ *                    (only the outermost activation adds it).
+ * Edges (caller -> callee) follow the same rules per pair.
+ *
+ * A snapshot (yp_stats) is an immutable, self-contained copy in seconds; the
+ * SQLite writer, the report and the exporters all read snapshots, so the live
+ * get_stats() and yprof-analyze give the same numbers.
+ */
+#ifndef YPROF_ANALYZE_H
+#define YPROF_ANALYZE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "yprof/format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct yp_agg yp_agg;
+
+/* NULL on allocation failure. */
+yp_agg *yp_agg_new(void);
+void yp_agg_free(yp_agg *a); /* accepts NULL */
+
+/* Tick length in ns (default 1.0). */
+void yp_agg_set_ns_per_tick(yp_agg *a, double ns_per_tick);
+
+/* Copies the strings. Re-adding an id replaces the earlier description. */
+yp_status yp_agg_symbol(yp_agg *a, const yp_symbol *s);
+yp_status yp_agg_thread(yp_agg *a, const yp_thread_info *t);
+
+/* Feed n events of one thread, in order. dropped: events lost just before
+ * them (the thread's stack is closed and rebuilt from what follows). */
+yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_t n,
+                        uint32_t dropped);
+
+/* The stats restart from zero; symbols, threads and open stacks are kept
+ * (open frames restart their clocks and are no longer counted as calls). */
+void yp_agg_clear(yp_agg *a);
+
+/* Bytes the aggregator holds. */
+uint64_t yp_agg_bytes(const yp_agg *a);
+uint64_t yp_agg_events_seen(const yp_agg *a);
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+typedef struct yp_func {
+    uint32_t id; /* func_id in the trace */
+    uint32_t lineno;
+    uint8_t builtin;
+    const char *name, *module, *filename;
+} yp_func;
+
+typedef struct yp_thread_stat {
+    uint32_t id; /* recorder's thread id */
+    uint64_t ident, native_id;
+    const char *name;
+    double wall_s;  /* recorded time, summed over intervals */
+    double cpu_s;   /* thread CPU time (last reported), 0 if unknown */
+    uint64_t events, dropped, unmatched;
+    uint32_t open_frames; /* frames open when the snapshot was taken */
+} yp_thread_stat;
+
+/* func and thread are indexes into yp_stats.funcs / .threads. */
+typedef struct yp_fstat {
+    uint32_t func, thread;
+    uint64_t ncalls, primitive_calls;
+    double self_s, total_s;
+} yp_fstat;
+
+typedef struct yp_edge {
+    uint32_t caller, callee, thread;
+    uint64_t ncalls, primitive_calls;
+    double self_s, total_s;
+} yp_edge;
+
+/* One node of a thread's call tree (a distinct call path). */
+typedef struct yp_node {
+    uint32_t parent; /* node index, UINT32_MAX for a thread's roots */
+    uint32_t func, thread;
+    uint32_t depth;
+    uint64_t ncalls;
+    double self_s, total_s;
+} yp_node;
+
+typedef struct yp_session {
+    const char *trace_path, *python_version, *command_line, *clock;
+    uint64_t pid;
+    double started_at;  /* unix seconds */
+    double duration_s;  /* first to last event over all threads */
+    uint64_t events, dropped_events;
+    double hook_s, flusher_s, interp_s, app_s;
+    double pollution_pct; /* (hook + flusher + interp) / app * 100 */
+    uint64_t profiler_bytes;
+    int complete;          /* footer seen */
+    uint64_t bad_chunks;   /* skipped for damage */
+    uint64_t bytes_read, bytes_total;
+} yp_session;
+
+typedef struct yp_stats {
+    yp_session session;
+    yp_func *funcs;
+    size_t n_funcs;
+    yp_thread_stat *threads;
+    size_t n_threads;
+    yp_fstat *fstats; /* one per (function, thread) with calls or time */
+    size_t n_fstats;
+    yp_edge *edges;
+    size_t n_edges;
+    yp_node *nodes; /* parents come before children */
+    size_t n_nodes;
+    uint32_t nodes_truncated; /* call paths beyond the cap, folded */
+    char *strings;  /* owns every string above */
+    char *session_strings; /* owns session's strings */
+} yp_stats;
+
+/* A snapshot of everything so far, open frames closed at each thread's last
+ * event (without changing the aggregator). NULL on allocation failure. */
+yp_stats *yp_agg_snapshot(const yp_agg *a);
+void yp_stats_free(yp_stats *s); /* accepts NULL */
+
+/* Per-function totals over threads (thread = UINT32_MAX), or for one thread
+ * (thread index). Returns a malloc'd array (free()) of *n entries sorted by
+ * sort key, descending. */
+typedef enum yp_sort { YP_SORT_TOTAL, YP_SORT_SELF, YP_SORT_NCALLS, YP_SORT_AVG } yp_sort;
+yp_fstat *yp_stats_totals(const yp_stats *s, uint32_t thread, yp_sort sort, size_t *n);
+
+/* ---- loading a trace ------------------------------------------------------ */
+
+typedef struct yp_load_result {
+    yp_reader_stats rs;
+    yp_header hdr;
+    yp_footer foot;
+    int has_footer;
+    uint64_t checksum_errors, corrupt_errors;
+    char warning[256]; /* "" or a one-line warning (cut short, damaged) */
+    char python_version[64]; /* hdr's strings, copied (hdr points here) */
+    char command_line[2048];
+} yp_load_result;
+
+/* Read a whole trace into a. Returns YP_OK when something usable was read
+ * (possibly cut short: see res->warning), else an error with a one-line
+ * reason in errbuf. progress, when not NULL, is called now and then with
+ * bytes read and total. */
+yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf,
+                        size_t errlen, void (*progress)(uint64_t done, uint64_t total));
+/* Same over memory (used by the fuzz target). */
+yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *res,
+                      char *errbuf, size_t errlen);
+
+/* Fill the session fields of s from a load result. */
+void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_result *res);
+
+/* ---- outputs -------------------------------------------------------------- */
+
+/* Write the SQLite database (replacing path). Schema: docs/schema.md. */
+yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen);
+
+typedef struct yp_report_opts {
+    int top;            /* rows, default 20 */
+    yp_sort sort;
+    int thread;         /* thread index or -1 for all */
+    int show_threads;   /* print the per-thread table */
+} yp_report_opts;
+
+void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out);
+
+yp_status yp_export_pstats(const yp_stats *s, const char *path);
+yp_status yp_export_callgrind(const yp_stats *s, const char *path);
+yp_status yp_export_collapsed(const yp_stats *s, const char *path);
+yp_status yp_export_flamegraph(const yp_stats *s, const char *path);
+/* Chrome trace JSON needs every event: it re-reads the trace, streaming. */
+yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path,
+                           char *errbuf, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * yprof/format.h — the yprof trace file format (*.yp): records, writer, reader.
+ *
+ * Condensed spec (docs/format.md is the full, versioned one). All integers are
+ * little-endian.
+ *
+ *   file    := header chunk* [footer chunk]
+ *   header  := 64 fixed bytes (yp_file_header) + extra_bytes of UTF-8 text:
+ *              python version, NUL, command line, NUL
+ *   chunk   := 56-byte chunk header (yp_chunk_header) + comp_bytes of payload
+ *              payload = one independent zstd frame that inflates to
+ *              raw_bytes; its CRC-32 is in the header, and the header has a
+ *              CRC-32 of its own first 52 bytes.
+ *
+ * Chunk kinds: EVENTS (delta/varint coded events of one thread), SYMBOLS,
+ * THREADS, MARKER (key=value text), FOOTER (totals, written by a clean
+ * close). A reader skips unknown kinds by their length. A file without a
+ * footer was cut short; every whole chunk before the cut is still readable.
+ *
+ * In memory an event is the fixed 16-byte yp_event; on disk an EVENTS chunk
+ * stores, per event, varint(ts - previous ts) then varint(func_id << 4 | kind),
+ * the first delta taken against the chunk header's first_ts.
+ *
+ * Thread safety: a writer or a reader is used by one thread at a time.
+ * Errors: every call returns a yp_status; nothing aborts or exits.
+ */
+#ifndef YPROF_FORMAT_H
+#define YPROF_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define YP_FORMAT_VERSION 1u
+
+/* ---- status ------------------------------------------------------------- */
+
+typedef enum yp_status {
+    YP_OK = 0,
+    YP_ERR_NOMEM = 1,     /* allocation failed */
+    YP_ERR_IO = 2,        /* read/write/open failed (errno kept by caller) */
+    YP_ERR_CORRUPT = 3,   /* a size, kind or value that cannot be right */
+    YP_ERR_VERSION = 4,   /* a yprof trace of a format version we don't read */
+    YP_ERR_NOT_TRACE = 5, /* not a yprof trace at all (wrong magic) */
+    YP_ERR_TRUNCATED = 6, /* the file ends inside a header or a chunk */
+    YP_ERR_CHECKSUM = 7,  /* a chunk's payload failed its CRC (chunk skipped) */
+    YP_ERR_ARG = 8,       /* bad argument from the caller */
+    YP_END = 9,           /* iteration finished (not an error) */
+    YP_STATUS_COUNT
+} yp_status;
+
+/* Static English text for a status; never NULL. */
+const char *yp_status_str(yp_status st);
+
+/* ---- events ------------------------------------------------------------- */
+
+typedef enum yp_event_kind {
+    YP_EV_NONE = 0,
+    YP_EV_CALL = 1,         /* Python function entered (or generator resumed) */
+    YP_EV_RETURN = 2,       /* Python function returned (or generator yielded) */
+    YP_EV_C_CALL = 3,       /* C function entered */
+    YP_EV_C_RETURN = 4,     /* C function returned or raised */
+    YP_EV_UNWIND = 5,       /* Python function left by an exception */
+    YP_EV_THREAD_START = 6, /* first event of a thread; func_id = 0 */
+    YP_EV_THREAD_END = 7,   /* the thread ended; func_id = 0 */
+    YP_EV_REC_START = 8,    /* recording interval starts in this thread */
+    YP_EV_REC_STOP = 9,     /* recording interval ends in this thread */
+    YP_EV_DROPPED = 10,     /* func_id = number of events lost just before */
+    YP_EV_OPEN = 11,        /* frame already on the stack when recording
+                               started: pushed, never counted as a call */
+    YP_EV_KIND_COUNT
+} yp_event_kind;
+
+/* The fixed in-memory record, written by the hook into a thread's ring. */
+typedef struct yp_event {
+    uint64_t ts;      /* clock ticks (see header ns_per_tick) */
+    uint32_t func_id; /* interned function id; 0 = none */
+    uint8_t kind;     /* yp_event_kind */
+    uint8_t pad[3];
+} yp_event;
+
+#define YP_KIND_BITS 4u
+#define YP_KIND_MASK 0xFu
+#define YP_FUNC_ID_MAX 0x0FFFFFFFu /* func_id << 4 must fit 32 bits */
+
+/* ---- file header ------------------------------------------------------- */
+
+#define YP_FILE_MAGIC "YPROF\x00\r\n"
+#define YP_FILE_HEADER_SIZE 64u
+#define YP_HEADER_EXTRA_MAX 65536u
+
+typedef enum yp_clock_kind {
+    YP_CLOCK_MONOTONIC = 0, /* CLOCK_MONOTONIC, 1 tick = 1 ns */
+    YP_CLOCK_TSC = 1,       /* invariant TSC, ns_per_tick calibrated */
+    YP_CLOCK_THREAD_CPU = 2 /* per-thread CPU time, 1 tick = 1 ns */
+} yp_clock_kind;
+
+/* Decoded header; the strings point into the reader's memory. */
+typedef struct yp_header {
+    uint32_t version;
+    uint32_t clock_kind;     /* yp_clock_kind */
+    double ns_per_tick;      /* tick -> ns conversion */
+    uint64_t start_wall_ns;  /* CLOCK_REALTIME at open, ns since epoch */
+    uint64_t start_ticks;    /* clock value at open, in ticks */
+    uint32_t pid;
+    const char *python_version; /* "" when unknown */
+    const char *command_line;   /* "" when unknown */
+} yp_header;
+
+/* ---- chunks ------------------------------------------------------------- */
+
+typedef enum yp_chunk_kind {
+    YP_CHUNK_EVENTS = 1,
+    YP_CHUNK_SYMBOLS = 2,
+    YP_CHUNK_THREADS = 3,
+    YP_CHUNK_MARKER = 4,
+    YP_CHUNK_FOOTER = 5,
+    YP_CHUNK_KIND_COUNT
+} yp_chunk_kind;
+
+#define YP_CHUNK_MAGIC 0x4B435059u /* "YPCK" little-endian */
+#define YP_CHUNK_HEADER_SIZE 56u
+#define YP_CHUNK_RAW_MAX (64u << 20)  /* a reader never inflates more */
+#define YP_CHUNK_COMP_MAX (64u << 20) /* nor reads a bigger payload */
+#define YP_CHUNK_EVENTS_MAX (8u << 20) /* events in one chunk, at most */
+
+typedef struct yp_chunk_header {
+    uint32_t magic;      /* YP_CHUNK_MAGIC */
+    uint8_t kind;        /* yp_chunk_kind */
+    uint8_t flags;       /* 0 */
+    uint16_t header_size;/* YP_CHUNK_HEADER_SIZE */
+    uint32_t thread_id;  /* recorder's thread id (EVENTS), else 0 */
+    uint32_t seq;        /* per-thread sequence number, from 0 */
+    uint32_t n_records;  /* events / symbols / threads in the payload */
+    uint32_t raw_bytes;  /* payload size after inflation */
+    uint32_t comp_bytes; /* payload size on disk */
+    uint32_t dropped;    /* events dropped just before this chunk */
+    uint64_t first_ts;
+    uint64_t last_ts;
+    uint32_t payload_crc;/* CRC-32 of the comp_bytes on disk */
+    uint32_t header_crc; /* CRC-32 of the 52 bytes before it */
+} yp_chunk_header;
+
+/* A function's description; strings are NUL-terminated UTF-8. */
+typedef struct yp_symbol {
+    uint32_t func_id;
+    uint32_t lineno;
+    uint8_t builtin; /* 1 for a C function */
+    const char *name;     /* qualified: "Server.handle", "list.append" */
+    const char *module;   /* "" when unknown */
+    const char *filename; /* "" for builtins */
+} yp_symbol;
+
+typedef struct yp_thread_info {
+    uint32_t thread_id; /* recorder's id, as in EVENTS chunks */
+    uint64_t ident;     /* threading.get_ident() */
+    uint64_t native_id; /* OS thread id */
+    uint64_t cpu_ns;    /* the thread's CPU time when this record was made */
+    const char *name;   /* threading name, "" when unknown */
+} yp_thread_info;
+
+/* Totals written by a clean close. */
+typedef struct yp_footer {
+    uint64_t n_chunks;   /* chunks before the footer */
+    uint64_t n_events;
+    uint64_t n_dropped;
+    uint64_t end_ticks;
+    uint64_t end_wall_ns;
+    uint64_t hook_ns;       /* time inside the hook, all threads */
+    uint64_t flusher_ns;    /* flusher thread CPU time */
+    uint64_t profiler_bytes;/* peak memory held by the recorder */
+    uint64_t interp_ns;     /* estimated interpreter slow-down (see docs) */
+    uint64_t app_ns;        /* recorded wall time, summed over intervals */
+    uint64_t n_index; /* EVENTS chunk offsets indexed (capped, may be
+                         less than the EVENTS chunks written) */
+} yp_footer;
+
+#define YP_FOOTER_FIXED_BYTES 88u
+#define YP_FOOTER_INDEX_MAX (1u << 20)
+
+/* ---- CRC ---------------------------------------------------------------- */
+
+/* CRC-32 (IEEE, as zlib), continuing from crc (0 to start). */
+uint32_t yp_crc32(uint32_t crc, const void *data, size_t len);
+
+/* ---- event coding -------------------------------------------------------- */
+
+/* Bytes that yp_events_encode may need for n events. */
+size_t yp_events_encode_bound(size_t n);
+
+/* Delta/varint-code n events into out (capacity out_cap, at least
+ * yp_events_encode_bound(n)). first_ts is the base of the first delta.
+ * Returns the bytes written, or 0 when out_cap is too small. Timestamps
+ * going backwards are clamped to the previous one. */
+size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts,
+                        uint8_t *out, size_t out_cap);
+
+/* Decode exactly n events from in[0..len). Every read is bounded by len;
+ * YP_ERR_CORRUPT when the bytes don't hold n well-formed events or have
+ * bytes left over. */
+yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n,
+                           uint64_t first_ts, yp_event *out);
+
+/* ---- writer ------------------------------------------------------------- */
+
+typedef struct yp_writer yp_writer;
+
+typedef struct yp_writer_options {
+    uint32_t clock_kind;
+    double ns_per_tick;     /* 0 means 1.0 */
+    uint64_t start_ticks;
+    uint64_t start_wall_ns; /* 0: taken now */
+    uint32_t pid;           /* 0: getpid() */
+    const char *python_version; /* may be NULL */
+    const char *command_line;   /* may be NULL */
+    int zstd_level;             /* 0: default (1, fast) */
+} yp_writer_options;
+
+/* Create (truncate) path and write the header. On error *out is NULL and,
+ * when errbuf is given, a one-line reason goes there. */
+yp_status yp_writer_open(const char *path, const yp_writer_options *opt,
+                         yp_writer **out, char *errbuf, size_t errlen);
+
+/* Append one EVENTS chunk of n (1..YP_CHUNK_EVENTS_MAX) events of a thread.
+ * dropped: events lost just before these. Compresses, checksums, writes. */
+yp_status yp_writer_events(yp_writer *w, uint32_t thread_id,
+                           const yp_event *ev, size_t n, uint32_t dropped);
+
+yp_status yp_writer_symbols(yp_writer *w, const yp_symbol *syms, size_t n);
+yp_status yp_writer_threads(yp_writer *w, const yp_thread_info *th, size_t n);
+/* text: "key=value" lines. */
+yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len);
+
+/* Flush stdio buffers to the OS (not fsync). */
+yp_status yp_writer_flush(yp_writer *w);
+
+/* Totals so far (n_chunks, n_events, n_dropped). */
+void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks,
+                      uint64_t *n_events, uint64_t *n_dropped,
+                      uint64_t *bytes_written);
+
+/* The first error met by any write (sticky), or YP_OK. */
+yp_status yp_writer_error(const yp_writer *w);
+/* errno of the first failed write, 0 if none. */
+int yp_writer_errno(const yp_writer *w);
+
+/* Write a footer chunk now and keep the file open: the trace is complete up
+ * to here, and appending more chunks later continues it (a reader counts the
+ * trace complete when its last chunk is a footer). */
+yp_status yp_writer_footer(yp_writer *w, const yp_footer *foot);
+
+/* Write the footer (when foot is not NULL and no write failed) and close.
+ * Accepts NULL. Returns the first error met, if any. Frees w. */
+yp_status yp_writer_close(yp_writer *w, const yp_footer *foot);
+
+/* ---- reader ------------------------------------------------------------- */
+
+typedef struct yp_reader yp_reader;
+
+/* One chunk as returned by yp_reader_next. Pointers stay valid until the
+ * next call. For EVENTS, events[] holds n_records decoded events. */
+typedef struct yp_chunk {
+    yp_chunk_header h;
+    uint64_t offset;        /* file offset of the chunk header */
+    const uint8_t *payload; /* raw_bytes inflated bytes */
+    const yp_event *events; /* EVENTS only */
+} yp_chunk;
+
+/* Open a trace and read its header. Errors: YP_ERR_IO (with errno text),
+ * YP_ERR_NOT_TRACE, YP_ERR_VERSION, YP_ERR_TRUNCATED, YP_ERR_CORRUPT. */
+yp_status yp_reader_open(const char *path, yp_reader **out, char *errbuf,
+                         size_t errlen);
+
+/* Same, over a memory buffer (not copied; must outlive the reader). */
+yp_status yp_reader_open_mem(const void *data, size_t len, yp_reader **out,
+                             char *errbuf, size_t errlen);
+
+const yp_header *yp_reader_header(const yp_reader *r);
+
+/* Next chunk. YP_OK: *c filled. YP_END: clean end of file. YP_ERR_TRUNCATED:
+ * the file ends inside a chunk (stop). YP_ERR_CHECKSUM / YP_ERR_CORRUPT: a
+ * damaged chunk was skipped (counted); calling again goes on with the next
+ * whole chunk found. YP_ERR_NOMEM / YP_ERR_IO: stop. Unknown chunk kinds are
+ * returned too (callers ignore them). */
+yp_status yp_reader_next(yp_reader *r, yp_chunk *c);
+
+/* Decode helpers for the non-event payloads. Each calls fn per record;
+ * fn returning nonzero stops early. YP_ERR_CORRUPT on malformed payloads. */
+typedef int (*yp_symbol_fn)(void *ctx, const yp_symbol *s);
+typedef int (*yp_thread_fn)(void *ctx, const yp_thread_info *t);
+yp_status yp_chunk_symbols(const yp_chunk *c, yp_symbol_fn fn, void *ctx);
+yp_status yp_chunk_threads(const yp_chunk *c, yp_thread_fn fn, void *ctx);
+/* The footer's totals. */
+yp_status yp_chunk_footer(const yp_chunk *c, yp_footer *out);
+/* File offset of the i-th indexed EVENTS chunk, 0 when i is out of range. */
+uint64_t yp_chunk_footer_index(const yp_chunk *c, uint64_t i);
+
+typedef struct yp_reader_stats {
+    uint64_t bytes_total;     /* file size */
+    uint64_t bytes_ok;        /* bytes in header + whole good chunks */
+    uint64_t chunks_ok;
+    uint64_t chunks_bad;      /* checksum or corrupt, skipped */
+    uint64_t bytes_skipped;   /* bytes skipped while resynchronising */
+    uint64_t events;          /* events in good EVENTS chunks */
+    int truncated;            /* ended inside a chunk */
+    int has_footer;
+} yp_reader_stats;
+
+void yp_reader_stats_get(const yp_reader *r, yp_reader_stats *out);
+
+/* Accepts NULL. */
+void yp_reader_close(yp_reader *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* YPROF_FORMAT_H */

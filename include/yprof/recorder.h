@@ -1,0 +1,233 @@
+/*
+ * yprof/recorder.h — the recorder: per-thread event rings, the symbol table
+ * and the flusher thread that writes rings to a trace. Pure C, no Python: the
+ * CPython hook (pymod/yp_hook.c) calls the inline push below.
+ *
+ * Threads and ownership
+ *   - A ring has one producer at a time: its own thread, or (for the
+ *     REC_STOP marks written at stop) the thread holding the recorder's
+ *     registry lock while the owner cannot run the hook (the hook runs under
+ *     the GIL, and so does stop()). It has one consumer: the flusher.
+ *   - head is written only by the producer (release), tail only by the
+ *     flusher (release); each side reads the other's with acquire. Events in
+ *     [tail, head) belong to the flusher, the rest to the producer.
+ *   - The recorder is a process-wide singleton (one trace per process).
+ *
+ * Full rings: the producer waits up to wait_ms for the flusher (it never
+ * needs the GIL, so it always progresses), then drops events, counting them;
+ * the next event pushed is preceded by a YP_EV_DROPPED record holding the
+ * count, so the loss is in the trace at its exact place and in the stats.
+ */
+#ifndef YPROF_RECORDER_H
+#define YPROF_RECORDER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "yprof/format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- clocks ---------------------------------------------------------------- */
+
+/* Ticks of the monotonic wall clock, in ns. */
+uint64_t yp_clock_mono_ns(void);
+/* This thread's CPU time in ns (CLOCK_THREAD_CPUTIME_ID). */
+uint64_t yp_clock_thread_cpu_ns(void);
+
+/* ---- rings ------------------------------------------------------------------ */
+
+typedef struct yp_ring {
+    /* producer side (its own cache line) */
+    _Atomic uint64_t head;  /* events ever pushed */
+    uint64_t tail_cache;    /* producer's last view of tail */
+    uint64_t pending_drop;  /* dropped since the last successful push */
+    uint64_t mask;          /* capacity - 1 (capacity a power of two) */
+    yp_event *ev;           /* mmap'd, capacity events */
+    uint64_t hook_ticks;    /* sampled hook time (see yp_hook.c) */
+    uint32_t sample;        /* hook timing sampler countdown */
+    uint32_t thread_id;
+    char pad1[64 - 8 * 7];
+    /* consumer side */
+    _Atomic uint64_t tail;  /* events ever consumed */
+    /* shared, rarely written */
+    _Atomic uint64_t dropped_total;
+    _Atomic uint64_t hook_ns; /* published by the producer now and then */
+    _Atomic int ended;        /* the thread has exited (set once) */
+    int cpu_clock_ok;
+    int cpu_clock;            /* clockid_t of the thread's CPU clock */
+    uint64_t ident, native_id;
+    uint64_t cpu_ns_at_end;
+    char name[64];
+    int info_dirty;           /* thread record to (re)write; registry lock */
+    uint64_t last_ts;         /* last timestamp pushed (producer) */
+    struct yp_ring *next;     /* registry list; registry lock */
+    uint64_t capacity_bytes;
+} yp_ring;
+
+/* Slow path of yp_ring_push: ring full. Waits, then drops. */
+void yp_ring_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
+
+/* Push one event. O(1), no lock, no allocation, no syscall while the ring
+ * has room. Only the ring's producer may call it. */
+static inline void yp_ring_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (__builtin_expect(h - r->tail_cache > r->mask - 1 || r->pending_drop, 0)) {
+        yp_ring_full(r, ts, func_id, kind);
+        return;
+    }
+    yp_event *e = &r->ev[h & r->mask];
+    e->ts = ts;
+    e->func_id = func_id;
+    e->kind = kind;
+    r->last_ts = ts;
+    /* release: the flusher that sees head h+1 sees this event written */
+    atomic_store_explicit(&r->head, h + 1, memory_order_release);
+}
+
+/* Allocate a ring of 2^bits events (mmap). NULL on failure. */
+yp_ring *yp_ring_new(unsigned bits);
+void yp_ring_free(yp_ring *r); /* accepts NULL */
+
+/* Consumer: the events available, as up to two contiguous spans. Returns the
+ * head seen; call yp_ring_release(r, head) when done with them. */
+uint64_t yp_ring_peek(yp_ring *r, const yp_event **a, size_t *na, const yp_event **b, size_t *nb);
+void yp_ring_release(yp_ring *r, uint64_t head);
+
+/* ---- the recorder ------------------------------------------------------------ */
+
+/* Where the flusher sends what it writes (the live aggregator). Called on the
+ * flusher thread, or on a thread calling yp_rec_sync/close, never two at once. */
+typedef struct yp_sink {
+    void (*events)(void *ctx, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped);
+    void (*symbol)(void *ctx, const yp_symbol *s);
+    void (*thread)(void *ctx, const yp_thread_info *t);
+    void *ctx;
+} yp_sink;
+
+typedef struct yp_rec_config {
+    const char *path;
+    uint32_t clock_kind;        /* YP_CLOCK_MONOTONIC or YP_CLOCK_THREAD_CPU */
+    int zstd_level;             /* 0: default */
+    const char *python_version; /* header text */
+    const char *command_line;
+    unsigned ring_bits;         /* 0: default (17: 128Ki events, 2 MiB) */
+    unsigned flush_ms;          /* 0: default 20 ms */
+    unsigned wait_ms;           /* full ring wait before dropping; default 50 */
+    yp_sink sink;
+} yp_rec_config;
+
+/* Status of the recorder, for status() / warnings. */
+typedef struct yp_rec_status {
+    int open;             /* a trace is open */
+    yp_status write_error;/* first write error (sticky), YP_OK if none */
+    char error_text[256];
+    uint64_t events, dropped, chunks, bytes_written;
+    uint64_t rings, ring_bytes, symbols, symbol_bytes;
+    uint64_t hook_ns, flusher_ns;
+    uint64_t alloc_failures; /* counted, never raised */
+} yp_rec_status;
+
+/* Open the trace and start the flusher. A recorder already open is an error
+ * (YP_ERR_ARG). On failure errbuf says why. Thread-safe with the others. */
+yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen);
+
+/* Flush everything, write the footer (with the pollution figures given) and
+ * close. Harmless when not open. */
+typedef struct yp_rec_totals {
+    uint64_t interp_ns, app_ns, extra_bytes;
+} yp_rec_totals;
+yp_status yp_rec_close(const yp_rec_totals *tot);
+/* Drain and write a footer, keeping the trace open: complete up to here, and
+ * continued by later events (a new recording interval). */
+yp_status yp_rec_checkpoint(const yp_rec_totals *tot);
+/* Path of the open (or last) trace. */
+const char *yp_rec_path(void);
+
+int yp_rec_is_open(void);
+/* The clock kind of the open trace. */
+uint32_t yp_rec_clock_kind(void);
+
+/* The calling thread's ring, created on first use (registers it, emits its
+ * thread record). NULL when out of memory (counted). Call with the GIL. */
+yp_ring *yp_rec_ring_slow(void);
+extern _Thread_local yp_ring *yp_tls_ring;
+static inline yp_ring *yp_rec_ring(void) {
+    yp_ring *r = yp_tls_ring;
+    return __builtin_expect(r != NULL, 1) ? r : yp_rec_ring_slow();
+}
+
+/* Set a thread's description (by Python ident); marks it to be rewritten. */
+void yp_rec_thread_set(yp_ring *r, uint64_t ident, const char *name);
+/* Name threads by Python ident (called with the names threading knows). */
+void yp_rec_thread_name(uint64_t ident, const char *name);
+
+/* Allocate the next function id and queue its symbol record (strings are
+ * copied). Returns 0 when out of memory (counted). Call with the GIL. */
+uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *filename,
+                           uint32_t lineno, int builtin);
+
+/* Push ev_kind (REC_START / REC_STOP) into every live ring, with ts from
+ * ts_fn when given (wall clock) or each ring's last timestamp. Call with the
+ * GIL held, so no owner runs its hook meanwhile. */
+void yp_rec_mark_all(uint8_t ev_kind, uint64_t ts);
+
+/* Ask the flusher to drain every ring now and wait (up to timeout_ms) until
+ * it has: a flush barrier. Returns 0 when done, -1 on timeout. */
+int yp_rec_sync(unsigned timeout_ms);
+
+/* Write a MARKER chunk ("key=value" lines), through the flusher's writer. */
+void yp_rec_marker(const char *text);
+
+void yp_rec_status_get(yp_rec_status *out);
+
+/* Replay every known symbol and thread into a sink (after a clear_stats or
+ * for a new aggregator). Call with the sink's lock held. */
+void yp_rec_replay(const yp_sink *sink);
+
+/* In a forked child: forget the parent's rings, flusher and trace without
+ * touching locks the parent may have held. */
+void yp_rec_after_fork_child(void);
+
+/* ---- pointer -> id table ------------------------------------------------------ */
+
+/* Open addressing, linear probing, key NULL = empty. Used under the GIL for C
+ * functions keyed by their PyMethodDef address. id 0 may mean "ignore". */
+typedef struct yp_ptrent {
+    const void *key;
+    uint32_t id;
+} yp_ptrent;
+typedef struct yp_ptrtab {
+    yp_ptrent *e;
+    size_t cap, n;
+} yp_ptrtab;
+
+static inline size_t yp_ptr_hash(const void *p) {
+    return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 32);
+}
+/* 1 and *id when found. */
+static inline int yp_ptrtab_get(const yp_ptrtab *t, const void *key, uint32_t *id) {
+    if (!t->cap) return 0;
+    size_t j = yp_ptr_hash(key) & (t->cap - 1);
+    for (;;) {
+        if (t->e[j].key == key) {
+            *id = t->e[j].id;
+            return 1;
+        }
+        if (!t->e[j].key) return 0;
+        j = (j + 1) & (t->cap - 1);
+    }
+}
+int yp_ptrtab_put(yp_ptrtab *t, const void *key, uint32_t id); /* -1: no memory */
+void yp_ptrtab_free(yp_ptrtab *t);
+
+/* Test hook: make the next n allocations of the recorder fail (0: off). */
+void yp_rec_fail_allocs(uint64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

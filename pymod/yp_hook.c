@@ -1,0 +1,356 @@
+/*
+ * yp_hook.c — the profile hook: CPython's setprofile callback turned into
+ * 16-byte events in the calling thread's ring.
+ *
+ * Fast path, per event: the thread's ring from a thread-local pointer, one
+ * clock read, the function id (Python: from the code object's extra slot;
+ * C: from a pointer table keyed by the PyMethodDef address), one ring store.
+ * No lock, no allocation, no syscall (with the wall clock), no Python call,
+ * no change to the exception state.
+ *
+ * Slow paths, once per thread or per function: a new ring (plus the thread's
+ * name from `threading`), a new symbol (names read from the code object or
+ * the C function). They save and restore any pending exception and never
+ * let one escape: a failure is counted and the event skipped.
+ *
+ * Installation: on 3.12+ PyEval_SetProfileAllThreads; on 3.9-3.11 the
+ * exported _PyEval_SetProfile on each thread state (what 3.12's function
+ * does); on 3.8 the same three thread-state fields PyEval_SetProfile sets.
+ * Threads started later install it themselves through threading.setprofile
+ * (see yprof_record/__init__.py). Everything here runs with the GIL held.
+ */
+#include "yp_pymod_int.h"
+
+#include <string.h>
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define YP_GET_EXTRA PyUnstable_Code_GetExtra
+#define YP_SET_EXTRA PyUnstable_Code_SetExtra
+#define YP_REQUEST_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
+#else
+#define YP_GET_EXTRA _PyCode_GetExtra
+#define YP_SET_EXTRA _PyCode_SetExtra
+#define YP_REQUEST_EXTRA _PyEval_RequestCodeExtraIndex
+#endif
+
+#define IGNORED_ID YP_FUNC_ID_MAX /* stored on code we don't record */
+
+static Py_ssize_t g_extra_idx = -1;
+static int g_running;
+static int g_clock_cpu;
+static int g_builtins = 1;
+static yp_ptrtab g_cfuncs;
+static char g_ignore_prefix[1024];
+static size_t g_ignore_len;
+
+static inline uint64_t now_ticks(void) {
+    return g_clock_cpu ? yp_clock_thread_cpu_ns() : yp_clock_mono_ns();
+}
+
+uint64_t yp_hook_now(void) { return now_ticks(); }
+int yp_hook_running(void) { return g_running; }
+
+void yp_hook_ignore_cfunc(const void *ml) { yp_ptrtab_put(&g_cfuncs, ml, 0); }
+
+void yp_hook_set_ignore_prefix(const char *prefix) {
+    snprintf(g_ignore_prefix, sizeof g_ignore_prefix, "%s", prefix);
+    g_ignore_len = strlen(g_ignore_prefix);
+}
+
+uint64_t yp_hook_bytes(void) { return g_cfuncs.cap * sizeof(yp_ptrent); }
+
+/* ---- slow paths ------------------------------------------------------------------ */
+
+static const char *utf8_or(PyObject *o, const char *dflt) {
+    if (!o || !PyUnicode_Check(o)) return dflt;
+    const char *s = PyUnicode_AsUTF8(o);
+    if (!s) PyErr_Clear();
+    return s ? s : dflt;
+}
+
+/* Name the calling thread from threading.current_thread(). */
+static void name_thread(yp_ring *r) {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    uint64_t ident = (uint64_t)PyThread_get_thread_ident();
+    char name[64] = "";
+    PyObject *modname = PyUnicode_FromString("threading");
+    PyObject *threading = modname ? PyImport_GetModule(modname) : NULL;
+    Py_XDECREF(modname);
+    if (threading) {
+        PyObject *t = PyObject_CallMethod(threading, "current_thread", NULL);
+        if (t) {
+            PyObject *n = PyObject_GetAttrString(t, "name");
+            snprintf(name, sizeof name, "%s", utf8_or(n, ""));
+            Py_XDECREF(n);
+            Py_DECREF(t);
+        }
+        Py_DECREF(threading);
+    }
+    PyErr_Clear();
+    yp_rec_thread_set(r, ident, name);
+    PyErr_Restore(et, ev, tb);
+}
+
+static yp_ring *ring_slow(uint64_t ts) {
+    yp_ring *r = yp_rec_ring_slow();
+    if (!r) return NULL;
+    name_thread(r);
+    yp_ring_push(r, ts, 0, YP_EV_THREAD_START);
+    return r;
+}
+
+static inline yp_ring *get_ring(uint64_t ts) {
+    yp_ring *r = yp_tls_ring;
+    return r ? r : ring_slow(ts);
+}
+
+static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    uint32_t id = 0;
+    PyObject *file = PyObject_GetAttrString((PyObject *)co, "co_filename");
+    const char *filename = utf8_or(file, "");
+    if (g_ignore_len && !strncmp(filename, g_ignore_prefix, g_ignore_len)) {
+        id = IGNORED_ID;
+    } else {
+#if PY_VERSION_HEX >= 0x030B0000
+        PyObject *qn = PyObject_GetAttrString((PyObject *)co, "co_qualname");
+        PyObject *globals = PyFrame_GetGlobals(frame);
+#else
+        PyObject *qn = PyObject_GetAttrString((PyObject *)co, "co_name");
+        PyObject *globals = frame->f_globals;
+        Py_XINCREF(globals);
+#endif
+        PyObject *modname = globals && PyDict_Check(globals) ? PyDict_GetItemString(globals, "__name__") : NULL;
+        PyObject *line = PyObject_GetAttrString((PyObject *)co, "co_firstlineno");
+        long lineno = line ? PyLong_AsLong(line) : 0;
+        id = yp_rec_symbol_add(utf8_or(qn, "?"), utf8_or(modname, ""), filename,
+                               lineno > 0 ? (uint32_t)lineno : 0, 0);
+        Py_XDECREF(qn);
+        Py_XDECREF(globals);
+        Py_XDECREF(line);
+    }
+    Py_XDECREF(file);
+    PyErr_Clear();
+    if (id && YP_SET_EXTRA((PyObject *)co, g_extra_idx, (void *)(uintptr_t)id) != 0) PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+    return id;
+}
+
+static inline uint32_t code_id(PyFrameObject *frame) {
+#if PY_VERSION_HEX >= 0x03090000
+    PyCodeObject *co = PyFrame_GetCode(frame);
+    Py_DECREF(co); /* the frame keeps it alive */
+#else
+    PyCodeObject *co = frame->f_code;
+#endif
+    void *extra = NULL;
+    if (YP_GET_EXTRA((PyObject *)co, g_extra_idx, &extra) == 0 && extra)
+        return (uint32_t)(uintptr_t)extra;
+    return code_id_slow(frame, co);
+}
+
+/* Split "pkg.mod.Type" into module "pkg.mod" and "Type" (module "builtins"
+ * when there is no dot). */
+static void split_tp_name(const char *tp, char *mod, size_t nmod, const char **shortname) {
+    const char *dot = strrchr(tp, '.');
+    if (dot) {
+        snprintf(mod, nmod, "%.*s", (int)(dot - tp), tp);
+        *shortname = dot + 1;
+    } else {
+        snprintf(mod, nmod, "builtins");
+        *shortname = tp;
+    }
+}
+
+static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    const char *meth = fn->m_ml->ml_name ? fn->m_ml->ml_name : "?";
+    char name[512], mod[256] = "builtins";
+    PyObject *self = fn->m_self;
+    if (!self || PyModule_Check(self)) {
+        const char *m = NULL;
+        if (fn->m_module && PyUnicode_Check(fn->m_module)) m = utf8_or(fn->m_module, NULL);
+        if (!m && self) {
+            m = PyModule_GetName(self);
+            if (!m) PyErr_Clear();
+        }
+        snprintf(mod, sizeof mod, "%s", m ? m : "builtins");
+        snprintf(name, sizeof name, "%s", meth);
+    } else {
+        /* the type that defines the method, as cProfile names it */
+        PyTypeObject *tp = PyType_Check(self) ? (PyTypeObject *)self : Py_TYPE(self);
+        const char *tpname = tp->tp_name;
+        if (!PyType_Check(self)) {
+            PyObject *d = PyObject_GetAttrString((PyObject *)tp, meth);
+            if (d && Py_TYPE(d) == &PyMethodDescr_Type) tpname = ((PyDescrObject *)d)->d_type->tp_name;
+            Py_XDECREF(d);
+            PyErr_Clear();
+        }
+        const char *shortname;
+        split_tp_name(tpname, mod, sizeof mod, &shortname);
+        snprintf(name, sizeof name, "%s.%s", shortname, meth);
+    }
+    uint32_t id = yp_rec_symbol_add(name, mod, "", 0, 1);
+    if (id && yp_ptrtab_put(&g_cfuncs, fn->m_ml, id) != 0) {
+        /* table full (no memory): this function gets a fresh id next time */
+    }
+    PyErr_Restore(et, ev, tb);
+    return id;
+}
+
+static inline uint32_t cfunc_id(PyObject *arg) {
+    if (!arg || !PyCFunction_Check(arg)) return 0;
+    PyCFunctionObject *fn = (PyCFunctionObject *)arg;
+    uint32_t id;
+    if (yp_ptrtab_get(&g_cfuncs, fn->m_ml, &id)) return id;
+    return cfunc_id_slow(fn);
+}
+
+/* ---- the hook ---------------------------------------------------------------------- */
+
+#define SAMPLE_EVERY 64
+
+static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
+    (void)obj;
+    uint64_t ts = now_ticks();
+    yp_ring *r = get_ring(ts);
+    if (!r) return 0;
+    uint32_t id;
+    uint8_t kind;
+    switch (what) {
+    case PyTrace_CALL:
+        id = code_id(frame);
+        kind = YP_EV_CALL;
+        break;
+    case PyTrace_RETURN:
+        id = code_id(frame);
+        kind = arg ? YP_EV_RETURN : YP_EV_UNWIND; /* NULL: left by an exception */
+        break;
+    case PyTrace_C_CALL:
+        if (!g_builtins) return 0;
+        id = cfunc_id(arg);
+        kind = YP_EV_C_CALL;
+        break;
+    case PyTrace_C_RETURN:
+    case PyTrace_C_EXCEPTION:
+        if (!g_builtins) return 0;
+        id = cfunc_id(arg);
+        kind = YP_EV_C_RETURN;
+        break;
+    default:
+        return 0;
+    }
+    if (id == 0 || id == IGNORED_ID) return 0;
+    yp_ring_push(r, ts, id, kind);
+    /* Pollution, sampled: every 64th event reads the clock again at its end
+     * and counts its own hook time 64 times. */
+    if (__builtin_expect(--r->sample == 0 || r->sample > SAMPLE_EVERY, 0)) {
+        r->sample = SAMPLE_EVERY;
+        uint64_t t1 = now_ticks();
+        uint64_t d = t1 > ts ? t1 - ts : 0;
+        atomic_fetch_add_explicit(&r->hook_ns, d * SAMPLE_EVERY, memory_order_relaxed);
+    }
+    return 0;
+}
+
+/* ---- install / remove ----------------------------------------------------------------- */
+
+static void set_profile_all(Py_tracefunc func) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyEval_SetProfileAllThreads(func, NULL);
+#else
+    PyThreadState *me = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x03090000
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
+#else
+    PyInterpreterState *interp = me->interp;
+#endif
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
+#if PY_VERSION_HEX >= 0x03090000
+        if (_PyEval_SetProfile(ts, func, NULL) < 0) PyErr_Clear();
+#else
+        PyObject *old = ts->c_profileobj;
+        ts->c_profilefunc = NULL;
+        ts->c_profileobj = NULL;
+        ts->use_tracing = ts->c_tracefunc != NULL;
+        Py_XDECREF(old);
+        ts->c_profilefunc = func;
+        ts->use_tracing = (func != NULL) || (ts->c_tracefunc != NULL);
+#endif
+    }
+#endif
+}
+
+/* Push OPEN events for the frames already on the caller's stack, outermost
+ * first, so their callees get a caller and their time is counted. */
+static void push_open_frames(yp_ring *r, uint64_t ts) {
+    PyFrameObject *chain[256];
+    int n = 0;
+    PyFrameObject *f = PyEval_GetFrame();
+#if PY_VERSION_HEX >= 0x03090000
+    Py_XINCREF(f);
+    while (f && n < 256) {
+        chain[n++] = f;
+        f = PyFrame_GetBack(f); /* new reference */
+    }
+    Py_XDECREF(f);
+#else
+    while (f && n < 256) {
+        Py_INCREF(f);
+        chain[n++] = f;
+        f = f->f_back;
+    }
+#endif
+    for (int i = n - 1; i >= 0; i--) {
+        uint32_t id = code_id(chain[i]);
+        if (id && id != IGNORED_ID) yp_ring_push(r, ts, id, YP_EV_OPEN);
+    }
+    for (int i = 0; i < n; i++) Py_DECREF(chain[i]);
+}
+
+int yp_hook_start(int clock_cpu, int builtins) {
+    if (g_running) return 0;
+    if (g_extra_idx < 0) {
+        g_extra_idx = YP_REQUEST_EXTRA(NULL);
+        if (g_extra_idx < 0) {
+            PyErr_Clear();
+            return -1;
+        }
+    }
+    g_clock_cpu = clock_cpu;
+    g_builtins = builtins;
+    uint64_t ts = now_ticks();
+    yp_ring *r = get_ring(ts);
+    /* Other threads' REC_START: their next event opens the interval. */
+    if (r) {
+        yp_ring_push(r, ts, 0, YP_EV_REC_START);
+        push_open_frames(r, ts);
+    }
+    g_running = 1;
+    set_profile_all(yp_profile);
+    return 0;
+}
+
+void yp_hook_stop(void) {
+    if (!g_running) return;
+    set_profile_all(NULL);
+    g_running = 0;
+    /* Wall clock: every thread's interval ends now. CPU clock: each thread's
+     * at its own last event. */
+    yp_rec_mark_all(YP_EV_REC_STOP, g_clock_cpu ? 0 : now_ticks());
+}
+
+void yp_hook_bootstrap_thread(void) {
+    if (!g_running) return;
+    PyEval_SetProfile(yp_profile, NULL);
+    (void)get_ring(now_ticks());
+}
+
+void yp_hook_after_fork_child(void) {
+    g_running = 0;
+    /* the child's only thread still has the hook set: remove it */
+    PyEval_SetProfile(NULL, NULL);
+}

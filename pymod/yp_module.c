@@ -1,0 +1,458 @@
+/*
+ * yp_module.c — the `yprof_record._yprof` extension: thin glue between
+ * Python and the recorder/analyzer libraries. The public API is the Python
+ * package yprof_record (pymod/yprof_record/__init__.py); these underscored
+ * functions are its private back end.
+ *
+ * Live statistics: the recorder's flusher feeds every chunk it writes into
+ * one process-wide aggregator (g_agg) through a sink; g_agg_mu serializes the
+ * flusher's feeding with snapshots and clear_stats() from any thread.
+ * Snapshots are taken with the GIL released, so a reader never stalls the
+ * application's threads beyond the copy itself.
+ *
+ * Only argument errors raise (TypeError/ValueError, and OSError when the
+ * trace cannot be created by start()); every other failure is counted and
+ * reported by status().
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "yp_pymod_int.h"
+#include "yprof/analyze.h"
+
+static yp_agg *g_agg;
+static pthread_mutex_t g_agg_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t g_app_ns;         /* recorded wall time over closed intervals */
+static uint64_t g_interval_t0;    /* start of the running interval */
+static uint64_t g_interp_ns;      /* estimated interpreter slow-down */
+static double g_interp_ratio = -1;/* calibrated slow-down per hook ns */
+static char g_pyversion[64];
+static double g_started_at;       /* unix time of the first start() */
+
+/* ---- the sink: flusher -> live aggregator ----------------------------------------- */
+
+static void sink_events(void *ctx, uint32_t tid, const yp_event *ev, size_t n, uint32_t dropped) {
+    (void)ctx;
+    pthread_mutex_lock(&g_agg_mu);
+    if (g_agg) yp_agg_events(g_agg, tid, ev, n, dropped);
+    pthread_mutex_unlock(&g_agg_mu);
+}
+static void sink_symbol(void *ctx, const yp_symbol *s) {
+    (void)ctx;
+    pthread_mutex_lock(&g_agg_mu);
+    if (g_agg) yp_agg_symbol(g_agg, s);
+    pthread_mutex_unlock(&g_agg_mu);
+}
+static void sink_thread(void *ctx, const yp_thread_info *t) {
+    (void)ctx;
+    pthread_mutex_lock(&g_agg_mu);
+    if (g_agg) yp_agg_thread(g_agg, t);
+    pthread_mutex_unlock(&g_agg_mu);
+}
+
+static uint64_t app_ns_now(void) {
+    return g_app_ns + (yp_hook_running() ? yp_clock_mono_ns() - g_interval_t0 : 0);
+}
+
+static uint64_t hook_ns_now(void) {
+    yp_rec_status s;
+    yp_rec_status_get(&s);
+    return s.hook_ns;
+}
+
+static void totals(yp_rec_totals *t) {
+    t->app_ns = app_ns_now();
+    t->interp_ns = g_interp_ratio > 0 ? (uint64_t)(g_interp_ratio * (double)hook_ns_now()) : 0;
+    g_interp_ns = t->interp_ns;
+    pthread_mutex_lock(&g_agg_mu);
+    t->extra_bytes = yp_agg_bytes(g_agg) + yp_hook_bytes();
+    pthread_mutex_unlock(&g_agg_mu);
+}
+
+/* ---- start / stop ------------------------------------------------------------------ */
+
+static PyObject *py_start(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *path, *cmdline;
+    int clock_cpu, builtins;
+    unsigned ring_bits, flush_ms, wait_ms;
+    double interp_ratio;
+    if (!PyArg_ParseTuple(args, "sppsIIId", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
+                          &wait_ms, &interp_ratio))
+        return NULL;
+    if (yp_hook_running()) Py_RETURN_FALSE;
+    uint32_t ck = clock_cpu ? YP_CLOCK_THREAD_CPU : YP_CLOCK_MONOTONIC;
+    if (yp_rec_is_open() && (strcmp(path, yp_rec_path()) != 0 || yp_rec_clock_kind() != ck)) {
+        yp_rec_totals t;
+        totals(&t);
+        Py_BEGIN_ALLOW_THREADS yp_rec_close(&t);
+        Py_END_ALLOW_THREADS
+    }
+    if (!g_agg) {
+        pthread_mutex_lock(&g_agg_mu);
+        g_agg = yp_agg_new();
+        pthread_mutex_unlock(&g_agg_mu);
+    }
+    if (interp_ratio >= 0) g_interp_ratio = interp_ratio;
+    if (!yp_rec_is_open()) {
+        yp_rec_config cfg = {0};
+        cfg.path = path;
+        cfg.clock_kind = ck;
+        cfg.python_version = g_pyversion;
+        cfg.command_line = cmdline;
+        cfg.ring_bits = ring_bits;
+        cfg.flush_ms = flush_ms;
+        cfg.wait_ms = wait_ms;
+        cfg.sink = (yp_sink){sink_events, sink_symbol, sink_thread, NULL};
+        char err[512];
+        yp_status st = yp_rec_open(&cfg, err, sizeof err);
+        if (st != YP_OK) {
+            PyErr_SetString(PyExc_OSError, err);
+            return NULL;
+        }
+    }
+    if (yp_hook_start(clock_cpu, builtins) != 0) Py_RETURN_FALSE;
+    if (g_started_at == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        g_started_at = (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+    }
+    g_interval_t0 = yp_clock_mono_ns();
+    Py_RETURN_TRUE;
+}
+
+static PyObject *py_stop(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    if (!yp_hook_running()) Py_RETURN_FALSE;
+    yp_hook_stop();
+    g_app_ns += yp_clock_mono_ns() - g_interval_t0;
+    yp_rec_totals t;
+    totals(&t);
+    Py_BEGIN_ALLOW_THREADS yp_rec_checkpoint(&t);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_TRUE;
+}
+
+static PyObject *py_close(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    if (yp_hook_running()) {
+        yp_hook_stop();
+        g_app_ns += yp_clock_mono_ns() - g_interval_t0;
+    }
+    yp_rec_totals t;
+    totals(&t);
+    yp_status st;
+    Py_BEGIN_ALLOW_THREADS st = yp_rec_close(&t);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(st);
+}
+
+static PyObject *py_bootstrap(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    yp_hook_bootstrap_thread();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_is_running(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    return PyBool_FromLong(yp_hook_running());
+}
+
+static PyObject *py_thread_names(PyObject *self, PyObject *list) {
+    (void)self;
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "expected a list of (ident, name)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        unsigned long long ident;
+        const char *name;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "Ks", &ident, &name)) return NULL;
+        yp_rec_thread_name(ident, name);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- statistics -------------------------------------------------------------------- */
+
+static void stats_capsule_free(PyObject *cap) {
+    yp_stats_free(PyCapsule_GetPointer(cap, "yprof.stats"));
+}
+
+static PyObject *py_snapshot(PyObject *self, PyObject *args) {
+    (void)self;
+    unsigned timeout_ms = 2000;
+    const char *path = "";
+    if (!PyArg_ParseTuple(args, "|Is", &timeout_ms, &path)) return NULL;
+    yp_stats *s = NULL;
+    yp_rec_totals t;
+    totals(&t);
+    yp_rec_status rs;
+    Py_BEGIN_ALLOW_THREADS yp_rec_sync(timeout_ms);
+    yp_rec_status_get(&rs);
+    pthread_mutex_lock(&g_agg_mu);
+    s = g_agg ? yp_agg_snapshot(g_agg) : NULL;
+    pthread_mutex_unlock(&g_agg_mu);
+    Py_END_ALLOW_THREADS
+    if (!s) {
+        /* nothing recorded yet, or no memory: an empty snapshot */
+        yp_agg *empty = yp_agg_new();
+        s = empty ? yp_agg_snapshot(empty) : NULL;
+        yp_agg_free(empty);
+        if (!s) return PyErr_NoMemory();
+    }
+    yp_load_result lr;
+    memset(&lr, 0, sizeof lr);
+    lr.hdr.python_version = g_pyversion;
+    lr.hdr.command_line = "";
+    lr.hdr.clock_kind = yp_rec_clock_kind();
+    lr.hdr.pid = (uint32_t)getpid();
+    lr.foot.hook_ns = rs.hook_ns;
+    lr.foot.flusher_ns = rs.flusher_ns;
+    lr.foot.interp_ns = t.interp_ns;
+    lr.foot.app_ns = t.app_ns;
+    lr.foot.profiler_bytes = rs.ring_bytes + rs.symbol_bytes + t.extra_bytes;
+    lr.has_footer = 1;
+    yp_stats_set_session(s, path, &lr);
+    s->session.started_at = g_started_at;
+    PyObject *cap = PyCapsule_New(s, "yprof.stats", stats_capsule_free);
+    if (!cap) yp_stats_free(s);
+    return cap;
+}
+
+static yp_stats *get_stats(PyObject *cap) { return PyCapsule_GetPointer(cap, "yprof.stats"); }
+
+static PyObject *py_stats_data(PyObject *self, PyObject *cap) {
+    (void)self;
+    yp_stats *s = get_stats(cap);
+    if (!s) return NULL;
+    PyObject *funcs = PyList_New((Py_ssize_t)s->n_funcs);
+    PyObject *threads = PyList_New((Py_ssize_t)s->n_threads);
+    PyObject *fstats = PyList_New((Py_ssize_t)s->n_fstats);
+    PyObject *edges = PyList_New((Py_ssize_t)s->n_edges);
+    if (!funcs || !threads || !fstats || !edges) goto fail;
+    for (size_t i = 0; i < s->n_funcs; i++) {
+        const yp_func *f = &s->funcs[i];
+        PyObject *o = Py_BuildValue("(IsssIi)", f->id, f->name, f->module, f->filename, f->lineno, f->builtin);
+        if (!o) goto fail;
+        PyList_SET_ITEM(funcs, (Py_ssize_t)i, o);
+    }
+    for (size_t i = 0; i < s->n_threads; i++) {
+        const yp_thread_stat *t = &s->threads[i];
+        PyObject *o = Py_BuildValue("(IsKKddKKK)", t->id, t->name, (unsigned long long)t->ident,
+                                    (unsigned long long)t->native_id, t->wall_s, t->cpu_s,
+                                    (unsigned long long)t->events, (unsigned long long)t->dropped,
+                                    (unsigned long long)t->unmatched);
+        if (!o) goto fail;
+        PyList_SET_ITEM(threads, (Py_ssize_t)i, o);
+    }
+    for (size_t i = 0; i < s->n_fstats; i++) {
+        const yp_fstat *f = &s->fstats[i];
+        PyObject *o = Py_BuildValue("(IIKKdd)", f->func, f->thread, (unsigned long long)f->ncalls,
+                                    (unsigned long long)f->primitive_calls, f->self_s, f->total_s);
+        if (!o) goto fail;
+        PyList_SET_ITEM(fstats, (Py_ssize_t)i, o);
+    }
+    for (size_t i = 0; i < s->n_edges; i++) {
+        const yp_edge *e = &s->edges[i];
+        PyObject *o = Py_BuildValue("(IIIKKdd)", e->caller, e->callee, e->thread, (unsigned long long)e->ncalls,
+                                    (unsigned long long)e->primitive_calls, e->self_s, e->total_s);
+        if (!o) goto fail;
+        PyList_SET_ITEM(edges, (Py_ssize_t)i, o);
+    }
+    const yp_session *ss = &s->session;
+    PyObject *session = Py_BuildValue(
+        "{s:s,s:s,s:s,s:d,s:K,s:K,s:d,s:K,s:d,s:d,s:d,s:d}", "trace_path", ss->trace_path, "python_version",
+        ss->python_version, "clock", ss->clock, "duration_s", ss->duration_s, "events",
+        (unsigned long long)ss->events, "dropped_events", (unsigned long long)ss->dropped_events,
+        "pollution_pct", ss->pollution_pct, "profiler_bytes", (unsigned long long)ss->profiler_bytes,
+        "hook_s", ss->hook_s, "flusher_s", ss->flusher_s, "interp_s", ss->interp_s, "app_s", ss->app_s);
+    if (!session) goto fail;
+    return Py_BuildValue("(NNNNN)", funcs, threads, fstats, edges, session);
+fail:
+    Py_XDECREF(funcs);
+    Py_XDECREF(threads);
+    Py_XDECREF(fstats);
+    Py_XDECREF(edges);
+    return NULL;
+}
+
+static PyObject *py_stats_save(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "Os", &cap, &path)) return NULL;
+    yp_stats *s = get_stats(cap);
+    if (!s) return NULL;
+    char err[512] = "";
+    yp_status st;
+    Py_BEGIN_ALLOW_THREADS st = yp_sqlite_write(s, path, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (st != YP_OK) {
+        PyErr_SetString(PyExc_OSError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_stats_export(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap;
+    const char *path, *kind;
+    if (!PyArg_ParseTuple(args, "Oss", &cap, &kind, &path)) return NULL;
+    yp_stats *s = get_stats(cap);
+    if (!s) return NULL;
+    yp_status (*fn)(const yp_stats *, const char *) = NULL;
+    if (!strcmp(kind, "pstats")) fn = yp_export_pstats;
+    else if (!strcmp(kind, "callgrind")) fn = yp_export_callgrind;
+    else if (!strcmp(kind, "collapsed")) fn = yp_export_collapsed;
+    else if (!strcmp(kind, "flamegraph")) fn = yp_export_flamegraph;
+    else {
+        PyErr_Format(PyExc_ValueError, "unknown export kind %s", kind);
+        return NULL;
+    }
+    yp_status st;
+    Py_BEGIN_ALLOW_THREADS st = fn(s, path);
+    Py_END_ALLOW_THREADS
+    if (st != YP_OK) {
+        PyErr_Format(PyExc_OSError, "cannot write %s: %s", path, yp_status_str(st));
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_stats_report(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cap;
+    int top, sort, thread, show_threads;
+    if (!PyArg_ParseTuple(args, "Oiiip", &cap, &top, &sort, &thread, &show_threads)) return NULL;
+    yp_stats *s = get_stats(cap);
+    if (!s) return NULL;
+    if (sort < 0 || sort > YP_SORT_AVG || thread >= (int)s->n_threads) {
+        PyErr_SetString(PyExc_ValueError, "bad sort or thread");
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return PyErr_NoMemory();
+    yp_report_opts o = {top, (yp_sort)sort, thread, show_threads};
+    yp_report_print(s, &o, f);
+    fclose(f);
+    PyObject *r = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
+    free(buf);
+    return r;
+}
+
+static PyObject *py_clear(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    Py_BEGIN_ALLOW_THREADS yp_rec_sync(2000);
+    pthread_mutex_lock(&g_agg_mu);
+    yp_agg_clear(g_agg);
+    pthread_mutex_unlock(&g_agg_mu);
+    Py_END_ALLOW_THREADS
+    g_app_ns = 0;
+    g_started_at = 0;
+    if (yp_hook_running()) g_interval_t0 = yp_clock_mono_ns();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_status(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    yp_rec_status s;
+    yp_rec_status_get(&s);
+    return Py_BuildValue("{s:O,s:O,s:s,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "running",
+                         yp_hook_running() ? Py_True : Py_False, "open", s.open ? Py_True : Py_False,
+                         "path", yp_rec_path(), "error", s.write_error ? yp_status_str(s.write_error) : "",
+                         "error_text", s.error_text, "events_written", (unsigned long long)s.events,
+                         "dropped_events", (unsigned long long)s.dropped, "chunks",
+                         (unsigned long long)s.chunks, "bytes_written", (unsigned long long)s.bytes_written,
+                         "threads", (unsigned long long)s.rings, "functions", (unsigned long long)s.symbols,
+                         "alloc_failures", (unsigned long long)s.alloc_failures);
+}
+
+static PyObject *py_pollution(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    yp_rec_status s;
+    yp_rec_status_get(&s);
+    yp_rec_totals t;
+    totals(&t);
+    double app = (double)t.app_ns * 1e-9, hook = (double)s.hook_ns * 1e-9, fl = (double)s.flusher_ns * 1e-9,
+           interp = (double)t.interp_ns * 1e-9;
+    double pct = app > 0 ? 100.0 * (hook + fl + interp) / app : 0.0;
+    return Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:K}", "pct", pct, "hook_s", hook, "flusher_s", fl, "interp_s",
+                         interp, "app_s", app, "bytes",
+                         (unsigned long long)(s.ring_bytes + s.symbol_bytes + t.extra_bytes));
+}
+
+static PyObject *py_set_ignore_prefix(PyObject *self, PyObject *arg) {
+    (void)self;
+    const char *p = PyUnicode_AsUTF8(arg);
+    if (!p) return NULL;
+    yp_hook_set_ignore_prefix(p);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_after_fork_child(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    yp_rec_after_fork_child();
+    yp_hook_after_fork_child();
+    /* the parent's aggregator may be mid-update under a lock we can't trust */
+    pthread_mutex_init(&g_agg_mu, NULL);
+    g_agg = NULL;
+    g_app_ns = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_fail_allocs(PyObject *self, PyObject *arg) {
+    (void)self;
+    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    yp_rec_fail_allocs(n);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"_start", py_start, METH_VARARGS, "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp)"},
+    {"_stop", py_stop, METH_NOARGS, "stop recording; the trace gets a footer"},
+    {"_close", py_close, METH_NOARGS, "stop and close the trace"},
+    {"_bootstrap", py_bootstrap, METH_NOARGS, "install the hook in this thread"},
+    {"_is_running", py_is_running, METH_NOARGS, "is the hook installed"},
+    {"_thread_names", py_thread_names, METH_O, "name threads by ident"},
+    {"_snapshot", py_snapshot, METH_VARARGS, "flush and snapshot the live stats"},
+    {"_stats_data", py_stats_data, METH_O, "a snapshot's rows"},
+    {"_stats_save", py_stats_save, METH_VARARGS, "write a snapshot as SQLite"},
+    {"_stats_export", py_stats_export, METH_VARARGS, "export a snapshot"},
+    {"_stats_report", py_stats_report, METH_VARARGS, "report text of a snapshot"},
+    {"_clear", py_clear, METH_NOARGS, "reset live stats"},
+    {"_status", py_status, METH_NOARGS, "recorder status"},
+    {"_pollution", py_pollution, METH_NOARGS, "profiler's own cost"},
+    {"_set_ignore_prefix", py_set_ignore_prefix, METH_O, "do not record code under this path"},
+    {"_after_fork_child", py_after_fork_child, METH_NOARGS, "reset in a forked child"},
+    {"_fail_allocs", py_fail_allocs, METH_O, "test only: fail the next N allocations"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_yprof", "yprof recorder back end", -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__yprof(void) {
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    for (PyMethodDef *d = methods; d->ml_name; d++) yp_hook_ignore_cfunc(d);
+    snprintf(g_pyversion, sizeof g_pyversion, "%s", Py_GetVersion());
+    char *sp = strchr(g_pyversion, ' ');
+    if (sp) *sp = 0;
+    return m;
+}

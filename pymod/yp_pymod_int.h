@@ -1,0 +1,31 @@
+/* yp_pymod_int.h — what the extension's two C files share. */
+#ifndef YP_PYMOD_INT_H
+#define YP_PYMOD_INT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#include "yprof/recorder.h"
+
+/* Install / remove the hook on every thread of the interpreter, and push
+ * REC_START (with the caller's current stack as OPEN frames). Need the GIL. */
+int yp_hook_start(int clock_cpu, int builtins);
+void yp_hook_stop(void);
+/* For threading.setprofile: install the hook in the calling thread. */
+void yp_hook_bootstrap_thread(void);
+int yp_hook_running(void);
+/* Timestamp in the recording's clock. */
+uint64_t yp_hook_now(void);
+/* Mark the C functions of this module as not recorded. */
+void yp_hook_ignore_cfunc(const void *method_def);
+/* Python code under this path prefix (the yprof_record package) is not
+ * recorded. */
+void yp_hook_set_ignore_prefix(const char *prefix);
+/* Bytes held by the hook's own tables. */
+uint64_t yp_hook_bytes(void);
+/* Forget everything in a forked child. */
+void yp_hook_after_fork_child(void);
+/* Sampled time inside the hook, ns, over every ring (also in status). */
+
+#endif

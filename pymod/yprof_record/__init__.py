@@ -1,0 +1,205 @@
+"""yprof_record — a deterministic, multi-threaded profiler for CPython.
+
+    import yprof_record as yp
+    yp.start("trace.yp")          # every thread, from any thread, any time
+    ...
+    stats = yp.get_stats()        # live, from any thread, also while running
+    stats.print(top=10)
+    yp.stop()                     # the trace is complete (footer written)
+
+Then ``yprof-analyze trace.yp`` prints a report and writes ``trace.db``.
+The API is documented in docs/api.md. Only argument errors raise: bad
+arguments raise TypeError/ValueError and an unwritable path OSError from
+start(); everything else that goes wrong inside the profiler is counted and
+reported by status() and by a warning at stop().
+"""
+
+import atexit
+import os
+import sys
+import threading
+import warnings
+
+from . import _yprof
+from .stats import FunctionStats, Stats, ThreadStats
+
+__all__ = [
+    "start", "stop", "is_running", "get_stats", "clear_stats", "pollution",
+    "status", "profile", "Stats", "FunctionStats", "ThreadStats",
+]
+__version__ = "0.1.0"
+
+_CLOCKS = ("wall", "cpu")
+_lock = threading.RLock()
+_options = {}          # options of the current/last start(), for fork children
+_warned = set()
+
+# Our own Python code is not profiled.
+_yprof._set_ignore_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
+
+
+def _thread_hook(frame, event, arg):
+    # threading.setprofile() puts this in every new thread; its first call
+    # replaces it with the C hook for that thread.
+    _yprof._bootstrap()
+
+
+def _thread_names():
+    try:
+        names = [(t.ident, t.name) for t in threading.enumerate() if t.ident is not None]
+    except Exception:  # never let naming hurt the application
+        return
+    _yprof._thread_names(names)
+
+
+def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
+          _flush_ms=0, _wait_ms=0):
+    """Start recording every thread (running ones and those started later).
+
+    path: the trace file. A later start() with the same path continues the
+    same trace as a new interval; a different path finishes the current
+    trace and starts a new one. clock: "wall" or "cpu" (per-thread CPU
+    time). builtins: also record C functions (len, list.append, ...).
+    Calling it while running does nothing. Returns True if it started."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError("path must be a str or os.PathLike, not %s" % type(path).__name__)
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("path must not be empty")
+    if clock not in _CLOCKS:
+        raise ValueError("clock must be 'wall' or 'cpu', not %r" % (clock,))
+    if not isinstance(builtins, (bool, int)):
+        raise TypeError("builtins must be a bool")
+    path = os.path.abspath(path)
+    with _lock:
+        if _yprof._is_running():
+            return False
+        cmdline = " ".join([sys.executable] + list(sys.argv))
+        from . import _calibrate
+        ratio = _calibrate.interp_ratio()
+        started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
+                                _ring_bits, _flush_ms, _wait_ms, ratio)
+        if started:
+            _options.update(path=path, clock=clock, builtins=bool(builtins))
+            threading.setprofile(_thread_hook)
+            _thread_names()
+        return started
+
+
+def stop():
+    """Stop recording in every thread, from any thread. The trace is flushed
+    and gets a footer. Harmless when not running. Returns True if it was
+    running."""
+    with _lock:
+        if not _yprof._is_running():
+            return False
+        threading.setprofile(None)
+        _thread_names()
+        stopped = _yprof._stop()
+    _warn_errors()
+    return stopped
+
+
+def _warn_errors():
+    st = _yprof._status()
+    msg = None
+    if st["error"]:
+        msg = "yprof: " + st["error_text"]
+    elif st["dropped_events"]:
+        msg = "yprof: %d events were dropped (the flusher fell behind)" % st["dropped_events"]
+    elif st["alloc_failures"]:
+        msg = "yprof: %d allocation failures (some events not recorded)" % st["alloc_failures"]
+    if msg and msg not in _warned:
+        _warned.add(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def is_running():
+    """True while recording."""
+    return _yprof._is_running()
+
+
+def get_stats(timeout=2.0):
+    """A snapshot of the statistics so far (every interval since the last
+    clear_stats()), from any thread, while running or not. Waits at most
+    `timeout` seconds for the flusher to take what the rings hold."""
+    _thread_names()
+    cap = _yprof._snapshot(int(max(0.0, float(timeout)) * 1000), _options.get("path", ""))
+    return Stats(cap)
+
+
+def clear_stats():
+    """Reset the live statistics (any thread, also while running). The trace
+    file keeps every event."""
+    _yprof._clear()
+
+
+def pollution():
+    """The profiler's own cost: pct (share of the recorded run time), hook_s,
+    flusher_s, interp_s (estimated interpreter slow-down caused by having a
+    hook at all), app_s (recorded wall time) and bytes (memory held)."""
+    return _yprof._pollution()
+
+
+def status():
+    """Recorder state: running, path, write errors, dropped events, ..."""
+    return _yprof._status()
+
+
+class profile:
+    """Context manager and decorator:
+
+        with yprof_record.profile("t.yp"): ...
+        @yprof_record.profile("t.yp")
+        def main(): ...
+    """
+
+    def __init__(self, path="yprof.yp", *, clock="wall", builtins=True):
+        self.path, self.clock, self.builtins = path, clock, builtins
+        self._started = False
+
+    def __enter__(self):
+        self._started = start(self.path, clock=self.clock, builtins=self.builtins)
+        return self
+
+    def __exit__(self, *exc):
+        if self._started:
+            stop()
+        return False
+
+    def __call__(self, func):
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with profile(self.path, clock=self.clock, builtins=self.builtins):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def _close():
+    """Stop and finish the trace (registered with atexit)."""
+    with _lock:
+        threading.setprofile(None)
+        if _yprof._is_running():
+            _thread_names()
+        _yprof._close()
+
+
+def _after_fork_child():
+    was = _yprof._is_running()
+    _yprof._after_fork_child()
+    threading.setprofile(None)
+    if was and _options.get("path"):
+        stem, ext = os.path.splitext(_options["path"])
+        try:
+            start("%s.%d%s" % (stem, os.getpid(), ext or ".yp"),
+                  clock=_options["clock"], builtins=_options["builtins"])
+        except Exception:
+            pass  # the child runs on unprofiled rather than fail
+
+
+atexit.register(_close)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)

@@ -1,0 +1,172 @@
+"""The Stats snapshot returned by yprof_record.get_stats()."""
+
+import sys
+
+from . import _yprof
+
+_SORTS = {"total": 0, "self": 1, "ncalls": 2, "avg": 3}
+
+
+class FunctionStats:
+    """One function's statistics (over all threads, or one thread)."""
+
+    __slots__ = ("id", "name", "module", "filename", "lineno", "builtin",
+                 "ncalls", "primitive_calls", "self_s", "total_s")
+
+    def __init__(self, fn, ncalls=0, primitive_calls=0, self_s=0.0, total_s=0.0):
+        self.id, self.name, self.module, self.filename, self.lineno, builtin = fn
+        self.builtin = bool(builtin)
+        self.ncalls, self.primitive_calls = ncalls, primitive_calls
+        self.self_s, self.total_s = self_s, total_s
+
+    @property
+    def avg_s(self):
+        """Cumulative time per call."""
+        return self.total_s / self.ncalls if self.ncalls else 0.0
+
+    def __repr__(self):
+        return ("<FunctionStats %s ncalls=%d primitive=%d self=%.6fs total=%.6fs>"
+                % (self.name, self.ncalls, self.primitive_calls, self.self_s, self.total_s))
+
+
+class ThreadStats:
+    """One thread: name, ident, native_id, wall_s, cpu_s, events, dropped and
+    .functions for that thread alone."""
+
+    __slots__ = ("id", "name", "ident", "native_id", "wall_s", "cpu_s", "events",
+                 "dropped", "unmatched_returns", "functions")
+
+    def __init__(self, row):
+        (self.id, self.name, self.ident, self.native_id, self.wall_s, self.cpu_s,
+         self.events, self.dropped, self.unmatched_returns) = row
+        self.functions = []
+
+    def __repr__(self):
+        return "<ThreadStats %s id=%d events=%d>" % (self.name, self.id, self.events)
+
+
+def _key(sort):
+    if sort not in _SORTS:
+        raise ValueError("sort must be one of %s, not %r" % (", ".join(_SORTS), sort))
+    return {
+        "total": lambda f: f.total_s,
+        "self": lambda f: f.self_s,
+        "ncalls": lambda f: f.ncalls,
+        "avg": lambda f: f.avg_s,
+    }[sort]
+
+
+class Stats:
+    """A snapshot of the live statistics; numbers are those yprof-analyze
+    computes from the same trace."""
+
+    def __init__(self, capsule):
+        self._cap = capsule
+        funcs, threads, fstats, edges, session = _yprof._stats_data(capsule)
+        self.session = session
+        self.threads = [ThreadStats(t) for t in threads]
+        totals = {}
+        for fi, ti, ncalls, prim, self_s, total_s in fstats:
+            self.threads[ti].functions.append(FunctionStats(funcs[fi], ncalls, prim, self_s, total_s))
+            t = totals.get(fi)
+            if t is None:
+                totals[fi] = FunctionStats(funcs[fi], ncalls, prim, self_s, total_s)
+            else:
+                t.ncalls += ncalls
+                t.primitive_calls += prim
+                t.self_s += self_s
+                t.total_s += total_s
+        self.functions = sorted(totals.values(), key=lambda f: -f.total_s)
+        self._funcs = funcs
+        self._edges = edges
+
+    # ---- queries ---------------------------------------------------------------
+
+    def sorted(self, sort="total", thread=None):
+        """Functions (of one thread if given: a name, id or ThreadStats),
+        largest first by total, self, ncalls or avg."""
+        rows = self.thread(thread).functions if thread is not None else self.functions
+        return sorted(rows, key=_key(sort), reverse=True)
+
+    def filter(self, *, thread=None, module=None, name=None):
+        """Functions matching all given criteria: thread (name, id or
+        ThreadStats), module (exact), name (exact qualified name, or a
+        substring when it starts with '*')."""
+        rows = self.thread(thread).functions if thread is not None else self.functions
+        out = []
+        for f in rows:
+            if module is not None and f.module != module:
+                continue
+            if name is not None:
+                if name.startswith("*"):
+                    if name[1:] not in f.name:
+                        continue
+                elif f.name != name:
+                    continue
+            out.append(f)
+        return out
+
+    def function(self, name, thread=None):
+        """The FunctionStats of the function with this qualified name (the
+        sum if several share it), or None."""
+        rows = self.filter(thread=thread, name=name)
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return rows[0]
+        first = rows[0]
+        agg = FunctionStats((first.id, first.name, first.module, first.filename, first.lineno, first.builtin))
+        for f in rows:
+            agg.ncalls += f.ncalls
+            agg.primitive_calls += f.primitive_calls
+            agg.self_s += f.self_s
+            agg.total_s += f.total_s
+        return agg
+
+    def thread(self, which):
+        """A ThreadStats by name, recorder id, or itself."""
+        if isinstance(which, ThreadStats):
+            return which
+        for t in self.threads:
+            if t.name == which or t.id == which:
+                return t
+        raise KeyError("no thread %r in these stats" % (which,))
+
+    def callers(self, name):
+        """(caller name, ncalls) pairs over all threads for callee `name`."""
+        out = {}
+        for caller, callee, _t, ncalls, _p, _s, _tot in self._edges:
+            if self._funcs[callee][1] == name:
+                cn = self._funcs[caller][1]
+                out[cn] = out.get(cn, 0) + ncalls
+        return sorted(out.items(), key=lambda kv: -kv[1])
+
+    # ---- output ------------------------------------------------------------------
+
+    def report(self, top=20, sort="total", thread=None, threads=False):
+        """The yprof-analyze report, as a string."""
+        _key(sort)
+        ti = -1
+        if thread is not None:
+            ti = self.threads.index(self.thread(thread))
+        return _yprof._stats_report(self._cap, int(top), _SORTS[sort], ti, bool(threads))
+
+    def print(self, top=20, sort="total", thread=None, threads=False, file=None):
+        """Print the same table as yprof-analyze."""
+        (file or sys.stdout).write(self.report(top, sort, thread, threads))
+
+    def save(self, path):
+        """Write the SQLite database yprof-analyze writes (docs/schema.md)."""
+        _yprof._stats_save(self._cap, str(path))
+
+    def to_pstats(self, path):
+        """Write a pstats file (pstats.Stats(path) loads it)."""
+        _yprof._stats_export(self._cap, "pstats", str(path))
+
+    def export(self, kind, path):
+        """kind: pstats, callgrind, collapsed or flamegraph."""
+        _yprof._stats_export(self._cap, kind, str(path))
+
+    def __repr__(self):
+        return "<Stats %d functions, %d threads, %d events>" % (
+            len(self.functions), len(self.threads), self.session["events"])

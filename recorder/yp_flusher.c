@@ -1,0 +1,564 @@
+/*
+ * yp_flusher.c — the recorder singleton: the registry of thread rings, the
+ * trace writer, and the flusher thread that drains rings into both the
+ * writer (zstd chunks on disk) and the sink (the live aggregator).
+ *
+ * Locks, always taken in this order:
+ *   drain_mu  one drain at a time (the flusher, or a thread closing)
+ *   reg_mu    the ring list and thread descriptions; symbol appends
+ *   wake_mu   with wake_cv, only to sleep and wake the flusher
+ * The hook takes none of them on its fast path; its slow path (a new thread
+ * or a new function) takes reg_mu or the symtab lock briefly.
+ *
+ * A drain: (1) read each ring's head (acquire), (2) write the symbols and
+ * thread records added so far, (3) write each ring's events up to the head
+ * read in (1). A symbol is added before the first event naming it is pushed,
+ * so (2) always covers the events of (3): the trace never names a function
+ * before describing it.
+ *
+ * Errors: a write error is sticky in the writer; the flusher then stops
+ * writing but keeps feeding the sink, so live stats stay exact, and the
+ * error is reported by yp_rec_status_get. Nothing here aborts.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "yp_rec_int.h"
+#include "yp_symtab_int.h"
+
+_Thread_local yp_ring *yp_tls_ring;
+
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+static struct {
+    pthread_mutex_t drain_mu, reg_mu, wake_mu;
+    pthread_cond_t wake_cv, done_cv;
+    _Atomic int open;
+    yp_writer *w;
+    char path[4096];
+    uint32_t clock_kind;
+    yp_sink sink;
+    pthread_t thread;
+    int thread_started;
+    int stop_req;           /* wake_mu */
+    uint64_t sync_req, sync_done; /* wake_mu */
+    unsigned flush_ms, ring_bits;
+    _Atomic unsigned wait_ms;
+    yp_ring *rings;         /* reg_mu */
+    uint32_t next_thread_id;/* reg_mu */
+    uint32_t sym_written;   /* drain_mu */
+    _Atomic uint64_t flusher_ns;
+    _Atomic uint64_t alloc_failures;
+    _Atomic uint64_t fail_allocs;
+    yp_status werr;
+    char error_text[256];   /* drain_mu */
+    yp_event *scratch;      /* drain_mu */
+    size_t scratch_cap;
+    yp_ring **snap;         /* drain_mu */
+    size_t snap_cap;
+    uint64_t freed_dropped; /* drops of rings already freed; reg_mu */
+} R = {
+    .drain_mu = PTHREAD_MUTEX_INITIALIZER,
+    .reg_mu = PTHREAD_MUTEX_INITIALIZER,
+    .wake_mu = PTHREAD_MUTEX_INITIALIZER,
+    .wake_cv = PTHREAD_COND_INITIALIZER,
+    .done_cv = PTHREAD_COND_INITIALIZER,
+    .flush_ms = 20,
+    .ring_bits = 17,
+};
+
+int yp_rec_alloc_should_fail(void) {
+    uint64_t n = atomic_load(&R.fail_allocs);
+    while (n) {
+        if (atomic_compare_exchange_weak(&R.fail_allocs, &n, n - 1)) {
+            atomic_fetch_add(&R.alloc_failures, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void yp_rec_fail_allocs(uint64_t n) { atomic_store(&R.fail_allocs, n); }
+
+unsigned yp_rec_wait_ms(void) { return atomic_load(&R.open) ? atomic_load(&R.wait_ms) : 0; }
+
+void yp_rec_wake(void) {
+    pthread_mutex_lock(&R.wake_mu);
+    pthread_cond_signal(&R.wake_cv);
+    pthread_mutex_unlock(&R.wake_mu);
+}
+
+int yp_rec_is_open(void) { return atomic_load(&R.open); }
+uint32_t yp_rec_clock_kind(void) { return R.clock_kind; }
+
+/* ---- thread registry ------------------------------------------------------------ */
+
+/* pthread key destructor: the owning thread is exiting. The ring stays until
+ * the flusher has drained it. */
+static void on_thread_exit(void *p) {
+    yp_ring *r = p;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        r->cpu_ns_at_end = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    atomic_store_explicit(&r->ended, 1, memory_order_release);
+}
+
+static void make_key(void) { pthread_key_create(&g_key, on_thread_exit); }
+
+yp_ring *yp_rec_ring_slow(void) {
+    pthread_once(&g_key_once, make_key);
+    yp_ring *r = yp_ring_new(R.ring_bits);
+    if (!r) {
+        atomic_fetch_add(&R.alloc_failures, 1);
+        return NULL;
+    }
+    clockid_t cid;
+    if (pthread_getcpuclockid(pthread_self(), &cid) == 0) {
+        r->cpu_clock = (int)cid;
+        r->cpu_clock_ok = 1;
+    }
+    r->native_id = (uint64_t)syscall(SYS_gettid);
+    pthread_mutex_lock(&R.reg_mu);
+    r->thread_id = ++R.next_thread_id;
+    r->info_dirty = 1;
+    r->next = R.rings;
+    R.rings = r;
+    pthread_mutex_unlock(&R.reg_mu);
+    pthread_setspecific(g_key, r);
+    yp_tls_ring = r;
+    return r;
+}
+
+void yp_rec_thread_set(yp_ring *r, uint64_t ident, const char *name) {
+    pthread_mutex_lock(&R.reg_mu);
+    r->ident = ident;
+    if (name) snprintf(r->name, sizeof r->name, "%s", name);
+    r->info_dirty = 1;
+    pthread_mutex_unlock(&R.reg_mu);
+}
+
+void yp_rec_thread_name(uint64_t ident, const char *name) {
+    pthread_mutex_lock(&R.reg_mu);
+    for (yp_ring *r = R.rings; r; r = r->next) {
+        if (r->ident == ident && !atomic_load(&r->ended) && strncmp(r->name, name, sizeof r->name - 1)) {
+            snprintf(r->name, sizeof r->name, "%s", name);
+            r->info_dirty = 1;
+        }
+    }
+    pthread_mutex_unlock(&R.reg_mu);
+}
+
+uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *filename, uint32_t lineno,
+                           int builtin) {
+    if (yp_rec_alloc_should_fail()) return 0;
+    uint32_t id = yp_symtab_add(name, module, filename, lineno, builtin);
+    if (!id) atomic_fetch_add(&R.alloc_failures, 1);
+    return id;
+}
+
+void yp_rec_mark_all(uint8_t kind, uint64_t ts) {
+    pthread_mutex_lock(&R.reg_mu);
+    for (yp_ring *r = R.rings; r; r = r->next) {
+        if (atomic_load(&r->ended)) continue;
+        uint64_t h = atomic_load(&r->head);
+        if (h == 0 && !r->last_ts) continue; /* never used */
+        yp_ring_push(r, ts ? (ts > r->last_ts ? ts : r->last_ts) : r->last_ts, 0, kind);
+    }
+    pthread_mutex_unlock(&R.reg_mu);
+}
+
+static uint64_t thread_cpu_ns(const yp_ring *r) {
+    if (atomic_load(&r->ended)) return r->cpu_ns_at_end;
+    struct timespec ts;
+    if (!r->cpu_clock_ok || clock_gettime((clockid_t)r->cpu_clock, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- draining --------------------------------------------------------------------- */
+
+static void note_write_error(void) {
+    yp_status st = yp_writer_error(R.w);
+    if (st && !R.werr) {
+        R.werr = st;
+        snprintf(R.error_text, sizeof R.error_text, "writing %.160s failed: %s (%s); recording goes on in memory",
+                 R.path, yp_status_str(st), strerror(yp_writer_errno(R.w)));
+    }
+}
+
+static void emit_events(uint32_t thread_id, const yp_event *ev, size_t n) {
+    while (n) {
+        size_t k = n > YP_CHUNK_EVENTS_MAX ? YP_CHUNK_EVENTS_MAX : n;
+        if (R.w && !R.werr) {
+            yp_writer_events(R.w, thread_id, ev, k, 0);
+            note_write_error();
+        }
+        if (R.sink.events) R.sink.events(R.sink.ctx, thread_id, ev, k, 0);
+        ev += k;
+        n -= k;
+    }
+}
+
+static void emit_symbols(void) {
+    uint32_t n = yp_symtab_count();
+    while (R.sym_written < n) {
+        uint32_t k = n - R.sym_written > 4096 ? 4096 : n - R.sym_written;
+        yp_symbol batch[64];
+        /* symbols are stored in blocks; write them in small batches */
+        for (uint32_t i = 0; i < k; i += 64) {
+            uint32_t m = k - i > 64 ? 64 : k - i;
+            for (uint32_t j = 0; j < m; j++) batch[j] = *yp_symtab_get(R.sym_written + i + j + 1);
+            if (R.w && !R.werr) {
+                yp_writer_symbols(R.w, batch, m);
+                note_write_error();
+            }
+            if (R.sink.symbol)
+                for (uint32_t j = 0; j < m; j++) R.sink.symbol(R.sink.ctx, &batch[j]);
+        }
+        R.sym_written += k;
+    }
+}
+
+static int grow_scratch(size_t n) {
+    if (n <= R.scratch_cap) return 0;
+    size_t c = R.scratch_cap ? R.scratch_cap : 4096;
+    while (c < n) c *= 2;
+    yp_event *p = realloc(R.scratch, c * sizeof *p);
+    if (!p) return -1;
+    R.scratch = p;
+    R.scratch_cap = c;
+    return 0;
+}
+
+/* Drain every ring once. Caller holds drain_mu. */
+static void drain_locked(void) {
+    size_t n = 0;
+    yp_thread_info infos[64];
+    size_t ninfo = 0;
+    pthread_mutex_lock(&R.reg_mu);
+    for (yp_ring *r = R.rings; r; r = r->next) n++;
+    if (n > R.snap_cap) {
+        yp_ring **p = realloc(R.snap, n * 2 * sizeof *p);
+        if (p) {
+            R.snap = p;
+            R.snap_cap = n * 2;
+        }
+    }
+    n = 0;
+    for (yp_ring *r = R.rings; r && n < R.snap_cap; r = r->next) R.snap[n++] = r;
+    pthread_mutex_unlock(&R.reg_mu);
+
+    /* heads first, then symbols: see the file comment */
+    uint64_t *heads = calloc(n + 1, sizeof *heads);
+    if (!heads) return;
+    for (size_t i = 0; i < n; i++) heads[i] = atomic_load_explicit(&R.snap[i]->head, memory_order_acquire);
+    emit_symbols();
+
+    pthread_mutex_lock(&R.reg_mu);
+    for (size_t i = 0; i < n; i++) {
+        yp_ring *r = R.snap[i];
+        if (!r->info_dirty && !atomic_load(&r->ended)) continue;
+        r->info_dirty = 0;
+        infos[ninfo++] = (yp_thread_info){r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), r->name};
+        if (ninfo == 64) {
+            if (R.w && !R.werr) yp_writer_threads(R.w, infos, ninfo);
+            if (R.sink.thread)
+                for (size_t j = 0; j < ninfo; j++) R.sink.thread(R.sink.ctx, &infos[j]);
+            ninfo = 0;
+        }
+    }
+    if (ninfo) {
+        if (R.w && !R.werr) yp_writer_threads(R.w, infos, ninfo);
+        if (R.sink.thread)
+            for (size_t j = 0; j < ninfo; j++) R.sink.thread(R.sink.ctx, &infos[j]);
+    }
+    pthread_mutex_unlock(&R.reg_mu);
+    if (R.w) note_write_error();
+
+    for (size_t i = 0; i < n; i++) {
+        yp_ring *r = R.snap[i];
+        int ended = atomic_load_explicit(&r->ended, memory_order_acquire);
+        const yp_event *a, *b;
+        size_t na, nb;
+        uint64_t h = yp_ring_peek(r, &a, &na, &b, &nb);
+        if (h > heads[i]) { /* only what the symbols written cover */
+            uint64_t extra = h - heads[i];
+            h = heads[i];
+            if (nb >= extra) {
+                nb -= extra;
+            } else {
+                na -= extra - nb;
+                nb = 0;
+            }
+        }
+        if (na + nb) {
+            if (nb && grow_scratch(na + nb + 1) == 0) {
+                memcpy(R.scratch, a, na * sizeof *a);
+                memcpy(R.scratch + na, b, nb * sizeof *b);
+                emit_events(r->thread_id, R.scratch, na + nb);
+            } else {
+                emit_events(r->thread_id, a, na);
+                if (nb) emit_events(r->thread_id, b, nb);
+            }
+            yp_ring_release(r, h);
+        }
+        if (ended && atomic_load(&r->head) == h) {
+            yp_event end = {r->last_ts, 0, YP_EV_THREAD_END, {0}};
+            pthread_mutex_lock(&R.reg_mu);
+            yp_ring **pp = &R.rings;
+            while (*pp && *pp != r) pp = &(*pp)->next;
+            if (*pp) *pp = r->next;
+            R.freed_dropped += atomic_load(&r->dropped_total);
+            pthread_mutex_unlock(&R.reg_mu);
+            emit_events(r->thread_id, &end, 1);
+            yp_ring_free(r);
+        }
+    }
+    free(heads);
+}
+
+static uint64_t self_cpu_ns(void) { return yp_clock_thread_cpu_ns(); }
+
+static void *flusher_main(void *arg) {
+    (void)arg;
+    uint64_t cpu0 = self_cpu_ns();
+    pthread_mutex_lock(&R.wake_mu);
+    for (;;) {
+        if (!R.stop_req && R.sync_req == R.sync_done) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += (long)R.flush_ms * 1000000L;
+            dl.tv_sec += dl.tv_nsec / 1000000000L;
+            dl.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&R.wake_cv, &R.wake_mu, &dl);
+        }
+        int stop = R.stop_req;
+        uint64_t req = R.sync_req;
+        pthread_mutex_unlock(&R.wake_mu);
+        pthread_mutex_lock(&R.drain_mu);
+        drain_locked();
+        pthread_mutex_unlock(&R.drain_mu);
+        uint64_t cpu = self_cpu_ns();
+        atomic_fetch_add(&R.flusher_ns, cpu - cpu0);
+        cpu0 = cpu;
+        pthread_mutex_lock(&R.wake_mu);
+        if (req > R.sync_done) R.sync_done = req;
+        pthread_cond_broadcast(&R.done_cv);
+        if (stop) break;
+    }
+    pthread_mutex_unlock(&R.wake_mu);
+    return NULL;
+}
+
+/* ---- open / close -------------------------------------------------------------------- */
+
+yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
+    if (!cfg || !cfg->path) return YP_ERR_ARG;
+    if (atomic_load(&R.open)) {
+        if (errbuf) snprintf(errbuf, errlen, "a trace is already open (%s)", R.path);
+        return YP_ERR_ARG;
+    }
+    yp_writer_options o = {0};
+    o.clock_kind = cfg->clock_kind;
+    o.ns_per_tick = 1.0;
+    o.start_ticks = cfg->clock_kind == YP_CLOCK_THREAD_CPU ? 0 : yp_clock_mono_ns();
+    o.python_version = cfg->python_version;
+    o.command_line = cfg->command_line;
+    o.zstd_level = cfg->zstd_level;
+    yp_writer *w;
+    yp_status st = yp_writer_open(cfg->path, &o, &w, errbuf, errlen);
+    if (st) return st;
+    pthread_mutex_lock(&R.drain_mu);
+    R.w = w;
+    snprintf(R.path, sizeof R.path, "%s", cfg->path);
+    R.clock_kind = cfg->clock_kind;
+    R.sink = cfg->sink;
+    R.flush_ms = cfg->flush_ms ? cfg->flush_ms : 20;
+    if (cfg->ring_bits) R.ring_bits = cfg->ring_bits;
+    atomic_store(&R.wait_ms, cfg->wait_ms ? cfg->wait_ms : 50);
+    R.werr = YP_OK;
+    R.error_text[0] = 0;
+    R.sym_written = 0; /* a new file gets every symbol again */
+    pthread_mutex_lock(&R.reg_mu);
+    for (yp_ring *r = R.rings; r; r = r->next) r->info_dirty = 1;
+    pthread_mutex_unlock(&R.reg_mu);
+    pthread_mutex_lock(&R.wake_mu);
+    R.stop_req = 0;
+    R.sync_req = R.sync_done = 0;
+    pthread_mutex_unlock(&R.wake_mu);
+    atomic_store(&R.flusher_ns, 0);
+    if (pthread_create(&R.thread, NULL, flusher_main, NULL) != 0) {
+        yp_writer_close(w, NULL);
+        R.w = NULL;
+        pthread_mutex_unlock(&R.drain_mu);
+        if (errbuf) snprintf(errbuf, errlen, "cannot start the flusher thread");
+        return YP_ERR_NOMEM;
+    }
+    R.thread_started = 1;
+    atomic_store(&R.open, 1);
+    pthread_mutex_unlock(&R.drain_mu);
+    return YP_OK;
+}
+
+int yp_rec_sync(unsigned timeout_ms) {
+    if (!atomic_load(&R.open)) return 0;
+    pthread_mutex_lock(&R.wake_mu);
+    uint64_t want = ++R.sync_req;
+    pthread_cond_signal(&R.wake_cv);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    int rc = 0;
+    while (R.sync_done < want && R.thread_started)
+        if (pthread_cond_timedwait(&R.done_cv, &R.wake_mu, &dl) == ETIMEDOUT) {
+            rc = -1;
+            break;
+        }
+    pthread_mutex_unlock(&R.wake_mu);
+    return rc;
+}
+
+void yp_rec_marker(const char *text) {
+    pthread_mutex_lock(&R.drain_mu);
+    if (R.w && !R.werr) {
+        yp_writer_marker(R.w, text, strlen(text));
+        note_write_error();
+    }
+    pthread_mutex_unlock(&R.drain_mu);
+}
+
+static uint64_t ring_bytes_locked(uint64_t *count) {
+    uint64_t b = 0, n = 0;
+    for (yp_ring *r = R.rings; r; r = r->next) {
+        b += r->capacity_bytes + sizeof *r;
+        n++;
+    }
+    if (count) *count = n;
+    return b;
+}
+
+void yp_rec_status_get(yp_rec_status *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&R.drain_mu);
+    out->open = atomic_load(&R.open);
+    out->write_error = R.werr;
+    snprintf(out->error_text, sizeof out->error_text, "%s", R.error_text);
+    if (R.w) yp_writer_totals(R.w, &out->chunks, &out->events, NULL, &out->bytes_written);
+    pthread_mutex_unlock(&R.drain_mu);
+    pthread_mutex_lock(&R.reg_mu);
+    out->ring_bytes = ring_bytes_locked(&out->rings);
+    out->dropped = R.freed_dropped;
+    for (yp_ring *r = R.rings; r; r = r->next) {
+        out->dropped += atomic_load(&r->dropped_total);
+        out->hook_ns += atomic_load(&r->hook_ns);
+    }
+    pthread_mutex_unlock(&R.reg_mu);
+    out->symbols = yp_symtab_count();
+    out->symbol_bytes = yp_symtab_bytes();
+    out->flusher_ns = atomic_load(&R.flusher_ns);
+    out->alloc_failures = atomic_load(&R.alloc_failures);
+}
+
+static void stop_flusher(void) {
+    if (!R.thread_started) return;
+    pthread_mutex_lock(&R.wake_mu);
+    R.stop_req = 1;
+    pthread_cond_signal(&R.wake_cv);
+    pthread_mutex_unlock(&R.wake_mu);
+    pthread_join(R.thread, NULL);
+    R.thread_started = 0;
+}
+
+static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
+    yp_rec_status s;
+    yp_rec_status_get(&s);
+    memset(f, 0, sizeof *f);
+    f->end_ticks = yp_clock_mono_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    f->end_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    f->hook_ns = s.hook_ns;
+    f->flusher_ns = s.flusher_ns;
+    f->profiler_bytes = s.ring_bytes + s.symbol_bytes + (tot ? tot->extra_bytes : 0);
+    f->interp_ns = tot ? tot->interp_ns : 0;
+    f->app_ns = tot ? tot->app_ns : 0;
+}
+
+yp_status yp_rec_checkpoint(const yp_rec_totals *tot) {
+    if (!atomic_load(&R.open)) return YP_OK;
+    yp_footer f;
+    make_footer(&f, tot);
+    pthread_mutex_lock(&R.drain_mu);
+    drain_locked();
+    yp_status st = R.werr;
+    if (!st) {
+        yp_writer_footer(R.w, &f);
+        note_write_error();
+        st = R.werr;
+    }
+    pthread_mutex_unlock(&R.drain_mu);
+    return st;
+}
+
+yp_status yp_rec_close(const yp_rec_totals *tot) {
+    if (!atomic_load(&R.open)) return YP_OK;
+    stop_flusher(); /* its last pass drains everything pushed before */
+    yp_footer f;
+    make_footer(&f, tot);
+    pthread_mutex_lock(&R.drain_mu);
+    drain_locked();
+    yp_status st = yp_writer_close(R.w, R.werr ? NULL : &f);
+    if (st && !R.werr) {
+        R.werr = st;
+        snprintf(R.error_text, sizeof R.error_text, "closing %.200s failed: %s", R.path, yp_status_str(st));
+    }
+    R.w = NULL;
+    atomic_store(&R.open, 0);
+    R.sink = (yp_sink){0};
+    pthread_mutex_unlock(&R.drain_mu);
+    return st;
+}
+
+const char *yp_rec_path(void) { return R.path; }
+
+void yp_rec_replay(const yp_sink *sink) {
+    uint32_t n = yp_symtab_count();
+    for (uint32_t i = 1; i <= n && sink->symbol; i++) sink->symbol(sink->ctx, yp_symtab_get(i));
+    pthread_mutex_lock(&R.reg_mu);
+    for (yp_ring *r = R.rings; r && sink->thread; r = r->next) {
+        yp_thread_info t = {r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), r->name};
+        sink->thread(sink->ctx, &t);
+    }
+    pthread_mutex_unlock(&R.reg_mu);
+}
+
+void yp_rec_after_fork_child(void) {
+    /* Only this thread exists now. The parent's locks may be held by threads
+     * that are gone: re-initialize them, and forget (leak) what they guarded
+     * rather than touch it. The trace fd belongs to the parent: close ours. */
+    pthread_mutex_init(&R.drain_mu, NULL);
+    pthread_mutex_init(&R.reg_mu, NULL);
+    pthread_mutex_init(&R.wake_mu, NULL);
+    pthread_cond_init(&R.wake_cv, NULL);
+    pthread_cond_init(&R.done_cv, NULL);
+    R.thread_started = 0;
+    atomic_store(&R.open, 0);
+    R.w = NULL; /* its fd stays open in the child until exec/exit: harmless */
+    R.sink = (yp_sink){0};
+    R.rings = NULL;
+    yp_tls_ring = NULL;
+    R.snap = NULL;
+    R.snap_cap = 0;
+    R.scratch = NULL;
+    R.scratch_cap = 0;
+}

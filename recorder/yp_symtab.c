@@ -1,0 +1,117 @@
+/*
+ * yp_symtab.c — the recorder's symbol table: function id -> description.
+ *
+ * Ids are dense, from 1, never reused in a process, so a function keeps its
+ * id across start/stop intervals and traces. Every description is kept
+ * (O(functions) memory) so a new trace file or a cleared aggregator can be
+ * given all of them again. Entries live in fixed blocks that never move, so
+ * the flusher can read an entry published before its count without a lock.
+ *
+ * Writers (the hook's slow path, under the GIL) take the symtab lock to
+ * append; readers take it to read the count.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yp_symtab_int.h"
+
+#define BLOCK_BITS 10
+#define BLOCK (1u << BLOCK_BITS)
+#define MAX_BLOCKS (YP_FUNC_ID_MAX / BLOCK)
+
+static yp_symbol **g_blocks;     /* MAX_BLOCKS pointers, allocated on first use */
+static _Atomic uint32_t g_count; /* symbols stored; ids 1..g_count */
+static uint64_t g_bytes;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *dup_str(const char *s, uint64_t *bytes) {
+    size_t n = s ? strlen(s) : 0;
+    if (n > 4096) n = 4096;
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    if (n) memcpy(d, s, n);
+    d[n] = 0;
+    *bytes += n + 1;
+    return d;
+}
+
+uint32_t yp_symtab_add(const char *name, const char *module, const char *filename, uint32_t lineno,
+                       int builtin) {
+    uint32_t id = 0;
+    pthread_mutex_lock(&g_lock);
+    uint32_t n = atomic_load_explicit(&g_count, memory_order_relaxed);
+    if (n + 1 >= (uint32_t)MAX_BLOCKS * BLOCK) goto out;
+    if (!g_blocks && !(g_blocks = calloc(MAX_BLOCKS, sizeof *g_blocks))) goto out;
+    uint32_t b = n >> BLOCK_BITS;
+    if (!g_blocks[b] && !(g_blocks[b] = calloc(BLOCK, sizeof(yp_symbol)))) goto out;
+    uint64_t bytes = 0;
+    yp_symbol *s = &g_blocks[b][n & (BLOCK - 1)];
+    char *nm = dup_str(name, &bytes), *md = dup_str(module, &bytes), *fl = dup_str(filename, &bytes);
+    if (!nm || !md || !fl) {
+        free(nm);
+        free(md);
+        free(fl);
+        goto out;
+    }
+    s->func_id = n + 1;
+    s->lineno = lineno;
+    s->builtin = builtin ? 1 : 0;
+    s->name = nm;
+    s->module = md;
+    s->filename = fl;
+    g_bytes += bytes + sizeof *s;
+    id = n + 1;
+    /* release: a reader that sees the count sees the entry */
+    atomic_store_explicit(&g_count, n + 1, memory_order_release);
+out:
+    pthread_mutex_unlock(&g_lock);
+    return id;
+}
+
+uint32_t yp_symtab_count(void) { return atomic_load_explicit(&g_count, memory_order_acquire); }
+
+const yp_symbol *yp_symtab_get(uint32_t id) {
+    if (id == 0 || id > yp_symtab_count()) return NULL;
+    return &g_blocks[(id - 1) >> BLOCK_BITS][(id - 1) & (BLOCK - 1)];
+}
+
+uint64_t yp_symtab_bytes(void) {
+    pthread_mutex_lock(&g_lock);
+    uint64_t b = g_bytes + (g_blocks ? MAX_BLOCKS * sizeof *g_blocks : 0);
+    pthread_mutex_unlock(&g_lock);
+    return b;
+}
+
+/* ---- pointer -> id table (C functions by PyMethodDef address) ---------------- */
+
+int yp_ptrtab_put(yp_ptrtab *t, const void *key, uint32_t id) {
+    if (!key) return -1;
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        yp_ptrent *e = calloc(cap, sizeof *e);
+        if (!e) return -1;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->e[i].key) continue;
+            size_t j = yp_ptr_hash(t->e[i].key) & (cap - 1);
+            while (e[j].key) j = (j + 1) & (cap - 1);
+            e[j] = t->e[i];
+        }
+        free(t->e);
+        t->e = e;
+        t->cap = cap;
+    }
+    size_t j = yp_ptr_hash(key) & (t->cap - 1);
+    while (t->e[j].key && t->e[j].key != key) j = (j + 1) & (t->cap - 1);
+    if (!t->e[j].key) t->n++;
+    t->e[j].key = key;
+    t->e[j].id = id;
+    return 0;
+}
+
+void yp_ptrtab_free(yp_ptrtab *t) {
+    free(t->e);
+    t->e = NULL;
+    t->cap = t->n = 0;
+}
