@@ -326,7 +326,9 @@ yp_status yp_writer_footer(yp_writer *w, const yp_footer *foot) {
     size_t len = YP_FOOTER_FIXED_BYTES + w->n_index * 8;
     if (grow(&w->raw, &w->raw_cap, len)) return w->err = YP_ERR_NOMEM;
     uint8_t *p = w->raw;
-    uint64_t v[11] = {w->n_chunks, w->n_events, w->n_dropped, foot->end_ticks, foot->end_wall_ns,
+    /* drops still pending in a ring are known to the caller only */
+    uint64_t dropped = foot->n_dropped > w->n_dropped ? foot->n_dropped : w->n_dropped;
+    uint64_t v[11] = {w->n_chunks, w->n_events, dropped, foot->end_ticks, foot->end_wall_ns,
                       foot->hook_ns, foot->flusher_ns, foot->profiler_bytes, foot->interp_ns,
                       foot->app_ns, w->n_index};
     for (int i = 0; i < 11; i++) yp_put_u64(p + 8 * i, v[i]);

@@ -78,10 +78,7 @@ static struct {
 int yp_rec_alloc_should_fail(void) {
     uint64_t n = atomic_load(&R.fail_allocs);
     while (n) {
-        if (atomic_compare_exchange_weak(&R.fail_allocs, &n, n - 1)) {
-            atomic_fetch_add(&R.alloc_failures, 1);
-            return 1;
-        }
+        if (atomic_compare_exchange_weak(&R.fail_allocs, &n, n - 1)) return 1; /* caller counts */
     }
     return 0;
 }
@@ -158,8 +155,7 @@ void yp_rec_thread_name(uint64_t ident, const char *name) {
 
 uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *filename, uint32_t lineno,
                            int builtin) {
-    if (yp_rec_alloc_should_fail()) return 0;
-    uint32_t id = yp_symtab_add(name, module, filename, lineno, builtin);
+    uint32_t id = yp_rec_alloc_should_fail() ? 0 : yp_symtab_add(name, module, filename, lineno, builtin);
     if (!id) atomic_fetch_add(&R.alloc_failures, 1);
     return id;
 }
@@ -488,6 +484,7 @@ static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
     clock_gettime(CLOCK_REALTIME, &ts);
     f->end_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     f->hook_ns = s.hook_ns;
+    f->n_dropped = s.dropped;
     f->flusher_ns = s.flusher_ns;
     f->profiler_bytes = s.ring_bytes + s.symbol_bytes + (tot ? tot->extra_bytes : 0);
     f->interp_ns = tot ? tot->interp_ns : 0;

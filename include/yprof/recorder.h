@@ -21,8 +21,21 @@
 #ifndef YPROF_RECORDER_H
 #define YPROF_RECORDER_H
 
-#include <stdatomic.h>
 #include <stdint.h>
+
+#ifdef __cplusplus /* the GoogleTest suites include this header */
+#include <atomic>
+#define YP_ATOMIC(T) std::atomic<T>
+#define YP_THREAD_LOCAL thread_local
+using std::atomic_load_explicit;
+using std::atomic_store_explicit;
+using std::memory_order_relaxed;
+using std::memory_order_release;
+#else
+#include <stdatomic.h>
+#define YP_ATOMIC(T) _Atomic T
+#define YP_THREAD_LOCAL _Thread_local
+#endif
 
 #include "yprof/format.h"
 
@@ -41,7 +54,7 @@ uint64_t yp_clock_thread_cpu_ns(void);
 
 typedef struct yp_ring {
     /* producer side (its own cache line) */
-    _Atomic uint64_t head;  /* events ever pushed */
+    YP_ATOMIC(uint64_t) head;  /* events ever pushed */
     uint64_t tail_cache;    /* producer's last view of tail */
     uint64_t pending_drop;  /* dropped since the last successful push */
     uint64_t mask;          /* capacity - 1 (capacity a power of two) */
@@ -51,11 +64,11 @@ typedef struct yp_ring {
     uint32_t thread_id;
     char pad1[64 - 8 * 7];
     /* consumer side */
-    _Atomic uint64_t tail;  /* events ever consumed */
+    YP_ATOMIC(uint64_t) tail;  /* events ever consumed */
     /* shared, rarely written */
-    _Atomic uint64_t dropped_total;
-    _Atomic uint64_t hook_ns; /* published by the producer now and then */
-    _Atomic int ended;        /* the thread has exited (set once) */
+    YP_ATOMIC(uint64_t) dropped_total;
+    YP_ATOMIC(uint64_t) hook_ns; /* published by the producer now and then */
+    YP_ATOMIC(int) ended;        /* the thread has exited (set once) */
     int cpu_clock_ok;
     int cpu_clock;            /* clockid_t of the thread's CPU clock */
     uint64_t ident, native_id;
@@ -153,7 +166,7 @@ uint32_t yp_rec_clock_kind(void);
 /* The calling thread's ring, created on first use (registers it, emits its
  * thread record). NULL when out of memory (counted). Call with the GIL. */
 yp_ring *yp_rec_ring_slow(void);
-extern _Thread_local yp_ring *yp_tls_ring;
+extern YP_THREAD_LOCAL yp_ring *yp_tls_ring;
 static inline yp_ring *yp_rec_ring(void) {
     yp_ring *r = yp_tls_ring;
     return __builtin_expect(r != NULL, 1) ? r : yp_rec_ring_slow();

@@ -1,0 +1,249 @@
+// Hand-built event streams with exact expected statistics.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "yprof/analyze.h"
+
+namespace {
+
+yp_event E(uint64_t ts, uint32_t id, uint8_t kind) {
+    yp_event e;
+    memset(&e, 0, sizeof e);
+    e.ts = ts;
+    e.func_id = id;
+    e.kind = kind;
+    return e;
+}
+const uint8_t C = YP_EV_CALL, R = YP_EV_RETURN;
+
+struct Agg {
+    yp_agg *a = yp_agg_new();
+    Agg() {
+        yp_agg_set_ns_per_tick(a, 1e9);  // 1 tick = 1 s: exact numbers
+        const char *names[] = {"", "a", "b", "c", "d"};
+        for (uint32_t i = 1; i <= 4; i++) {
+            yp_symbol s{i, i * 10, 0, names[i], "m", "/m.py"};
+            yp_agg_symbol(a, &s);
+        }
+    }
+    ~Agg() { yp_agg_free(a); }
+    void feed(uint32_t tid, std::vector<yp_event> ev, uint32_t dropped = 0) {
+        ASSERT_EQ(yp_agg_events(a, tid, ev.data(), ev.size(), dropped), YP_OK);
+    }
+};
+
+struct Snap {
+    yp_stats *s;
+    explicit Snap(yp_agg *a) : s(yp_agg_snapshot(a)) {}
+    ~Snap() { yp_stats_free(s); }
+    const yp_fstat *fn(const char *name, int thread = -1) {
+        static yp_fstat out;
+        bool found = false;
+        memset(&out, 0, sizeof out);
+        for (size_t i = 0; i < s->n_fstats; i++) {
+            const yp_fstat &f = s->fstats[i];
+            if (strcmp(s->funcs[f.func].name, name) || (thread >= 0 && (int)f.thread != thread)) continue;
+            out.ncalls += f.ncalls;
+            out.primitive_calls += f.primitive_calls;
+            out.self_s += f.self_s;
+            out.total_s += f.total_s;
+            found = true;
+        }
+        return found ? &out : nullptr;
+    }
+    const yp_edge *edge(const char *caller, const char *callee) {
+        for (size_t i = 0; i < s->n_edges; i++) {
+            const yp_edge &e = s->edges[i];
+            if (!strcmp(s->funcs[e.caller].name, caller) && !strcmp(s->funcs[e.callee].name, callee)) return &e;
+        }
+        return nullptr;
+    }
+};
+
+TEST(Agg, SimpleChain) {
+    Agg g;
+    g.feed(1, {E(0, 1, C), E(10, 2, C), E(15, 3, C), E(18, 3, R), E(30, 2, R), E(35, 1, R)});
+    Snap s(g.a);
+    auto *a = s.fn("a");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->ncalls, 1u);
+    EXPECT_DOUBLE_EQ(a->total_s, 35);
+    EXPECT_DOUBLE_EQ(a->self_s, 15);
+    EXPECT_DOUBLE_EQ(s.fn("b")->total_s, 20);
+    EXPECT_DOUBLE_EQ(s.fn("b")->self_s, 17);
+    EXPECT_DOUBLE_EQ(s.fn("c")->self_s, 3);
+    ASSERT_TRUE(s.edge("a", "b"));
+    EXPECT_EQ(s.edge("a", "b")->ncalls, 1u);
+    EXPECT_FALSE(s.edge("a", "c"));
+    EXPECT_EQ(s.s->n_nodes, 3u);
+    EXPECT_DOUBLE_EQ(s.s->threads[0].wall_s, 35);
+}
+
+// a->b->c->a->b->c->a: cumulative time counts each outermost activation once.
+TEST(Agg, MutualRecursionCountsOutermostOnce) {
+    Agg g;
+    g.feed(1, {E(0, 1, C), E(10, 2, C), E(20, 3, C), E(30, 1, C), E(40, 2, C), E(50, 3, C), E(60, 1, C),
+               E(70, 1, R), E(80, 3, R), E(90, 2, R), E(100, 1, R), E(110, 3, R), E(120, 2, R), E(130, 1, R)});
+    Snap s(g.a);
+    auto a = *s.fn("a");
+    EXPECT_EQ(a.ncalls, 3u);
+    EXPECT_EQ(a.primitive_calls, 1u);
+    EXPECT_DOUBLE_EQ(a.self_s, 50);
+    EXPECT_DOUBLE_EQ(a.total_s, 130);
+    auto b = *s.fn("b");
+    EXPECT_EQ(b.ncalls, 2u);
+    EXPECT_EQ(b.primitive_calls, 1u);
+    EXPECT_DOUBLE_EQ(b.self_s, 40);
+    EXPECT_DOUBLE_EQ(b.total_s, 110);
+    auto c = *s.fn("c");
+    EXPECT_DOUBLE_EQ(c.self_s, 40);
+    EXPECT_DOUBLE_EQ(c.total_s, 90);
+    const yp_edge *ab = s.edge("a", "b");
+    ASSERT_TRUE(ab);
+    EXPECT_EQ(ab->ncalls, 2u);
+    EXPECT_EQ(ab->primitive_calls, 1u);
+    EXPECT_DOUBLE_EQ(ab->total_s, 110);
+    const yp_edge *ca = s.edge("c", "a");
+    EXPECT_EQ(ca->ncalls, 2u);
+    EXPECT_DOUBLE_EQ(ca->total_s, 70);
+    // self times add up to the root's inclusive time
+    double self = 0;
+    for (size_t i = 0; i < s.s->n_fstats; i++) self += s.s->fstats[i].self_s;
+    EXPECT_DOUBLE_EQ(self, 130);
+    EXPECT_EQ(s.s->n_nodes, 7u);  // every depth is its own call path
+}
+
+TEST(Agg, DirectRecursion) {
+    Agg g;
+    // a calls itself 3 deep
+    g.feed(1, {E(0, 1, C), E(1, 1, C), E(2, 1, C), E(5, 1, R), E(7, 1, R), E(10, 1, R)});
+    Snap s(g.a);
+    EXPECT_EQ(s.fn("a")->ncalls, 3u);
+    EXPECT_EQ(s.fn("a")->primitive_calls, 1u);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 10);
+    EXPECT_DOUBLE_EQ(s.fn("a")->self_s, 10);
+}
+
+TEST(Agg, UnbalancedStartAndOpenFramesAtTheEnd) {
+    Agg g;
+    // returns of frames entered before recording, then a frame left open
+    g.feed(1, {E(0, 3, R), E(1, 4, R), E(2, 1, C), E(4, 2, C), E(9, 2, R), E(20, 3, C)});
+    Snap s(g.a);
+    EXPECT_EQ(s.s->threads[0].unmatched, 2u);
+    EXPECT_EQ(s.s->threads[0].open_frames, 2u);
+    EXPECT_EQ(s.fn("a")->ncalls, 1u);  // closed at the last event, as cProfile's disable()
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 18);
+    EXPECT_DOUBLE_EQ(s.fn("c")->total_s, 0);
+    // the snapshot changed nothing: the frame closes later for real
+    g.feed(1, {E(25, 3, R), E(30, 1, R)});
+    Snap s2(g.a);
+    EXPECT_EQ(s2.fn("a")->ncalls, 1u);
+    EXPECT_DOUBLE_EQ(s2.fn("a")->total_s, 28);
+    EXPECT_EQ(s2.fn("c")->ncalls, 1u);
+    EXPECT_DOUBLE_EQ(s2.fn("c")->total_s, 5);
+    EXPECT_EQ(s2.s->threads[0].open_frames, 0u);
+}
+
+TEST(Agg, FramesOpenAtStartAreTimedNotCounted) {
+    Agg g;
+    g.feed(1, {E(0, 1, YP_EV_OPEN), E(5, 2, C), E(8, 2, R), E(10, 1, R)});
+    Snap s(g.a);
+    EXPECT_EQ(s.fn("a")->ncalls, 0u);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 10);
+    EXPECT_DOUBLE_EQ(s.fn("a")->self_s, 7);
+    ASSERT_TRUE(s.edge("a", "b"));
+    EXPECT_EQ(s.edge("a", "b")->ncalls, 1u);
+}
+
+TEST(Agg, IntervalsDoNotCountTimeWhileStopped) {
+    Agg g;
+    g.feed(1, {E(0, 0, YP_EV_REC_START), E(0, 1, C), E(10, 0, YP_EV_REC_STOP), E(100, 0, YP_EV_REC_START),
+               E(100, 2, C), E(105, 2, R), E(110, 1, R)});
+    Snap s(g.a);
+    EXPECT_EQ(s.fn("a")->ncalls, 1u);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 10);
+    EXPECT_DOUBLE_EQ(s.fn("b")->total_s, 5);
+    EXPECT_EQ(s.s->threads[0].unmatched, 1u);
+    EXPECT_DOUBLE_EQ(s.s->threads[0].wall_s, 20);
+}
+
+TEST(Agg, DroppedEventsCloseTheStackAndAreCounted) {
+    Agg g;
+    g.feed(1, {E(0, 1, C), E(5, 2, C), E(10, 7, YP_EV_DROPPED), E(12, 2, R), E(14, 1, R)});
+    g.feed(1, {E(20, 3, C), E(21, 3, R)}, 5);  // 5 more lost before this chunk
+    Snap s(g.a);
+    EXPECT_EQ(s.s->threads[0].dropped, 12u);
+    EXPECT_EQ(s.s->session.dropped_events, 12u);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 10);
+    EXPECT_DOUBLE_EQ(s.fn("b")->total_s, 5);
+    EXPECT_EQ(s.fn("c")->ncalls, 1u);
+}
+
+TEST(Agg, SeveralThreadsAreSeparateAndSum) {
+    Agg g;
+    yp_thread_info t1{1, 111, 11, 0, "main"}, t2{2, 222, 22, 5000000000ull, "worker"};
+    yp_agg_thread(g.a, &t1);
+    yp_agg_thread(g.a, &t2);
+    g.feed(1, {E(0, 1, C), E(4, 1, R)});
+    g.feed(2, {E(1, 1, C), E(2, 2, C)});  // interleaved in time, separate stacks
+    g.feed(1, {E(5, 1, C), E(6, 1, R)});
+    g.feed(2, {E(3, 2, R), E(9, 1, R)});
+    Snap s(g.a);
+    ASSERT_EQ(s.s->n_threads, 2u);
+    EXPECT_EQ(s.fn("a", 0)->ncalls, 2u);
+    EXPECT_DOUBLE_EQ(s.fn("a", 0)->total_s, 5);
+    EXPECT_EQ(s.fn("a", 1)->ncalls, 1u);
+    EXPECT_DOUBLE_EQ(s.fn("a", 1)->total_s, 8);
+    EXPECT_EQ(s.fn("a")->ncalls, 3u);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 13);
+    EXPECT_STREQ(s.s->threads[1].name, "worker");
+    EXPECT_EQ(s.s->threads[1].ident, 222u);
+    EXPECT_DOUBLE_EQ(s.s->threads[1].cpu_s, 5.0);
+    size_t n;
+    yp_fstat *tot = yp_stats_totals(s.s, UINT32_MAX, YP_SORT_NCALLS, &n);
+    ASSERT_EQ(n, 2u);
+    EXPECT_STREQ(s.s->funcs[tot[0].func].name, "a");
+    free(tot);
+}
+
+TEST(Agg, ClearRestartsCountsKeepsStacks) {
+    Agg g;
+    g.feed(1, {E(0, 1, C), E(1, 2, C), E(2, 2, R), E(3, 2, C)});
+    yp_agg_clear(g.a);
+    g.feed(1, {E(5, 2, R), E(6, 2, C), E(7, 2, R), E(9, 1, R)});
+    Snap s(g.a);
+    EXPECT_EQ(s.fn("b")->ncalls, 1u);  // the one open at the clear is not a call
+    EXPECT_DOUBLE_EQ(s.fn("b")->total_s, 3);
+    EXPECT_EQ(s.fn("a")->ncalls, 0u);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 6);
+    EXPECT_EQ(s.s->session.events, 4u);
+}
+
+TEST(Agg, MemoryIsIndependentOfEventCount) {
+    Agg g;
+    std::vector<yp_event> ev;
+    uint64_t ts = 0;
+    for (int i = 0; i < 100000; i++) {
+        ev.push_back(E(ts++, 1 + i % 4, C));
+        ev.push_back(E(ts++, 1 + i % 4, R));
+    }
+    g.feed(1, ev);
+    uint64_t b1 = yp_agg_bytes(g.a);
+    for (int k = 0; k < 50; k++) {
+        for (auto &e : ev) e.ts += 200000;
+        g.feed(1, ev);
+    }
+    EXPECT_EQ(yp_agg_bytes(g.a), b1);  // 10M more events, not one byte more
+    EXPECT_EQ(yp_agg_events_seen(g.a), 51u * 200000u);
+}
+
+TEST(Agg, UnknownFunctionIdsGetAName) {
+    Agg g;
+    g.feed(1, {E(0, 99, C), E(1, 99, R)});
+    Snap s(g.a);
+    ASSERT_TRUE(s.fn("<unknown function #99>"));
+}
+
+}  // namespace

@@ -1,0 +1,147 @@
+// Each exporter's output parsed back.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "yprof/analyze.h"
+
+namespace {
+
+yp_event E(uint64_t ts, uint32_t id, uint8_t kind) {
+    yp_event e;
+    memset(&e, 0, sizeof e);
+    e.ts = ts;
+    e.func_id = id;
+    e.kind = kind;
+    return e;
+}
+
+std::string tmp(const char *n) { return std::string(::testing::TempDir()) + "yp_exp_" + std::to_string(getpid()) + n; }
+
+std::string read_all(const std::string &p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+size_t count(const std::string &s, const std::string &needle) {
+    size_t n = 0;
+    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) n++;
+    return n;
+}
+
+// main -> (a -> b) x2, main -> b; times in microseconds (1 tick = 1 us)
+const std::vector<yp_event> kEvents = {E(0, 1, YP_EV_CALL),  E(10, 2, YP_EV_CALL), E(15, 3, YP_EV_CALL),
+                                       E(35, 3, YP_EV_RETURN), E(40, 2, YP_EV_RETURN), E(50, 2, YP_EV_CALL),
+                                       E(55, 3, YP_EV_CALL), E(60, 3, YP_EV_RETURN), E(70, 2, YP_EV_RETURN),
+                                       E(80, 3, YP_EV_CALL), E(95, 3, YP_EV_RETURN), E(100, 1, YP_EV_RETURN)};
+
+struct Fixture {
+    std::string trace = tmp(".yp");
+    yp_stats *s = nullptr;
+    Fixture() {
+        yp_writer_options o{};
+        o.ns_per_tick = 1000.0;
+        yp_writer *w;
+        EXPECT_EQ(yp_writer_open(trace.c_str(), &o, &w, nullptr, 0), YP_OK);
+        yp_symbol syms[3] = {{1, 1, 0, "main", "app", "/app.py"}, {2, 5, 0, "Obj.a", "app", "/app.py"},
+                             {3, 0, 1, "list.append", "builtins", ""}};
+        yp_writer_symbols(w, syms, 3);
+        yp_thread_info t{1, 5, 6, 0, "MainThread"};
+        yp_writer_threads(w, &t, 1);
+        yp_writer_events(w, 1, kEvents.data(), kEvents.size(), 0);
+        yp_footer f{};
+        yp_writer_close(w, &f);
+        yp_agg *a = yp_agg_new();
+        yp_load_result res;
+        char err[256];
+        EXPECT_EQ(yp_load_trace(trace.c_str(), a, &res, err, sizeof err, nullptr), YP_OK);
+        s = yp_agg_snapshot(a);
+        yp_stats_set_session(s, trace.c_str(), &res);
+        yp_agg_free(a);
+    }
+    ~Fixture() {
+        yp_stats_free(s);
+        remove(trace.c_str());
+    }
+};
+
+TEST(Export, CollapsedStacksSumToTotalTime) {
+    Fixture fx;
+    std::string p = tmp(".folded");
+    ASSERT_EQ(yp_export_collapsed(fx.s, p.c_str()), YP_OK);
+    std::istringstream in(read_all(p));
+    std::string line;
+    long long sum = 0;
+    int lines = 0;
+    bool saw_nested = false;
+    while (std::getline(in, line)) {
+        size_t sp = line.rfind(' ');
+        ASSERT_NE(sp, std::string::npos);
+        sum += std::stoll(line.substr(sp + 1));
+        saw_nested |= line.rfind("MainThread;main (app.py:1);Obj.a (app.py:5);list.append", 0) == 0;
+        lines++;
+    }
+    EXPECT_EQ(sum, 100);  // main's inclusive time, in us
+    EXPECT_TRUE(saw_nested);
+    EXPECT_EQ(lines, 4);  // main, main;a, main;a;append, main;append
+    remove(p.c_str());
+}
+
+TEST(Export, CallgrindHasFunctionsAndCalls) {
+    Fixture fx;
+    std::string p = tmp(".callgrind");
+    ASSERT_EQ(yp_export_callgrind(fx.s, p.c_str()), YP_OK);
+    std::string t = read_all(p);
+    EXPECT_EQ(t.rfind("# callgrind format", 0), 0u);
+    EXPECT_EQ(count(t, "\nfn="), 3u);
+    EXPECT_NE(t.find("cfn=Obj.a\ncalls=2 5\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("cfn=list.append\ncalls=2 0\n"), std::string::npos) << t;
+    remove(p.c_str());
+}
+
+TEST(Export, FlamegraphIsSelfContainedSvg) {
+    Fixture fx;
+    std::string p = tmp(".svg");
+    ASSERT_EQ(yp_export_flamegraph(fx.s, p.c_str()), YP_OK);
+    std::string t = read_all(p);
+    EXPECT_NE(t.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
+    EXPECT_EQ(count(t, "<g>"), count(t, "</g>"));
+    EXPECT_EQ(count(t, "<title>"), 4u);  // 4 call paths
+    EXPECT_NE(t.find("</svg>"), std::string::npos);
+    remove(p.c_str());
+}
+
+TEST(Export, ChromeTraceHasBalancedEvents) {
+    Fixture fx;
+    std::string p = tmp(".json");
+    char err[256];
+    ASSERT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), err, sizeof err), YP_OK) << err;
+    std::string t = read_all(p);
+    EXPECT_EQ(count(t, "\"ph\":\"B\""), 6u);
+    EXPECT_EQ(count(t, "\"ph\":\"E\""), 6u);
+    EXPECT_NE(t.find("\"name\":\"thread_name\",\"args\":{\"name\":\"MainThread\"}"), std::string::npos);
+    EXPECT_NE(t.find("\"ts\":100.000"), std::string::npos);
+    EXPECT_EQ(t.substr(t.size() - 4), "\n]}\n");
+    remove(p.c_str());
+}
+
+TEST(Export, PstatsIsAMarshalDict) {
+    Fixture fx;
+    std::string p = tmp(".pstats");
+    ASSERT_EQ(yp_export_pstats(fx.s, p.c_str()), YP_OK);
+    std::string t = read_all(p);
+    ASSERT_GT(t.size(), 10u);
+    EXPECT_EQ(t[0], '{');
+    EXPECT_EQ(t.back(), '0');
+    EXPECT_NE(t.find("<method 'append' of 'list' objects>"), std::string::npos);
+    remove(p.c_str());
+}
+
+}  // namespace

@@ -1,0 +1,184 @@
+// The SPSC ring, and the recorder's flusher writing real threads' rings to a
+// real trace file (run under TSan by the test command).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "yprof/analyze.h"
+#include "yprof/recorder.h"
+
+namespace {
+
+TEST(Ring, WrapsAroundInOrder) {
+    yp_ring *r = yp_ring_new(4);  // 16 slots, 15 usable
+    ASSERT_TRUE(r);
+    uint32_t next_expected = 0, pushed = 0;
+    for (int round = 0; round < 100; round++) {
+        for (int i = 0; i < 10; i++) yp_ring_push(r, pushed, pushed, YP_EV_CALL), pushed++;
+        const yp_event *a, *b;
+        size_t na, nb;
+        uint64_t h = yp_ring_peek(r, &a, &na, &b, &nb);
+        ASSERT_EQ(na + nb, 10u);
+        for (size_t i = 0; i < na; i++) ASSERT_EQ(a[i].func_id, next_expected++);
+        for (size_t i = 0; i < nb; i++) ASSERT_EQ(b[i].func_id, next_expected++);
+        yp_ring_release(r, h);
+    }
+    EXPECT_EQ(r->dropped_total.load(), 0u);
+    yp_ring_free(r);
+}
+
+TEST(Ring, FullRingDropsCountsAndMarksTheGap) {
+    yp_ring *r = yp_ring_new(4);
+    for (uint32_t i = 0; i < 40; i++) yp_ring_push(r, i, i + 1, YP_EV_CALL);
+    // 15 fit, 25 dropped (no recorder open: no waiting)
+    EXPECT_EQ(r->dropped_total.load(), 25u);
+    const yp_event *a, *b;
+    size_t na, nb;
+    uint64_t h = yp_ring_peek(r, &a, &na, &b, &nb);
+    EXPECT_EQ(na + nb, 15u);
+    yp_ring_release(r, h);
+    yp_ring_push(r, 100, 7, YP_EV_RETURN);
+    h = yp_ring_peek(r, &a, &na, &b, &nb);
+    std::vector<yp_event> got(a, a + na);
+    got.insert(got.end(), b, b + nb);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].kind, YP_EV_DROPPED);
+    EXPECT_EQ(got[0].func_id, 25u);
+    EXPECT_EQ(got[1].func_id, 7u);
+    yp_ring_free(r);
+}
+
+// One producer thread, one consumer thread, small ring: everything pushed
+// is either received in order or counted as dropped.
+TEST(Ring, ConcurrentProducerConsumerLosesNothingSilently) {
+    yp_ring *r = yp_ring_new(8);
+    const uint32_t N = 2000000;
+    std::atomic<bool> done{false};
+    uint64_t received = 0, dropped_marked = 0;
+    uint32_t last = 0;
+    bool ordered = true;
+    std::thread consumer([&] {
+        for (;;) {
+            bool fin = done.load();
+            const yp_event *a, *b;
+            size_t na, nb;
+            uint64_t h = yp_ring_peek(r, &a, &na, &b, &nb);
+            auto eat = [&](const yp_event *e, size_t n) {
+                for (size_t i = 0; i < n; i++) {
+                    if (e[i].kind == YP_EV_DROPPED) {
+                        dropped_marked += e[i].func_id;
+                        continue;
+                    }
+                    if (e[i].func_id <= last) ordered = false;
+                    last = e[i].func_id;
+                    received++;
+                }
+            };
+            eat(a, na);
+            eat(b, nb);
+            yp_ring_release(r, h);
+            if (fin && na + nb == 0) break;
+        }
+    });
+    for (uint32_t i = 1; i <= N; i++) yp_ring_push(r, i, i, YP_EV_CALL);
+    // once the consumer has drained the ring, the next push writes the
+    // pending drop mark before its event
+    while (r->tail.load() != r->head.load()) std::this_thread::yield();
+    yp_ring_push(r, N + 1, N + 1, YP_EV_RETURN);
+    done = true;
+    consumer.join();
+    EXPECT_TRUE(ordered);
+    uint64_t dropped = r->dropped_total.load();
+    EXPECT_EQ(received + dropped, (uint64_t)N + 1);
+    EXPECT_EQ(dropped_marked, dropped);
+    yp_ring_free(r);
+}
+
+struct Count {
+    std::atomic<uint64_t> events{0}, symbols{0}, threads{0};
+};
+
+// Real threads, each with its own ring, the real flusher thread and file.
+TEST(Recorder, FlusherWritesEveryEventOfEveryThread) {
+    std::string path = std::string(::testing::TempDir()) + "yp_rec_" + std::to_string(getpid()) + ".yp";
+    Count cnt;
+    yp_rec_config cfg{};
+    cfg.path = path.c_str();
+    cfg.ring_bits = 12;  // small rings: the flusher must keep up, or producers wait
+    cfg.flush_ms = 2;
+    cfg.wait_ms = 5000;
+    cfg.sink.ctx = &cnt;
+    cfg.sink.events = [](void *c, uint32_t, const yp_event *, size_t n, uint32_t) {
+        static_cast<Count *>(c)->events += n;
+    };
+    cfg.sink.symbol = [](void *c, const yp_symbol *) { static_cast<Count *>(c)->symbols++; };
+    cfg.sink.thread = [](void *c, const yp_thread_info *) { static_cast<Count *>(c)->threads++; };
+    char err[256];
+    ASSERT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_OK) << err;
+    uint32_t f = yp_rec_symbol_add("work", "test", "/t.py", 1, 0);
+    ASSERT_GT(f, 0u);
+    const int T = 16, PER = 100000;
+    std::vector<std::thread> th;
+    for (int t = 0; t < T; t++)
+        th.emplace_back([&, t] {
+            yp_ring *r = yp_rec_ring();
+            ASSERT_TRUE(r);
+            yp_rec_thread_set(r, 1000 + t, ("t" + std::to_string(t)).c_str());
+            for (int i = 0; i < PER / 2; i++) {
+                yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_CALL);
+                yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_RETURN);
+            }
+        });
+    for (auto &t : th) t.join();
+    EXPECT_EQ(yp_rec_sync(5000), 0);
+    ASSERT_EQ(yp_rec_close(nullptr), YP_OK);
+    // each thread: its events plus one THREAD_END added when it exited
+    EXPECT_EQ(cnt.events.load(), (uint64_t)T * PER + T);
+    yp_rec_status st;
+    yp_rec_status_get(&st);
+    EXPECT_EQ(st.dropped, 0u);
+
+    yp_agg *a = yp_agg_new();
+    yp_load_result res;
+    ASSERT_EQ(yp_load_trace(path.c_str(), a, &res, err, sizeof err, nullptr), YP_OK) << err;
+    EXPECT_TRUE(res.has_footer);
+    EXPECT_EQ(res.warning[0], 0) << res.warning;
+    yp_stats *s = yp_agg_snapshot(a);
+    ASSERT_EQ(s->n_threads, (size_t)T);
+    uint64_t calls = 0;
+    for (size_t i = 0; i < s->n_fstats; i++) calls += s->fstats[i].ncalls;
+    EXPECT_EQ(calls, (uint64_t)T * PER / 2);
+    EXPECT_EQ(s->session.events, (uint64_t)T * PER + T);
+    for (size_t i = 0; i < s->n_threads; i++) EXPECT_EQ(s->threads[i].name[0], 't');
+    yp_stats_free(s);
+    yp_agg_free(a);
+    remove(path.c_str());
+}
+
+TEST(Recorder, WriteErrorKeepsFeedingTheSink) {
+    // /dev/full accepts the open, fails the header write: open fails cleanly
+    yp_rec_config cfg{};
+    cfg.path = "/dev/full";
+    char err[256];
+    EXPECT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_ERR_IO);
+    EXPECT_FALSE(yp_rec_is_open());
+}
+
+TEST(Recorder, AllocationFailuresAreCountedNotFatal) {
+    yp_rec_status before;
+    yp_rec_status_get(&before);
+    yp_rec_fail_allocs(2);
+    EXPECT_EQ(yp_rec_symbol_add("x", "m", "f", 1, 0), 0u);
+    std::thread t([] { EXPECT_EQ(yp_rec_ring(), nullptr); });
+    t.join();
+    yp_rec_status after;
+    yp_rec_status_get(&after);
+    EXPECT_EQ(after.alloc_failures - before.alloc_failures, 2u);
+    EXPECT_GT(yp_rec_symbol_add("y", "m", "f", 1, 0), 0u);  // next one works
+}
+
+}  // namespace
