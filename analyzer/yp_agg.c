@@ -169,8 +169,7 @@ static uint32_t eentry(yp_athread *t, uint32_t caller, uint32_t callee) {
     uint32_t idx;
     uint64_t key = ((uint64_t)caller << 32) | callee;
     if (yp_map_get(&t->emap, key, &idx)) return idx;
-    if (grow((void **)&t->es, &t->es_cap, t->n_es + 1, sizeof *t->es) ||
-        yp_map_put(&t->emap, key, t->n_es))
+    if (grow((void **)&t->es, &t->es_cap, t->n_es + 1, sizeof *t->es) || yp_map_put(&t->emap, key, t->n_es))
         return NONE;
     memset(&t->es[t->n_es], 0, sizeof *t->es);
     t->es[t->n_es].caller = caller;
@@ -186,8 +185,7 @@ static uint32_t nentry(yp_agg *a, yp_athread *t, uint32_t parent, uint32_t func_
         a->nodes_truncated++;
         return parent; /* fold deeper paths into the deepest kept node */
     }
-    if (grow((void **)&t->ns, &t->ns_cap, t->n_ns + 1, sizeof *t->ns) ||
-        yp_map_put(&t->nmap, key, t->n_ns))
+    if (grow((void **)&t->ns, &t->ns_cap, t->n_ns + 1, sizeof *t->ns) || yp_map_put(&t->nmap, key, t->n_ns))
         return parent;
     memset(&t->ns[t->n_ns], 0, sizeof *t->ns);
     t->ns[t->n_ns].parent = parent;
@@ -276,8 +274,7 @@ static void on_return(yp_athread *t, uint32_t func_id, uint64_t ts) {
     while (t->depth >= d) close_top(&tb, t->stack, &t->depth, ts);
 }
 
-yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_t n,
-                        uint32_t dropped) {
+yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped) {
     if (!a || (!ev && n)) return YP_ERR_ARG;
     yp_athread *t = get_thread(a, thread_id);
     if (!t) return YP_ERR_NOMEM;
@@ -307,19 +304,14 @@ yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_
             break;
         case YP_EV_RETURN:
         case YP_EV_C_RETURN:
-        case YP_EV_UNWIND:
-            on_return(t, ev[i].func_id, ts);
-            break;
+        case YP_EV_UNWIND: on_return(t, ev[i].func_id, ts); break;
         case YP_EV_REC_STOP:
-        case YP_EV_THREAD_END:
-            interval_end(t, ts);
-            break;
+        case YP_EV_THREAD_END: interval_end(t, ts); break;
         case YP_EV_DROPPED:
             interval_end(t, ts);
             t->dropped += ev[i].func_id;
             break;
-        default: /* THREAD_START, REC_START, unknown: nothing to do */
-            break;
+        default: /* THREAD_START, REC_START, unknown: nothing to do */ break;
         }
     }
     t->events += n;
@@ -356,13 +348,13 @@ uint64_t yp_agg_events_seen(const yp_agg *a) { return a ? a->events : 0; }
 
 uint64_t yp_agg_bytes(const yp_agg *a) {
     if (!a) return 0;
-    uint64_t b = sizeof *a + a->syms_cap * sizeof *a->syms + a->str_bytes +
-                 yp_map_bytes(&a->symmap) + yp_map_bytes(&a->tmap);
+    uint64_t b = sizeof *a + a->syms_cap * sizeof *a->syms + a->str_bytes + yp_map_bytes(&a->symmap) +
+                 yp_map_bytes(&a->tmap);
     for (size_t i = 0; i < a->n_threads; i++) {
         const yp_athread *t = a->threads[i];
-        b += sizeof *t + t->fs_cap * sizeof *t->fs + t->es_cap * sizeof *t->es +
-             t->ns_cap * sizeof *t->ns + t->stack_cap * sizeof *t->stack +
-             yp_map_bytes(&t->fmap) + yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
+        b += sizeof *t + t->fs_cap * sizeof *t->fs + t->es_cap * sizeof *t->es + t->ns_cap * sizeof *t->ns +
+             t->stack_cap * sizeof *t->stack + yp_map_bytes(&t->fmap) + yp_map_bytes(&t->emap) +
+             yp_map_bytes(&t->nmap);
     }
     return b;
 }
@@ -454,8 +446,12 @@ yp_stats *yp_agg_snapshot(const yp_agg *a) {
     sb_add(&sb, "");
     for (size_t i = 0; i < a->n_syms; i++) {
         const yp_asym *y = &a->syms[i];
-        yp_func f = {y->func_id, y->lineno, y->builtin, OFF(sb_add(&sb, y->name)),
-                     OFF(sb_add(&sb, y->module)), OFF(sb_add(&sb, y->filename))};
+        yp_func f = {y->func_id,
+                     y->lineno,
+                     y->builtin,
+                     OFF(sb_add(&sb, y->name)),
+                     OFF(sb_add(&sb, y->module)),
+                     OFF(sb_add(&sb, y->filename))};
         if (yp_map_put(&fidx, y->func_id, (uint32_t)s->n_funcs) ||
             push_arr((void **)&s->funcs, &s->n_funcs, &funcs_cap, sizeof f, &f))
             goto fail;
@@ -485,7 +481,8 @@ yp_stats *yp_agg_snapshot(const yp_agg *a) {
         ts->ident = t->ident;
         ts->native_id = t->native_id;
         ts->name = OFF(sb_add(&sb, t->name));
-        uint64_t wall = t->wall + (t->in_interval && t->last_ts > t->ival_start ? t->last_ts - t->ival_start : 0);
+        uint64_t wall =
+            t->wall + (t->in_interval && t->last_ts > t->ival_start ? t->last_ts - t->ival_start : 0);
         ts->wall_s = secs(a, wall);
         ts->cpu_s = (double)t->cpu_ns * 1e-9;
         ts->events = t->events;
@@ -497,16 +494,25 @@ yp_stats *yp_agg_snapshot(const yp_agg *a) {
         for (uint32_t j = 0; j < t->n_fs; j++) {
             const yp_fent *f = &tb.fs[j];
             if (!f->ncalls && !f->self && !f->total) continue;
-            yp_fstat o = {func_index(s, &fidx, &sb, f->func_id, &funcs_cap), (uint32_t)ti, f->ncalls,
-                          f->ncalls - f->rec, secs(a, f->self), secs(a, f->total)};
-            if (o.func == NONE || push_arr((void **)&s->fstats, &s->n_fstats, &fs_cap, sizeof o, &o)) goto fail;
+            yp_fstat o = {func_index(s, &fidx, &sb, f->func_id, &funcs_cap),
+                          (uint32_t)ti,
+                          f->ncalls,
+                          f->ncalls - f->rec,
+                          secs(a, f->self),
+                          secs(a, f->total)};
+            if (o.func == NONE || push_arr((void **)&s->fstats, &s->n_fstats, &fs_cap, sizeof o, &o))
+                goto fail;
         }
         for (uint32_t j = 0; j < t->n_es; j++) {
             const yp_eent *e = &tb.es[j];
             if (!e->ncalls && !e->self && !e->total) continue;
             yp_edge o = {func_index(s, &fidx, &sb, e->caller, &funcs_cap),
-                         func_index(s, &fidx, &sb, e->callee, &funcs_cap), (uint32_t)ti, e->ncalls,
-                         e->ncalls - e->rec, secs(a, e->self), secs(a, e->total)};
+                         func_index(s, &fidx, &sb, e->callee, &funcs_cap),
+                         (uint32_t)ti,
+                         e->ncalls,
+                         e->ncalls - e->rec,
+                         secs(a, e->self),
+                         secs(a, e->total)};
             if (o.caller == NONE || o.callee == NONE ||
                 push_arr((void **)&s->edges, &s->n_edges, &es_cap, sizeof o, &o))
                 goto fail;
@@ -515,8 +521,12 @@ yp_stats *yp_agg_snapshot(const yp_agg *a) {
         for (uint32_t j = 0; j < t->n_ns; j++) {
             const yp_nent *n = &tb.ns[j];
             yp_node o = {n->parent == NONE ? NONE : (uint32_t)(base + n->parent),
-                         func_index(s, &fidx, &sb, n->func_id, &funcs_cap), (uint32_t)ti, n->depth,
-                         n->ncalls, secs(a, n->self), secs(a, n->total)};
+                         func_index(s, &fidx, &sb, n->func_id, &funcs_cap),
+                         (uint32_t)ti,
+                         n->depth,
+                         n->ncalls,
+                         secs(a, n->self),
+                         secs(a, n->total)};
             if (o.func == NONE || push_arr((void **)&s->nodes, &s->n_nodes, &ns_cap, sizeof o, &o)) goto fail;
         }
         s->session.events += t->events;

@@ -78,8 +78,9 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
         st = YP_ERR_IO;
         goto out;
     }
-    fprintf(c.f, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{\"ph\":\"M\",\"pid\":%llu,"
-                 "\"name\":\"process_name\",\"args\":{\"name\":\"python (yprof)\"}}",
+    fprintf(c.f,
+            "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{\"ph\":\"M\",\"pid\":%llu,"
+            "\"name\":\"process_name\",\"args\":{\"name\":\"python (yprof)\"}}",
             (unsigned long long)c.pid);
     for (size_t i = 0; i < s->n_threads; i++) {
         fprintf(c.f, ",\n{\"ph\":\"M\",\"pid\":%llu,\"tid\":%u,\"name\":\"thread_name\",\"args\":{\"name\":",
@@ -138,11 +139,8 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
             }
             case YP_EV_REC_STOP:
             case YP_EV_THREAD_END:
-            case YP_EV_DROPPED:
-                close_all(&c, cs, ch.h.thread_id, ts);
-                break;
-            default:
-                break;
+            case YP_EV_DROPPED: close_all(&c, cs, ch.h.thread_id, ts); break;
+            default: break;
             }
         }
     }

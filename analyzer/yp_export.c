@@ -117,8 +117,8 @@ static void m_label(FILE *f, const yp_func *fn) {
     if (fn->builtin) {
         const char *dot = strrchr(fn->name, '.');
         if (dot)
-            snprintf(buf, sizeof buf, "<method '%s' of '%.*s' objects>", dot + 1,
-                     (int)(dot - fn->name), fn->name);
+            snprintf(buf, sizeof buf, "<method '%s' of '%.*s' objects>", dot + 1, (int)(dot - fn->name),
+                     fn->name);
         else if (fn->module[0])
             snprintf(buf, sizeof buf, "<built-in method %s.%s>", fn->module, fn->name);
         else
@@ -202,8 +202,8 @@ yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
             s->session.command_line);
     for (size_t i = 0; i < n; i++) {
         const yp_func *fn = &s->funcs[tot[i].func];
-        fprintf(f, "fl=%s\nfn=%s\n%u %.0f\n", fn->filename[0] ? fn->filename : "~", fn->name,
-                fn->lineno, tot[i].self_s * 1e9);
+        fprintf(f, "fl=%s\nfn=%s\n%u %.0f\n", fn->filename[0] ? fn->filename : "~", fn->name, fn->lineno,
+                tot[i].self_s * 1e9);
         for (size_t j = edge_lower(es, ne, tot[i].func, 1); j < ne && es[j].caller == tot[i].func; j++) {
             const yp_edge *e = &es[j];
             const yp_func *c = &s->funcs[e->callee];
@@ -344,7 +344,8 @@ yp_status yp_export_flamegraph(const yp_stats *s, const char *path) {
         fprintf(f, " [%s]: %llu calls, %.6f s total, %.6f s self (%.2f%%)</title>",
                 s->threads[nd->thread].name, (unsigned long long)nd->ncalls, nd->total_s, nd->self_s,
                 total > 0 ? 100.0 * nd->total_s / total : 0);
-        fprintf(f, "<rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%d\" fill=\"rgb(%u,%u,60)\" rx=\"2\"/>",
+        fprintf(f,
+                "<rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%d\" fill=\"rgb(%u,%u,60)\" rx=\"2\"/>",
                 x[i], y, w, ROW_H - 1, 200 + h % 55, 80 + h % 120);
         if (w > 30) {
             int chars = (int)(w / 7);

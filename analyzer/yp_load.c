@@ -32,11 +32,16 @@ static void parse_marker(const yp_chunk *c, yp_footer *f) {
             if (eq) {
                 *eq = 0;
                 uint64_t v = strtoull(eq + 1, NULL, 10);
-                if (!strcmp(line, "hook_ns")) f->hook_ns = v;
-                else if (!strcmp(line, "flusher_ns")) f->flusher_ns = v;
-                else if (!strcmp(line, "interp_ns")) f->interp_ns = v;
-                else if (!strcmp(line, "app_ns")) f->app_ns = v;
-                else if (!strcmp(line, "profiler_bytes")) f->profiler_bytes = v;
+                if (!strcmp(line, "hook_ns"))
+                    f->hook_ns = v;
+                else if (!strcmp(line, "flusher_ns"))
+                    f->flusher_ns = v;
+                else if (!strcmp(line, "interp_ns"))
+                    f->interp_ns = v;
+                else if (!strcmp(line, "app_ns"))
+                    f->app_ns = v;
+                else if (!strcmp(line, "profiler_bytes"))
+                    f->profiler_bytes = v;
             }
         }
         p = eol + 1;
@@ -76,20 +81,13 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
         case YP_CHUNK_EVENTS:
             s2 = yp_agg_events(a, c.h.thread_id, c.events, c.h.n_records, c.h.dropped);
             break;
-        case YP_CHUNK_SYMBOLS:
-            s2 = yp_chunk_symbols(&c, on_symbol, a);
-            break;
-        case YP_CHUNK_THREADS:
-            s2 = yp_chunk_threads(&c, on_thread, a);
-            break;
-        case YP_CHUNK_MARKER:
-            parse_marker(&c, &res->foot);
-            break;
+        case YP_CHUNK_SYMBOLS: s2 = yp_chunk_symbols(&c, on_symbol, a); break;
+        case YP_CHUNK_THREADS: s2 = yp_chunk_threads(&c, on_thread, a); break;
+        case YP_CHUNK_MARKER: parse_marker(&c, &res->foot); break;
         case YP_CHUNK_FOOTER:
             if (yp_chunk_footer(&c, &res->foot) == YP_OK) res->has_footer = 1;
             break;
-        default: /* a newer writer's chunk kind: skipped by length */
-            break;
+        default: /* a newer writer's chunk kind: skipped by length */ break;
         }
         if (s2 == YP_ERR_NOMEM) {
             snprintf(errbuf, errlen, "out of memory while aggregating");
@@ -113,8 +111,8 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
     size_t wl = sizeof res->warning;
     if (res->rs.truncated || !res->rs.has_footer) {
         snprintf(w, wl,
-                 "trace cut short (no footer): read %" PRIu64 " of %" PRIu64
-                 " bytes, %" PRIu64 " events; events after that are lost",
+                 "trace cut short (no footer): read %" PRIu64 " of %" PRIu64 " bytes, %" PRIu64
+                 " events; events after that are lost",
                  res->rs.bytes_ok, res->rs.bytes_total, res->rs.events);
     } else if (res->rs.chunks_bad) {
         snprintf(w, wl, "%" PRIu64 " damaged chunk(s) skipped (%" PRIu64 " checksum, %" PRIu64 " corrupt)",
@@ -127,8 +125,8 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
     return YP_OK;
 }
 
-yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf,
-                        size_t errlen, void (*progress)(uint64_t, uint64_t)) {
+yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
+                        void (*progress)(uint64_t, uint64_t)) {
     memset(res, 0, sizeof *res);
     yp_reader *r;
     yp_status st = yp_reader_open(path, &r, errbuf, errlen);

@@ -57,13 +57,13 @@ void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
             ss->pollution_pct, ss->app_s, ss->hook_s, ss->flusher_s, ss->interp_s, mem);
 
     if (o->show_threads) {
-        fprintf(out, "%5s %-24s %16s %9s %9s %9s %11s %8s\n", "id", "thread", "ident", "native",
-                "wall_s", "cpu_s", "events", "dropped");
+        fprintf(out, "%5s %-24s %16s %9s %9s %9s %11s %8s\n", "id", "thread", "ident", "native", "wall_s",
+                "cpu_s", "events", "dropped");
         for (size_t i = 0; i < s->n_threads; i++) {
             const yp_thread_stat *th = &s->threads[i];
             fprintf(out, "%5u %-24.24s %16" PRIu64 " %9" PRIu64 " %9.3f %9.3f %11" PRIu64 " %8" PRIu64 "\n",
-                    th->id, th->name[0] ? th->name : "?", th->ident, th->native_id, th->wall_s,
-                    th->cpu_s, th->events, th->dropped);
+                    th->id, th->name[0] ? th->name : "?", th->ident, th->native_id, th->wall_s, th->cpu_s,
+                    th->events, th->dropped);
         }
         fputc('\n', out);
     }
@@ -78,10 +78,10 @@ void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
     if (thread != UINT32_MAX)
         fprintf(out, "thread %u (%s):\n", s->threads[thread].id, s->threads[thread].name);
     static const char *const sort_names[] = {"total", "self", "ncalls", "avg"};
-    fprintf(out, "top %d functions by %s time%s\n", o->top > 0 ? o->top : 20,
-            sort_names[o->sort], o->sort == YP_SORT_NCALLS ? " (calls)" : "");
-    fprintf(out, "%14s %10s %10s %10s %10s  %s\n", "ncalls", "tottime", "percall", "cumtime",
-            "percall", "function");
+    fprintf(out, "top %d functions by %s time%s\n", o->top > 0 ? o->top : 20, sort_names[o->sort],
+            o->sort == YP_SORT_NCALLS ? " (calls)" : "");
+    fprintf(out, "%14s %10s %10s %10s %10s  %s\n", "ncalls", "tottime", "percall", "cumtime", "percall",
+            "function");
     int top = o->top > 0 ? o->top : 20;
     for (size_t i = 0; i < n && (int)i < top; i++) {
         const yp_fstat *f = &rows[i];
@@ -93,8 +93,8 @@ void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
         func_label(&s->funcs[f->func], label, 41);
         double per_self = f->ncalls ? f->self_s / (double)f->ncalls : 0;
         double per_tot = f->ncalls ? f->total_s / (double)f->ncalls : 0;
-        fprintf(out, "%14s %10.6f %10.6f %10.6f %10.6f  %s\n", calls, f->self_s, per_self,
-                f->total_s, per_tot, label);
+        fprintf(out, "%14s %10.6f %10.6f %10.6f %10.6f  %s\n", calls, f->self_s, per_self, f->total_s,
+                per_tot, label);
     }
     if (n == 0) fprintf(out, "  (no function calls recorded)\n");
     free(rows);

@@ -47,9 +47,9 @@ static const char *const schema =
     "CREATE INDEX call_tree_parent ON call_tree(parent_id);"
     "CREATE INDEX call_tree_function ON call_tree(function_id);";
 
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if ((x) != SQLITE_OK && (x) != SQLITE_DONE) goto fail;                                     \
+#define CHECK(x)                                               \
+    do {                                                       \
+        if ((x) != SQLITE_OK && (x) != SQLITE_DONE) goto fail; \
     } while (0)
 
 static int step(sqlite3_stmt *st) {
@@ -77,7 +77,8 @@ yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, siz
     time_t t = (time_t)ss->started_at;
     struct tm tmv;
     if (gmtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    rc = sqlite3_prepare_v2(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st,
+                            NULL);
     CHECK(rc);
     sqlite3_bind_text(st, 1, ss->trace_path, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ss->python_version, -1, SQLITE_STATIC);

@@ -15,35 +15,34 @@
 #include "yprof/analyze.h"
 
 static void usage(FILE *f) {
-    fputs(
-        "usage: yprof-analyze [options] TRACE.yp\n"
-        "\n"
-        "Reads a yprof trace, prints a report (session summary and the top\n"
-        "functions), writes a SQLite database of every statistic, and writes\n"
-        "the exports asked for. Schema: docs/schema.md.\n"
-        "\n"
-        "options:\n"
-        "  -o, --db PATH        database to write (default: TRACE with .db instead of .yp)\n"
-        "      --no-db          do not write a database\n"
-        "  -n, --top N          functions in the report (default 20)\n"
-        "  -s, --sort KEY       order of the report: total (cumulative time, default),\n"
-        "                       self (time in the function itself), ncalls, avg\n"
-        "                       (cumulative time per call)\n"
-        "  -t, --thread T       report only thread T: its name or its id (see --threads)\n"
-        "      --threads        also print the per-thread table\n"
-        "  -q, --quiet          print no report (warnings and errors still go to stderr)\n"
-        "      --pstats FILE    write a pstats file (python -m pstats, snakeviz, gprof2dot)\n"
-        "      --callgrind FILE write a callgrind file (KCachegrind, QCachegrind)\n"
-        "      --collapsed FILE write collapsed stacks, 'thread;f;g;h MICROSECONDS' lines\n"
-        "                       (flamegraph.pl, speedscope, inferno)\n"
-        "      --chrome FILE    write Chrome trace event JSON (ui.perfetto.dev,\n"
-        "                       chrome://tracing): one track per thread, every call\n"
-        "      --flamegraph FILE.svg  write a self-contained SVG flame graph\n"
-        "  -h, --help           show this help\n"
-        "\n"
-        "exit status: 0 trace read (warnings on stderr if it was cut short or\n"
-        "damaged), 1 trace unusable, 2 bad usage.\n",
-        f);
+    fputs("usage: yprof-analyze [options] TRACE.yp\n"
+          "\n"
+          "Reads a yprof trace, prints a report (session summary and the top\n"
+          "functions), writes a SQLite database of every statistic, and writes\n"
+          "the exports asked for. Schema: docs/schema.md.\n"
+          "\n"
+          "options:\n"
+          "  -o, --db PATH        database to write (default: TRACE with .db instead of .yp)\n"
+          "      --no-db          do not write a database\n"
+          "  -n, --top N          functions in the report (default 20)\n"
+          "  -s, --sort KEY       order of the report: total (cumulative time, default),\n"
+          "                       self (time in the function itself), ncalls, avg\n"
+          "                       (cumulative time per call)\n"
+          "  -t, --thread T       report only thread T: its name or its id (see --threads)\n"
+          "      --threads        also print the per-thread table\n"
+          "  -q, --quiet          print no report (warnings and errors still go to stderr)\n"
+          "      --pstats FILE    write a pstats file (python -m pstats, snakeviz, gprof2dot)\n"
+          "      --callgrind FILE write a callgrind file (KCachegrind, QCachegrind)\n"
+          "      --collapsed FILE write collapsed stacks, 'thread;f;g;h MICROSECONDS' lines\n"
+          "                       (flamegraph.pl, speedscope, inferno)\n"
+          "      --chrome FILE    write Chrome trace event JSON (ui.perfetto.dev,\n"
+          "                       chrome://tracing): one track per thread, every call\n"
+          "      --flamegraph FILE.svg  write a self-contained SVG flame graph\n"
+          "  -h, --help           show this help\n"
+          "\n"
+          "exit status: 0 trace read (warnings on stderr if it was cut short or\n"
+          "damaged), 1 trace unusable, 2 bad usage.\n",
+          f);
 }
 
 static int g_progress_shown;
@@ -68,16 +67,20 @@ static char *default_db(const char *trace) {
 
 int main(int argc, char **argv) {
     enum { O_NODB = 256, O_THREADS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, 'o'},       {"no-db", no_argument, 0, O_NODB},
-        {"top", required_argument, 0, 'n'},      {"sort", required_argument, 0, 's'},
-        {"thread", required_argument, 0, 't'},   {"threads", no_argument, 0, O_THREADS},
-        {"quiet", no_argument, 0, 'q'},          {"pstats", required_argument, 0, O_PSTATS},
-        {"callgrind", required_argument, 0, O_CALLGRIND},
-        {"collapsed", required_argument, 0, O_COLLAPSED},
-        {"chrome", required_argument, 0, O_CHROME},
-        {"flamegraph", required_argument, 0, O_FLAME},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"db", required_argument, 0, 'o'},
+                                         {"no-db", no_argument, 0, O_NODB},
+                                         {"top", required_argument, 0, 'n'},
+                                         {"sort", required_argument, 0, 's'},
+                                         {"thread", required_argument, 0, 't'},
+                                         {"threads", no_argument, 0, O_THREADS},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"pstats", required_argument, 0, O_PSTATS},
+                                         {"callgrind", required_argument, 0, O_CALLGRIND},
+                                         {"collapsed", required_argument, 0, O_COLLAPSED},
+                                         {"chrome", required_argument, 0, O_CHROME},
+                                         {"flamegraph", required_argument, 0, O_FLAME},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *db = NULL, *thread = NULL, *pstats = NULL, *callgrind = NULL, *collapsed = NULL,
                *chrome = NULL, *flame = NULL;
     int no_db = 0, quiet = 0;
@@ -98,10 +101,14 @@ int main(int argc, char **argv) {
             break;
         }
         case 's':
-            if (!strcmp(optarg, "total") || !strcmp(optarg, "cumtime")) ro.sort = YP_SORT_TOTAL;
-            else if (!strcmp(optarg, "self") || !strcmp(optarg, "tottime")) ro.sort = YP_SORT_SELF;
-            else if (!strcmp(optarg, "ncalls") || !strcmp(optarg, "calls")) ro.sort = YP_SORT_NCALLS;
-            else if (!strcmp(optarg, "avg")) ro.sort = YP_SORT_AVG;
+            if (!strcmp(optarg, "total") || !strcmp(optarg, "cumtime"))
+                ro.sort = YP_SORT_TOTAL;
+            else if (!strcmp(optarg, "self") || !strcmp(optarg, "tottime"))
+                ro.sort = YP_SORT_SELF;
+            else if (!strcmp(optarg, "ncalls") || !strcmp(optarg, "calls"))
+                ro.sort = YP_SORT_NCALLS;
+            else if (!strcmp(optarg, "avg"))
+                ro.sort = YP_SORT_AVG;
             else {
                 fprintf(stderr, "yprof-analyze: --sort takes total, self, ncalls or avg, not '%s'\n", optarg);
                 return 2;

@@ -30,8 +30,7 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v) {
     return p;
 }
 
-size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts,
-                        uint8_t *out, size_t out_cap) {
+size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, uint8_t *out, size_t out_cap) {
     if (out_cap < yp_events_encode_bound(n)) return 0;
     uint8_t *p = out;
     uint64_t prev = first_ts;
@@ -61,8 +60,7 @@ static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v
     return -1;
 }
 
-yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n,
-                           uint64_t first_ts, yp_event *out) {
+yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out) {
     const uint8_t *p = in, *end = in + len;
     uint64_t ts = first_ts;
     for (size_t i = 0; i < n; i++) {

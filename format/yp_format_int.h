@@ -20,9 +20,7 @@ static inline void yp_put_u32(uint8_t *p, uint32_t v) {
 static inline void yp_put_u64(uint8_t *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static inline uint16_t yp_get_u16(const uint8_t *p) {
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
+static inline uint16_t yp_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t yp_get_u32(const uint8_t *p) {
     uint32_t v = 0;
     for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
@@ -48,8 +46,7 @@ static inline double yp_get_f64(const uint8_t *p) {
 /* Chunk header <-> 56 bytes. Pack also fills header_crc. */
 void yp_chunk_header_pack(yp_chunk_header *h, uint8_t out[YP_CHUNK_HEADER_SIZE]);
 /* YP_OK, or YP_ERR_CORRUPT if magic, size or CRC is wrong. */
-yp_status yp_chunk_header_unpack(const uint8_t in[YP_CHUNK_HEADER_SIZE],
-                                 yp_chunk_header *h);
+yp_status yp_chunk_header_unpack(const uint8_t in[YP_CHUNK_HEADER_SIZE], yp_chunk_header *h);
 
 /* Offsets in the 64-byte file header (docs/format.md, "File header"). */
 enum {

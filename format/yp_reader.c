@@ -29,12 +29,12 @@
 #include "yp_format_int.h"
 
 struct yp_reader {
-    int fd;              /* -1 for memory */
-    const uint8_t *mem;  /* memory source */
+    int fd;             /* -1 for memory */
+    const uint8_t *mem; /* memory source */
     uint64_t size;
-    uint64_t off;        /* next chunk header */
+    uint64_t off; /* next chunk header */
     yp_header hdr;
-    char *extra;         /* header strings */
+    char *extra; /* header strings */
     ZSTD_DCtx *dctx;
     uint8_t *comp;
     size_t comp_cap;
@@ -46,8 +46,7 @@ struct yp_reader {
     yp_reader_stats st;
 };
 
-static void fmt_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void fmt_err(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #include <stdarg.h>
 static void fmt_err(char *errbuf, size_t errlen, const char *fmt, ...) {
     if (!errbuf || !errlen) return;
@@ -115,8 +114,8 @@ static yp_status read_header(yp_reader *r, char *errbuf, size_t errlen) {
         return YP_ERR_CORRUPT;
     }
     if (version != YP_FORMAT_VERSION) {
-        fmt_err(errbuf, errlen, "unsupported trace format version %u (this build reads %u)",
-                version, YP_FORMAT_VERSION);
+        fmt_err(errbuf, errlen, "unsupported trace format version %u (this build reads %u)", version,
+                YP_FORMAT_VERSION);
         return YP_ERR_VERSION;
     }
     uint32_t hsize = yp_get_u32(h + YP_FH_SIZE), extra = yp_get_u32(h + YP_FH_EXTRA);
@@ -132,8 +131,7 @@ static yp_status read_header(yp_reader *r, char *errbuf, size_t errlen) {
     if (!r->extra) return YP_ERR_NOMEM;
     if (src_read(r, YP_FILE_HEADER_SIZE, r->extra, extra)) return YP_ERR_IO;
     r->extra[extra] = 0;
-    if (yp_get_u32(h + YP_FH_EXTRA_CRC) != yp_crc32(0, r->extra, extra) ||
-        r->extra[extra - 1] != 0) {
+    if (yp_get_u32(h + YP_FH_EXTRA_CRC) != yp_crc32(0, r->extra, extra) || r->extra[extra - 1] != 0) {
         fmt_err(errbuf, errlen, "corrupt trace header (strings checksum mismatch)");
         return YP_ERR_CORRUPT;
     }
@@ -193,8 +191,7 @@ yp_status yp_reader_open(const char *path, yp_reader **out, char *errbuf, size_t
     return open_common(r, out, errbuf, errlen);
 }
 
-yp_status yp_reader_open_mem(const void *data, size_t len, yp_reader **out, char *errbuf,
-                             size_t errlen) {
+yp_status yp_reader_open_mem(const void *data, size_t len, yp_reader **out, char *errbuf, size_t errlen) {
     if (!out || (!data && len)) return YP_ERR_ARG;
     *out = NULL;
     yp_reader *r = calloc(1, sizeof *r);
@@ -225,11 +222,9 @@ yp_status yp_chunk_header_unpack(const uint8_t in[YP_CHUNK_HEADER_SIZE], yp_chun
     if (h->magic != YP_CHUNK_MAGIC || h->header_size != YP_CHUNK_HEADER_SIZE ||
         h->header_crc != yp_crc32(0, in, 52))
         return YP_ERR_CORRUPT;
-    if (h->comp_bytes > YP_CHUNK_COMP_MAX || h->raw_bytes > YP_CHUNK_RAW_MAX)
-        return YP_ERR_CORRUPT;
-    if (h->kind == YP_CHUNK_EVENTS &&
-        (h->n_records == 0 || h->n_records > YP_CHUNK_EVENTS_MAX ||
-         h->raw_bytes < 2ull * h->n_records || h->last_ts < h->first_ts))
+    if (h->comp_bytes > YP_CHUNK_COMP_MAX || h->raw_bytes > YP_CHUNK_RAW_MAX) return YP_ERR_CORRUPT;
+    if (h->kind == YP_CHUNK_EVENTS && (h->n_records == 0 || h->n_records > YP_CHUNK_EVENTS_MAX ||
+                                       h->raw_bytes < 2ull * h->n_records || h->last_ts < h->first_ts))
         return YP_ERR_CORRUPT;
     return YP_OK;
 }
@@ -244,8 +239,7 @@ static void resync(yp_reader *r) {
         size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
         if (src_read(r, pos, buf, n)) break;
         for (size_t i = 0; i + YP_CHUNK_HEADER_SIZE <= n; i++) {
-            if (buf[i] != 'Y' || buf[i + 1] != 'P' || buf[i + 2] != 'C' || buf[i + 3] != 'K')
-                continue;
+            if (buf[i] != 'Y' || buf[i + 1] != 'P' || buf[i + 2] != 'C' || buf[i + 3] != 'K') continue;
             yp_chunk_header h;
             if (yp_chunk_header_unpack(buf + i, &h) == YP_OK) {
                 r->off = pos + i;

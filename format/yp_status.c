@@ -28,7 +28,7 @@ const char *yp_status_str(yp_status st) {
 }
 
 #define P 0xEDB88320u
-#define C1(c) (((c) & 1u) ? ((c) >> 1) ^ P : (c) >> 1)
+#define C1(c) (((c)&1u) ? ((c) >> 1) ^ P : (c) >> 1)
 #define C8(c) C1(C1(C1(C1(C1(C1(C1(C1(c))))))))
 #define R4(n) C8(n), C8(n + 1), C8(n + 2), C8(n + 3)
 #define R16(n) R4(n), R4(n + 4), R4(n + 8), R4(n + 12)

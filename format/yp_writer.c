@@ -42,8 +42,7 @@ struct yp_writer {
     size_t seq_cap;
 };
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, const char *a,
-                    const char *b) {
+static void set_err(char *errbuf, size_t errlen, const char *fmt, const char *a, const char *b) {
     if (errbuf && errlen) snprintf(errbuf, errlen, fmt, a, b);
 }
 
@@ -97,8 +96,8 @@ void yp_chunk_header_pack(yp_chunk_header *h, uint8_t out[YP_CHUNK_HEADER_SIZE])
     yp_put_u32(out + 52, h->header_crc);
 }
 
-yp_status yp_writer_open(const char *path, const yp_writer_options *opt,
-                         yp_writer **out, char *errbuf, size_t errlen) {
+yp_status yp_writer_open(const char *path, const yp_writer_options *opt, yp_writer **out, char *errbuf,
+                         size_t errlen) {
     if (!out) return YP_ERR_ARG;
     *out = NULL;
     if (!path || !opt) {
@@ -189,8 +188,7 @@ static yp_status emit(yp_writer *w, yp_chunk_header *h, size_t raw_len) {
     return YP_OK;
 }
 
-yp_status yp_writer_events(yp_writer *w, uint32_t thread_id, const yp_event *ev,
-                           size_t n, uint32_t dropped) {
+yp_status yp_writer_events(yp_writer *w, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped) {
     if (!w || !ev || n == 0 || n > YP_CHUNK_EVENTS_MAX) return YP_ERR_ARG;
     if (w->err) return w->err;
     if (thread_id >= w->seq_cap) {
@@ -308,8 +306,8 @@ yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len) {
 
 yp_status yp_writer_flush(yp_writer *w) { return w ? w->err : YP_ERR_ARG; }
 
-void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks, uint64_t *n_events,
-                      uint64_t *n_dropped, uint64_t *bytes_written) {
+void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks, uint64_t *n_events, uint64_t *n_dropped,
+                      uint64_t *bytes_written) {
     if (n_chunks) *n_chunks = w ? w->n_chunks : 0;
     if (n_events) *n_events = w ? w->n_events : 0;
     if (n_dropped) *n_dropped = w ? w->n_dropped : 0;
@@ -328,9 +326,9 @@ yp_status yp_writer_footer(yp_writer *w, const yp_footer *foot) {
     uint8_t *p = w->raw;
     /* drops still pending in a ring are known to the caller only */
     uint64_t dropped = foot->n_dropped > w->n_dropped ? foot->n_dropped : w->n_dropped;
-    uint64_t v[11] = {w->n_chunks, w->n_events, dropped, foot->end_ticks, foot->end_wall_ns,
-                      foot->hook_ns, foot->flusher_ns, foot->profiler_bytes, foot->interp_ns,
-                      foot->app_ns, w->n_index};
+    uint64_t v[11] = {w->n_chunks,       w->n_events,   dropped,          foot->end_ticks,
+                      foot->end_wall_ns, foot->hook_ns, foot->flusher_ns, foot->profiler_bytes,
+                      foot->interp_ns,   foot->app_ns,  w->n_index};
     for (int i = 0; i < 11; i++) yp_put_u64(p + 8 * i, v[i]);
     for (size_t i = 0; i < w->n_index; i++) yp_put_u64(p + YP_FOOTER_FIXED_BYTES + 8 * i, w->index[i]);
     yp_chunk_header h = {0};

@@ -43,9 +43,7 @@ static yp_ptrtab g_cfuncs;
 static char g_ignore_prefix[1024];
 static size_t g_ignore_len;
 
-static inline uint64_t now_ticks(void) {
-    return g_clock_cpu ? yp_clock_thread_cpu_ns() : yp_clock_mono_ns();
-}
+static inline uint64_t now_ticks(void) { return g_clock_cpu ? yp_clock_thread_cpu_ns() : yp_clock_mono_ns(); }
 
 uint64_t yp_hook_now(void) { return now_ticks(); }
 int yp_hook_running(void) { return g_running; }
@@ -122,7 +120,8 @@ static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
         PyObject *globals = frame->f_globals;
         Py_XINCREF(globals);
 #endif
-        PyObject *modname = globals && PyDict_Check(globals) ? PyDict_GetItemString(globals, "__name__") : NULL;
+        PyObject *modname =
+            globals && PyDict_Check(globals) ? PyDict_GetItemString(globals, "__name__") : NULL;
         PyObject *line = PyObject_GetAttrString((PyObject *)co, "co_firstlineno");
         long lineno = line ? PyLong_AsLong(line) : 0;
         id = yp_rec_symbol_add(utf8_or(qn, "?"), utf8_or(modname, ""), filename,
@@ -146,8 +145,7 @@ static inline uint32_t code_id(PyFrameObject *frame) {
     PyCodeObject *co = frame->f_code;
 #endif
     void *extra = NULL;
-    if (YP_GET_EXTRA((PyObject *)co, g_extra_idx, &extra) == 0 && extra)
-        return (uint32_t)(uintptr_t)extra;
+    if (YP_GET_EXTRA((PyObject *)co, g_extra_idx, &extra) == 0 && extra) return (uint32_t)(uintptr_t)extra;
     return code_id_slow(frame, co);
 }
 
@@ -240,8 +238,7 @@ static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
         id = cfunc_id(arg);
         kind = YP_EV_C_RETURN;
         break;
-    default:
-        return 0;
+    default: return 0;
     }
     if (id == 0 || id == IGNORED_ID) return 0;
     yp_ring_push(r, ts, id, kind);

@@ -26,12 +26,12 @@
 
 static yp_agg *g_agg;
 static pthread_mutex_t g_agg_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t g_app_ns;         /* recorded wall time over closed intervals */
-static uint64_t g_interval_t0;    /* start of the running interval */
-static uint64_t g_interp_ns;      /* estimated interpreter slow-down */
-static double g_interp_ratio = -1;/* calibrated slow-down per hook ns */
+static uint64_t g_app_ns;          /* recorded wall time over closed intervals */
+static uint64_t g_interval_t0;     /* start of the running interval */
+static uint64_t g_interp_ns;       /* estimated interpreter slow-down */
+static double g_interp_ratio = -1; /* calibrated slow-down per hook ns */
 static char g_pyversion[64];
-static double g_started_at;       /* unix time of the first start() */
+static double g_started_at; /* unix time of the first start() */
 
 /* ---- the sink: flusher -> live aggregator ----------------------------------------- */
 
@@ -134,8 +134,7 @@ static PyObject *py_stop(PyObject *self, PyObject *noargs) {
     yp_rec_totals t;
     totals(&t);
     Py_BEGIN_ALLOW_THREADS yp_rec_checkpoint(&t);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_TRUE;
+    Py_END_ALLOW_THREADS Py_RETURN_TRUE;
 }
 
 static PyObject *py_close(PyObject *self, PyObject *noargs) {
@@ -149,8 +148,7 @@ static PyObject *py_close(PyObject *self, PyObject *noargs) {
     totals(&t);
     yp_status st;
     Py_BEGIN_ALLOW_THREADS st = yp_rec_close(&t);
-    Py_END_ALLOW_THREADS
-    return PyLong_FromLong(st);
+    Py_END_ALLOW_THREADS return PyLong_FromLong(st);
 }
 
 static PyObject *py_bootstrap(PyObject *self, PyObject *noargs) {
@@ -183,9 +181,7 @@ static PyObject *py_thread_names(PyObject *self, PyObject *list) {
 
 /* ---- statistics -------------------------------------------------------------------- */
 
-static void stats_capsule_free(PyObject *cap) {
-    yp_stats_free(PyCapsule_GetPointer(cap, "yprof.stats"));
-}
+static void stats_capsule_free(PyObject *cap) { yp_stats_free(PyCapsule_GetPointer(cap, "yprof.stats")); }
 
 static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     (void)self;
@@ -201,8 +197,7 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     pthread_mutex_lock(&g_agg_mu);
     s = g_agg ? yp_agg_snapshot(g_agg) : NULL;
     pthread_mutex_unlock(&g_agg_mu);
-    Py_END_ALLOW_THREADS
-    if (!s) {
+    Py_END_ALLOW_THREADS if (!s) {
         /* nothing recorded yet, or no memory: an empty snapshot */
         yp_agg *empty = yp_agg_new();
         s = empty ? yp_agg_snapshot(empty) : NULL;
@@ -241,7 +236,8 @@ static PyObject *py_stats_data(PyObject *self, PyObject *cap) {
     if (!funcs || !threads || !fstats || !edges) goto fail;
     for (size_t i = 0; i < s->n_funcs; i++) {
         const yp_func *f = &s->funcs[i];
-        PyObject *o = Py_BuildValue("(IsssIi)", f->id, f->name, f->module, f->filename, f->lineno, f->builtin);
+        PyObject *o =
+            Py_BuildValue("(IsssIi)", f->id, f->name, f->module, f->filename, f->lineno, f->builtin);
         if (!o) goto fail;
         PyList_SET_ITEM(funcs, (Py_ssize_t)i, o);
     }
@@ -263,8 +259,9 @@ static PyObject *py_stats_data(PyObject *self, PyObject *cap) {
     }
     for (size_t i = 0; i < s->n_edges; i++) {
         const yp_edge *e = &s->edges[i];
-        PyObject *o = Py_BuildValue("(IIIKKdd)", e->caller, e->callee, e->thread, (unsigned long long)e->ncalls,
-                                    (unsigned long long)e->primitive_calls, e->self_s, e->total_s);
+        PyObject *o =
+            Py_BuildValue("(IIIKKdd)", e->caller, e->callee, e->thread, (unsigned long long)e->ncalls,
+                          (unsigned long long)e->primitive_calls, e->self_s, e->total_s);
         if (!o) goto fail;
         PyList_SET_ITEM(edges, (Py_ssize_t)i, o);
     }
@@ -295,8 +292,7 @@ static PyObject *py_stats_save(PyObject *self, PyObject *args) {
     char err[512] = "";
     yp_status st;
     Py_BEGIN_ALLOW_THREADS st = yp_sqlite_write(s, path, err, sizeof err);
-    Py_END_ALLOW_THREADS
-    if (st != YP_OK) {
+    Py_END_ALLOW_THREADS if (st != YP_OK) {
         PyErr_SetString(PyExc_OSError, err);
         return NULL;
     }
@@ -311,18 +307,21 @@ static PyObject *py_stats_export(PyObject *self, PyObject *args) {
     yp_stats *s = get_stats(cap);
     if (!s) return NULL;
     yp_status (*fn)(const yp_stats *, const char *) = NULL;
-    if (!strcmp(kind, "pstats")) fn = yp_export_pstats;
-    else if (!strcmp(kind, "callgrind")) fn = yp_export_callgrind;
-    else if (!strcmp(kind, "collapsed")) fn = yp_export_collapsed;
-    else if (!strcmp(kind, "flamegraph")) fn = yp_export_flamegraph;
+    if (!strcmp(kind, "pstats"))
+        fn = yp_export_pstats;
+    else if (!strcmp(kind, "callgrind"))
+        fn = yp_export_callgrind;
+    else if (!strcmp(kind, "collapsed"))
+        fn = yp_export_collapsed;
+    else if (!strcmp(kind, "flamegraph"))
+        fn = yp_export_flamegraph;
     else {
         PyErr_Format(PyExc_ValueError, "unknown export kind %s", kind);
         return NULL;
     }
     yp_status st;
     Py_BEGIN_ALLOW_THREADS st = fn(s, path);
-    Py_END_ALLOW_THREADS
-    if (st != YP_OK) {
+    Py_END_ALLOW_THREADS if (st != YP_OK) {
         PyErr_Format(PyExc_OSError, "cannot write %s: %s", path, yp_status_str(st));
         return NULL;
     }
@@ -359,8 +358,7 @@ static PyObject *py_clear(PyObject *self, PyObject *noargs) {
     pthread_mutex_lock(&g_agg_mu);
     yp_agg_clear(g_agg);
     pthread_mutex_unlock(&g_agg_mu);
-    Py_END_ALLOW_THREADS
-    g_app_ns = 0;
+    Py_END_ALLOW_THREADS g_app_ns = 0;
     g_started_at = 0;
     if (yp_hook_running()) g_interval_t0 = yp_clock_mono_ns();
     Py_RETURN_NONE;
@@ -372,8 +370,8 @@ static PyObject *py_status(PyObject *self, PyObject *noargs) {
     yp_rec_status s;
     yp_rec_status_get(&s);
     return Py_BuildValue("{s:O,s:O,s:s,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "running",
-                         yp_hook_running() ? Py_True : Py_False, "open", s.open ? Py_True : Py_False,
-                         "path", yp_rec_path(), "error", s.write_error ? yp_status_str(s.write_error) : "",
+                         yp_hook_running() ? Py_True : Py_False, "open", s.open ? Py_True : Py_False, "path",
+                         yp_rec_path(), "error", s.write_error ? yp_status_str(s.write_error) : "",
                          "error_text", s.error_text, "events_written", (unsigned long long)s.events,
                          "dropped_events", (unsigned long long)s.dropped, "chunks",
                          (unsigned long long)s.chunks, "bytes_written", (unsigned long long)s.bytes_written,
@@ -425,7 +423,8 @@ static PyObject *py_fail_allocs(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"_start", py_start, METH_VARARGS, "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp)"},
+    {"_start", py_start, METH_VARARGS,
+     "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp)"},
     {"_stop", py_stop, METH_NOARGS, "stop recording; the trace gets a footer"},
     {"_close", py_close, METH_NOARGS, "stop and close the trace"},
     {"_bootstrap", py_bootstrap, METH_NOARGS, "install the hook in this thread"},
@@ -444,8 +443,8 @@ static PyMethodDef methods[] = {
     {"_fail_allocs", py_fail_allocs, METH_O, "test only: fail the next N allocations"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_yprof", "yprof recorder back end", -1, methods,
-                                    NULL, NULL, NULL, NULL};
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "_yprof", "yprof recorder back end", -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__yprof(void) {
     PyObject *m = PyModule_Create(&moddef);

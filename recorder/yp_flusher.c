@@ -48,21 +48,21 @@ static struct {
     yp_sink sink;
     pthread_t thread;
     int thread_started;
-    int stop_req;           /* wake_mu */
+    int stop_req;                 /* wake_mu */
     uint64_t sync_req, sync_done; /* wake_mu */
     unsigned flush_ms, ring_bits;
     _Atomic unsigned wait_ms;
-    yp_ring *rings;         /* reg_mu */
-    uint32_t next_thread_id;/* reg_mu */
-    uint32_t sym_written;   /* drain_mu */
+    yp_ring *rings;          /* reg_mu */
+    uint32_t next_thread_id; /* reg_mu */
+    uint32_t sym_written;    /* drain_mu */
     _Atomic uint64_t flusher_ns;
     _Atomic uint64_t alloc_failures;
     _Atomic uint64_t fail_allocs;
     yp_status werr;
-    char error_text[256];   /* drain_mu */
-    yp_event *scratch;      /* drain_mu */
+    char error_text[256]; /* drain_mu */
+    yp_event *scratch;    /* drain_mu */
     size_t scratch_cap;
-    yp_ring **snap;         /* drain_mu */
+    yp_ring **snap; /* drain_mu */
     size_t snap_cap;
     uint64_t freed_dropped; /* drops of rings already freed; reg_mu */
 } R = {
@@ -184,8 +184,9 @@ static void note_write_error(void) {
     yp_status st = yp_writer_error(R.w);
     if (st && !R.werr) {
         R.werr = st;
-        snprintf(R.error_text, sizeof R.error_text, "writing %.160s failed: %s (%s); recording goes on in memory",
-                 R.path, yp_status_str(st), strerror(yp_writer_errno(R.w)));
+        snprintf(R.error_text, sizeof R.error_text,
+                 "writing %.160s failed: %s (%s); recording goes on in memory", R.path, yp_status_str(st),
+                 strerror(yp_writer_errno(R.w)));
     }
 }
 

@@ -49,8 +49,7 @@ yp_status yp_agg_thread(yp_agg *a, const yp_thread_info *t);
 
 /* Feed n events of one thread, in order. dropped: events lost just before
  * them (the thread's stack is closed and rebuilt from what follows). */
-yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_t n,
-                        uint32_t dropped);
+yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped);
 
 /* The stats restart from zero; symbols, threads and open stacks are kept
  * (open frames restart their clocks and are no longer counted as calls). */
@@ -73,8 +72,8 @@ typedef struct yp_thread_stat {
     uint32_t id; /* recorder's thread id */
     uint64_t ident, native_id;
     const char *name;
-    double wall_s;  /* recorded time, summed over intervals */
-    double cpu_s;   /* thread CPU time (last reported), 0 if unknown */
+    double wall_s; /* recorded time, summed over intervals */
+    double cpu_s;  /* thread CPU time (last reported), 0 if unknown */
     uint64_t events, dropped, unmatched;
     uint32_t open_frames; /* frames open when the snapshot was taken */
 } yp_thread_stat;
@@ -104,14 +103,14 @@ typedef struct yp_node {
 typedef struct yp_session {
     const char *trace_path, *python_version, *command_line, *clock;
     uint64_t pid;
-    double started_at;  /* unix seconds */
-    double duration_s;  /* first to last event over all threads */
+    double started_at; /* unix seconds */
+    double duration_s; /* first to last event over all threads */
     uint64_t events, dropped_events;
     double hook_s, flusher_s, interp_s, app_s;
     double pollution_pct; /* (hook + flusher + interp) / app * 100 */
     uint64_t profiler_bytes;
-    int complete;          /* footer seen */
-    uint64_t bad_chunks;   /* skipped for damage */
+    int complete;        /* footer seen */
+    uint64_t bad_chunks; /* skipped for damage */
     uint64_t bytes_read, bytes_total;
 } yp_session;
 
@@ -128,8 +127,8 @@ typedef struct yp_stats {
     yp_node *nodes; /* parents come before children */
     size_t n_nodes;
     uint32_t nodes_truncated; /* call paths beyond the cap, folded */
-    char *strings;  /* owns every string above */
-    char *session_strings; /* owns session's strings */
+    char *strings;            /* owns every string above */
+    char *session_strings;    /* owns session's strings */
 } yp_stats;
 
 /* A snapshot of everything so far, open frames closed at each thread's last
@@ -151,7 +150,7 @@ typedef struct yp_load_result {
     yp_footer foot;
     int has_footer;
     uint64_t checksum_errors, corrupt_errors;
-    char warning[256]; /* "" or a one-line warning (cut short, damaged) */
+    char warning[256];       /* "" or a one-line warning (cut short, damaged) */
     char python_version[64]; /* hdr's strings, copied (hdr points here) */
     char command_line[2048];
 } yp_load_result;
@@ -160,11 +159,11 @@ typedef struct yp_load_result {
  * (possibly cut short: see res->warning), else an error with a one-line
  * reason in errbuf. progress, when not NULL, is called now and then with
  * bytes read and total. */
-yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf,
-                        size_t errlen, void (*progress)(uint64_t done, uint64_t total));
+yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
+                        void (*progress)(uint64_t done, uint64_t total));
 /* Same over memory (used by the fuzz target). */
-yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *res,
-                      char *errbuf, size_t errlen);
+yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *res, char *errbuf,
+                      size_t errlen);
 
 /* Fill the session fields of s from a load result. */
 void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_result *res);
@@ -175,10 +174,10 @@ void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_res
 yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen);
 
 typedef struct yp_report_opts {
-    int top;            /* rows, default 20 */
+    int top; /* rows, default 20 */
     yp_sort sort;
-    int thread;         /* thread index or -1 for all */
-    int show_threads;   /* print the per-thread table */
+    int thread;       /* thread index or -1 for all */
+    int show_threads; /* print the per-thread table */
 } yp_report_opts;
 
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out);
@@ -188,8 +187,8 @@ yp_status yp_export_callgrind(const yp_stats *s, const char *path);
 yp_status yp_export_collapsed(const yp_stats *s, const char *path);
 yp_status yp_export_flamegraph(const yp_stats *s, const char *path);
 /* Chrome trace JSON needs every event: it re-reads the trace, streaming. */
-yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path,
-                           char *errbuf, size_t errlen);
+yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path, char *errbuf,
+                           size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -101,10 +101,10 @@ typedef enum yp_clock_kind {
 /* Decoded header; the strings point into the reader's memory. */
 typedef struct yp_header {
     uint32_t version;
-    uint32_t clock_kind;     /* yp_clock_kind */
-    double ns_per_tick;      /* tick -> ns conversion */
-    uint64_t start_wall_ns;  /* CLOCK_REALTIME at open, ns since epoch */
-    uint64_t start_ticks;    /* clock value at open, in ticks */
+    uint32_t clock_kind;    /* yp_clock_kind */
+    double ns_per_tick;     /* tick -> ns conversion */
+    uint64_t start_wall_ns; /* CLOCK_REALTIME at open, ns since epoch */
+    uint64_t start_ticks;   /* clock value at open, in ticks */
     uint32_t pid;
     const char *python_version; /* "" when unknown */
     const char *command_line;   /* "" when unknown */
@@ -123,32 +123,32 @@ typedef enum yp_chunk_kind {
 
 #define YP_CHUNK_MAGIC 0x4B435059u /* "YPCK" little-endian */
 #define YP_CHUNK_HEADER_SIZE 56u
-#define YP_CHUNK_RAW_MAX (64u << 20)  /* a reader never inflates more */
-#define YP_CHUNK_COMP_MAX (64u << 20) /* nor reads a bigger payload */
+#define YP_CHUNK_RAW_MAX (64u << 20)   /* a reader never inflates more */
+#define YP_CHUNK_COMP_MAX (64u << 20)  /* nor reads a bigger payload */
 #define YP_CHUNK_EVENTS_MAX (8u << 20) /* events in one chunk, at most */
 
 typedef struct yp_chunk_header {
-    uint32_t magic;      /* YP_CHUNK_MAGIC */
-    uint8_t kind;        /* yp_chunk_kind */
-    uint8_t flags;       /* 0 */
-    uint16_t header_size;/* YP_CHUNK_HEADER_SIZE */
-    uint32_t thread_id;  /* recorder's thread id (EVENTS), else 0 */
-    uint32_t seq;        /* per-thread sequence number, from 0 */
-    uint32_t n_records;  /* events / symbols / threads in the payload */
-    uint32_t raw_bytes;  /* payload size after inflation */
-    uint32_t comp_bytes; /* payload size on disk */
-    uint32_t dropped;    /* events dropped just before this chunk */
+    uint32_t magic;       /* YP_CHUNK_MAGIC */
+    uint8_t kind;         /* yp_chunk_kind */
+    uint8_t flags;        /* 0 */
+    uint16_t header_size; /* YP_CHUNK_HEADER_SIZE */
+    uint32_t thread_id;   /* recorder's thread id (EVENTS), else 0 */
+    uint32_t seq;         /* per-thread sequence number, from 0 */
+    uint32_t n_records;   /* events / symbols / threads in the payload */
+    uint32_t raw_bytes;   /* payload size after inflation */
+    uint32_t comp_bytes;  /* payload size on disk */
+    uint32_t dropped;     /* events dropped just before this chunk */
     uint64_t first_ts;
     uint64_t last_ts;
-    uint32_t payload_crc;/* CRC-32 of the comp_bytes on disk */
-    uint32_t header_crc; /* CRC-32 of the 52 bytes before it */
+    uint32_t payload_crc; /* CRC-32 of the comp_bytes on disk */
+    uint32_t header_crc;  /* CRC-32 of the 52 bytes before it */
 } yp_chunk_header;
 
 /* A function's description; strings are NUL-terminated UTF-8. */
 typedef struct yp_symbol {
     uint32_t func_id;
     uint32_t lineno;
-    uint8_t builtin; /* 1 for a C function */
+    uint8_t builtin;      /* 1 for a C function */
     const char *name;     /* qualified: "Server.handle", "list.append" */
     const char *module;   /* "" when unknown */
     const char *filename; /* "" for builtins */
@@ -164,18 +164,18 @@ typedef struct yp_thread_info {
 
 /* Totals written by a clean close. */
 typedef struct yp_footer {
-    uint64_t n_chunks;   /* chunks before the footer */
+    uint64_t n_chunks; /* chunks before the footer */
     uint64_t n_events;
     uint64_t n_dropped;
     uint64_t end_ticks;
     uint64_t end_wall_ns;
-    uint64_t hook_ns;       /* time inside the hook, all threads */
-    uint64_t flusher_ns;    /* flusher thread CPU time */
-    uint64_t profiler_bytes;/* peak memory held by the recorder */
-    uint64_t interp_ns;     /* estimated interpreter slow-down (see docs) */
-    uint64_t app_ns;        /* recorded wall time, summed over intervals */
-    uint64_t n_index; /* EVENTS chunk offsets indexed (capped, may be
-                         less than the EVENTS chunks written) */
+    uint64_t hook_ns;        /* time inside the hook, all threads */
+    uint64_t flusher_ns;     /* flusher thread CPU time */
+    uint64_t profiler_bytes; /* peak memory held by the recorder */
+    uint64_t interp_ns;      /* estimated interpreter slow-down (see docs) */
+    uint64_t app_ns;         /* recorded wall time, summed over intervals */
+    uint64_t n_index;        /* EVENTS chunk offsets indexed (capped, may be
+                                less than the EVENTS chunks written) */
 } yp_footer;
 
 #define YP_FOOTER_FIXED_BYTES 88u
@@ -195,14 +195,12 @@ size_t yp_events_encode_bound(size_t n);
  * yp_events_encode_bound(n)). first_ts is the base of the first delta.
  * Returns the bytes written, or 0 when out_cap is too small. Timestamps
  * going backwards are clamped to the previous one. */
-size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts,
-                        uint8_t *out, size_t out_cap);
+size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, uint8_t *out, size_t out_cap);
 
 /* Decode exactly n events from in[0..len). Every read is bounded by len;
  * YP_ERR_CORRUPT when the bytes don't hold n well-formed events or have
  * bytes left over. */
-yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n,
-                           uint64_t first_ts, yp_event *out);
+yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out);
 
 /* ---- writer ------------------------------------------------------------- */
 
@@ -210,10 +208,10 @@ typedef struct yp_writer yp_writer;
 
 typedef struct yp_writer_options {
     uint32_t clock_kind;
-    double ns_per_tick;     /* 0 means 1.0 */
+    double ns_per_tick; /* 0 means 1.0 */
     uint64_t start_ticks;
-    uint64_t start_wall_ns; /* 0: taken now */
-    uint32_t pid;           /* 0: getpid() */
+    uint64_t start_wall_ns;     /* 0: taken now */
+    uint32_t pid;               /* 0: getpid() */
     const char *python_version; /* may be NULL */
     const char *command_line;   /* may be NULL */
     int zstd_level;             /* 0: default (1, fast) */
@@ -221,13 +219,12 @@ typedef struct yp_writer_options {
 
 /* Create (truncate) path and write the header. On error *out is NULL and,
  * when errbuf is given, a one-line reason goes there. */
-yp_status yp_writer_open(const char *path, const yp_writer_options *opt,
-                         yp_writer **out, char *errbuf, size_t errlen);
+yp_status yp_writer_open(const char *path, const yp_writer_options *opt, yp_writer **out, char *errbuf,
+                         size_t errlen);
 
 /* Append one EVENTS chunk of n (1..YP_CHUNK_EVENTS_MAX) events of a thread.
  * dropped: events lost just before these. Compresses, checksums, writes. */
-yp_status yp_writer_events(yp_writer *w, uint32_t thread_id,
-                           const yp_event *ev, size_t n, uint32_t dropped);
+yp_status yp_writer_events(yp_writer *w, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped);
 
 yp_status yp_writer_symbols(yp_writer *w, const yp_symbol *syms, size_t n);
 yp_status yp_writer_threads(yp_writer *w, const yp_thread_info *th, size_t n);
@@ -238,8 +235,7 @@ yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len);
 yp_status yp_writer_flush(yp_writer *w);
 
 /* Totals so far (n_chunks, n_events, n_dropped). */
-void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks,
-                      uint64_t *n_events, uint64_t *n_dropped,
+void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks, uint64_t *n_events, uint64_t *n_dropped,
                       uint64_t *bytes_written);
 
 /* The first error met by any write (sticky), or YP_OK. */
@@ -271,12 +267,10 @@ typedef struct yp_chunk {
 
 /* Open a trace and read its header. Errors: YP_ERR_IO (with errno text),
  * YP_ERR_NOT_TRACE, YP_ERR_VERSION, YP_ERR_TRUNCATED, YP_ERR_CORRUPT. */
-yp_status yp_reader_open(const char *path, yp_reader **out, char *errbuf,
-                         size_t errlen);
+yp_status yp_reader_open(const char *path, yp_reader **out, char *errbuf, size_t errlen);
 
 /* Same, over a memory buffer (not copied; must outlive the reader). */
-yp_status yp_reader_open_mem(const void *data, size_t len, yp_reader **out,
-                             char *errbuf, size_t errlen);
+yp_status yp_reader_open_mem(const void *data, size_t len, yp_reader **out, char *errbuf, size_t errlen);
 
 const yp_header *yp_reader_header(const yp_reader *r);
 
@@ -299,13 +293,13 @@ yp_status yp_chunk_footer(const yp_chunk *c, yp_footer *out);
 uint64_t yp_chunk_footer_index(const yp_chunk *c, uint64_t i);
 
 typedef struct yp_reader_stats {
-    uint64_t bytes_total;     /* file size */
-    uint64_t bytes_ok;        /* bytes in header + whole good chunks */
+    uint64_t bytes_total; /* file size */
+    uint64_t bytes_ok;    /* bytes in header + whole good chunks */
     uint64_t chunks_ok;
-    uint64_t chunks_bad;      /* checksum or corrupt, skipped */
-    uint64_t bytes_skipped;   /* bytes skipped while resynchronising */
-    uint64_t events;          /* events in good EVENTS chunks */
-    int truncated;            /* ended inside a chunk */
+    uint64_t chunks_bad;    /* checksum or corrupt, skipped */
+    uint64_t bytes_skipped; /* bytes skipped while resynchronising */
+    uint64_t events;        /* events in good EVENTS chunks */
+    int truncated;          /* ended inside a chunk */
     int has_footer;
 } yp_reader_stats;
 

@@ -54,29 +54,29 @@ uint64_t yp_clock_thread_cpu_ns(void);
 
 typedef struct yp_ring {
     /* producer side (its own cache line) */
-    YP_ATOMIC(uint64_t) head;  /* events ever pushed */
-    uint64_t tail_cache;    /* producer's last view of tail */
-    uint64_t pending_drop;  /* dropped since the last successful push */
-    uint64_t mask;          /* capacity - 1 (capacity a power of two) */
-    yp_event *ev;           /* mmap'd, capacity events */
-    uint64_t hook_ticks;    /* sampled hook time (see yp_hook.c) */
-    uint32_t sample;        /* hook timing sampler countdown */
+    YP_ATOMIC(uint64_t) head; /* events ever pushed */
+    uint64_t tail_cache;      /* producer's last view of tail */
+    uint64_t pending_drop;    /* dropped since the last successful push */
+    uint64_t mask;            /* capacity - 1 (capacity a power of two) */
+    yp_event *ev;             /* mmap'd, capacity events */
+    uint64_t hook_ticks;      /* sampled hook time (see yp_hook.c) */
+    uint32_t sample;          /* hook timing sampler countdown */
     uint32_t thread_id;
     char pad1[64 - 8 * 7];
     /* consumer side */
-    YP_ATOMIC(uint64_t) tail;  /* events ever consumed */
+    YP_ATOMIC(uint64_t) tail; /* events ever consumed */
     /* shared, rarely written */
     YP_ATOMIC(uint64_t) dropped_total;
     YP_ATOMIC(uint64_t) hook_ns; /* published by the producer now and then */
     YP_ATOMIC(int) ended;        /* the thread has exited (set once) */
     int cpu_clock_ok;
-    int cpu_clock;            /* clockid_t of the thread's CPU clock */
+    int cpu_clock; /* clockid_t of the thread's CPU clock */
     uint64_t ident, native_id;
     uint64_t cpu_ns_at_end;
     char name[64];
-    int info_dirty;           /* thread record to (re)write; registry lock */
-    uint64_t last_ts;         /* last timestamp pushed (producer) */
-    struct yp_ring *next;     /* registry list; registry lock */
+    int info_dirty;       /* thread record to (re)write; registry lock */
+    uint64_t last_ts;     /* last timestamp pushed (producer) */
+    struct yp_ring *next; /* registry list; registry lock */
     uint64_t capacity_bytes;
 } yp_ring;
 
@@ -126,16 +126,16 @@ typedef struct yp_rec_config {
     int zstd_level;             /* 0: default */
     const char *python_version; /* header text */
     const char *command_line;
-    unsigned ring_bits;         /* 0: default (17: 128Ki events, 2 MiB) */
-    unsigned flush_ms;          /* 0: default 20 ms */
-    unsigned wait_ms;           /* full ring wait before dropping; default 50 */
+    unsigned ring_bits; /* 0: default (17: 128Ki events, 2 MiB) */
+    unsigned flush_ms;  /* 0: default 20 ms */
+    unsigned wait_ms;   /* full ring wait before dropping; default 50 */
     yp_sink sink;
 } yp_rec_config;
 
 /* Status of the recorder, for status() / warnings. */
 typedef struct yp_rec_status {
-    int open;             /* a trace is open */
-    yp_status write_error;/* first write error (sticky), YP_OK if none */
+    int open;              /* a trace is open */
+    yp_status write_error; /* first write error (sticky), YP_OK if none */
     char error_text[256];
     uint64_t events, dropped, chunks, bytes_written;
     uint64_t rings, ring_bytes, symbols, symbol_bytes;
@@ -179,8 +179,8 @@ void yp_rec_thread_name(uint64_t ident, const char *name);
 
 /* Allocate the next function id and queue its symbol record (strings are
  * copied). Returns 0 when out of memory (counted). Call with the GIL. */
-uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *filename,
-                           uint32_t lineno, int builtin);
+uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *filename, uint32_t lineno,
+                           int builtin);
 
 /* Push ev_kind (REC_START / REC_STOP) into every live ring, with ts from
  * ts_fn when given (wall clock) or each ring's last timestamp. Call with the

@@ -21,7 +21,7 @@ const uint8_t C = YP_EV_CALL, R = YP_EV_RETURN;
 struct Agg {
     yp_agg *a = yp_agg_new();
     Agg() {
-        yp_agg_set_ns_per_tick(a, 1e9);  // 1 tick = 1 s: exact numbers
+        yp_agg_set_ns_per_tick(a, 1e9); // 1 tick = 1 s: exact numbers
         const char *names[] = {"", "a", "b", "c", "d"};
         for (uint32_t i = 1; i <= 4; i++) {
             yp_symbol s{i, i * 10, 0, names[i], "m", "/m.py"};
@@ -56,7 +56,8 @@ struct Snap {
     const yp_edge *edge(const char *caller, const char *callee) {
         for (size_t i = 0; i < s->n_edges; i++) {
             const yp_edge &e = s->edges[i];
-            if (!strcmp(s->funcs[e.caller].name, caller) && !strcmp(s->funcs[e.callee].name, callee)) return &e;
+            if (!strcmp(s->funcs[e.caller].name, caller) && !strcmp(s->funcs[e.callee].name, callee))
+                return &e;
         }
         return nullptr;
     }
@@ -84,8 +85,9 @@ TEST(Agg, SimpleChain) {
 // a->b->c->a->b->c->a: cumulative time counts each outermost activation once.
 TEST(Agg, MutualRecursionCountsOutermostOnce) {
     Agg g;
-    g.feed(1, {E(0, 1, C), E(10, 2, C), E(20, 3, C), E(30, 1, C), E(40, 2, C), E(50, 3, C), E(60, 1, C),
-               E(70, 1, R), E(80, 3, R), E(90, 2, R), E(100, 1, R), E(110, 3, R), E(120, 2, R), E(130, 1, R)});
+    g.feed(1,
+           {E(0, 1, C), E(10, 2, C), E(20, 3, C), E(30, 1, C), E(40, 2, C), E(50, 3, C), E(60, 1, C),
+            E(70, 1, R), E(80, 3, R), E(90, 2, R), E(100, 1, R), E(110, 3, R), E(120, 2, R), E(130, 1, R)});
     Snap s(g.a);
     auto a = *s.fn("a");
     EXPECT_EQ(a.ncalls, 3u);
@@ -112,7 +114,7 @@ TEST(Agg, MutualRecursionCountsOutermostOnce) {
     double self = 0;
     for (size_t i = 0; i < s.s->n_fstats; i++) self += s.s->fstats[i].self_s;
     EXPECT_DOUBLE_EQ(self, 130);
-    EXPECT_EQ(s.s->n_nodes, 7u);  // every depth is its own call path
+    EXPECT_EQ(s.s->n_nodes, 7u); // every depth is its own call path
 }
 
 TEST(Agg, DirectRecursion) {
@@ -133,7 +135,7 @@ TEST(Agg, UnbalancedStartAndOpenFramesAtTheEnd) {
     Snap s(g.a);
     EXPECT_EQ(s.s->threads[0].unmatched, 2u);
     EXPECT_EQ(s.s->threads[0].open_frames, 2u);
-    EXPECT_EQ(s.fn("a")->ncalls, 1u);  // closed at the last event, as cProfile's disable()
+    EXPECT_EQ(s.fn("a")->ncalls, 1u); // closed at the last event, as cProfile's disable()
     EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 18);
     EXPECT_DOUBLE_EQ(s.fn("c")->total_s, 0);
     // the snapshot changed nothing: the frame closes later for real
@@ -172,7 +174,7 @@ TEST(Agg, IntervalsDoNotCountTimeWhileStopped) {
 TEST(Agg, DroppedEventsCloseTheStackAndAreCounted) {
     Agg g;
     g.feed(1, {E(0, 1, C), E(5, 2, C), E(10, 7, YP_EV_DROPPED), E(12, 2, R), E(14, 1, R)});
-    g.feed(1, {E(20, 3, C), E(21, 3, R)}, 5);  // 5 more lost before this chunk
+    g.feed(1, {E(20, 3, C), E(21, 3, R)}, 5); // 5 more lost before this chunk
     Snap s(g.a);
     EXPECT_EQ(s.s->threads[0].dropped, 12u);
     EXPECT_EQ(s.s->session.dropped_events, 12u);
@@ -187,7 +189,7 @@ TEST(Agg, SeveralThreadsAreSeparateAndSum) {
     yp_agg_thread(g.a, &t1);
     yp_agg_thread(g.a, &t2);
     g.feed(1, {E(0, 1, C), E(4, 1, R)});
-    g.feed(2, {E(1, 1, C), E(2, 2, C)});  // interleaved in time, separate stacks
+    g.feed(2, {E(1, 1, C), E(2, 2, C)}); // interleaved in time, separate stacks
     g.feed(1, {E(5, 1, C), E(6, 1, R)});
     g.feed(2, {E(3, 2, R), E(9, 1, R)});
     Snap s(g.a);
@@ -214,7 +216,7 @@ TEST(Agg, ClearRestartsCountsKeepsStacks) {
     yp_agg_clear(g.a);
     g.feed(1, {E(5, 2, R), E(6, 2, C), E(7, 2, R), E(9, 1, R)});
     Snap s(g.a);
-    EXPECT_EQ(s.fn("b")->ncalls, 1u);  // the one open at the clear is not a call
+    EXPECT_EQ(s.fn("b")->ncalls, 1u); // the one open at the clear is not a call
     EXPECT_DOUBLE_EQ(s.fn("b")->total_s, 3);
     EXPECT_EQ(s.fn("a")->ncalls, 0u);
     EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 6);
@@ -235,7 +237,7 @@ TEST(Agg, MemoryIsIndependentOfEventCount) {
         for (auto &e : ev) e.ts += 200000;
         g.feed(1, ev);
     }
-    EXPECT_EQ(yp_agg_bytes(g.a), b1);  // 10M more events, not one byte more
+    EXPECT_EQ(yp_agg_bytes(g.a), b1); // 10M more events, not one byte more
     EXPECT_EQ(yp_agg_events_seen(g.a), 51u * 200000u);
 }
 
@@ -246,4 +248,4 @@ TEST(Agg, UnknownFunctionIdsGetAName) {
     ASSERT_TRUE(s.fn("<unknown function #99>"));
 }
 
-}  // namespace
+} // namespace

@@ -21,7 +21,9 @@ yp_event E(uint64_t ts, uint32_t id, uint8_t kind) {
     return e;
 }
 
-std::string tmp(const char *n) { return std::string(::testing::TempDir()) + "yp_exp_" + std::to_string(getpid()) + n; }
+std::string tmp(const char *n) {
+    return std::string(::testing::TempDir()) + "yp_exp_" + std::to_string(getpid()) + n;
+}
 
 std::string read_all(const std::string &p) {
     std::ifstream f(p, std::ios::binary);
@@ -37,10 +39,10 @@ size_t count(const std::string &s, const std::string &needle) {
 }
 
 // main -> (a -> b) x2, main -> b; times in microseconds (1 tick = 1 us)
-const std::vector<yp_event> kEvents = {E(0, 1, YP_EV_CALL),  E(10, 2, YP_EV_CALL), E(15, 3, YP_EV_CALL),
-                                       E(35, 3, YP_EV_RETURN), E(40, 2, YP_EV_RETURN), E(50, 2, YP_EV_CALL),
-                                       E(55, 3, YP_EV_CALL), E(60, 3, YP_EV_RETURN), E(70, 2, YP_EV_RETURN),
-                                       E(80, 3, YP_EV_CALL), E(95, 3, YP_EV_RETURN), E(100, 1, YP_EV_RETURN)};
+const std::vector<yp_event> kEvents = {
+    E(0, 1, YP_EV_CALL),    E(10, 2, YP_EV_CALL), E(15, 3, YP_EV_CALL),   E(35, 3, YP_EV_RETURN),
+    E(40, 2, YP_EV_RETURN), E(50, 2, YP_EV_CALL), E(55, 3, YP_EV_CALL),   E(60, 3, YP_EV_RETURN),
+    E(70, 2, YP_EV_RETURN), E(80, 3, YP_EV_CALL), E(95, 3, YP_EV_RETURN), E(100, 1, YP_EV_RETURN)};
 
 struct Fixture {
     std::string trace = tmp(".yp");
@@ -50,7 +52,8 @@ struct Fixture {
         o.ns_per_tick = 1000.0;
         yp_writer *w;
         EXPECT_EQ(yp_writer_open(trace.c_str(), &o, &w, nullptr, 0), YP_OK);
-        yp_symbol syms[3] = {{1, 1, 0, "main", "app", "/app.py"}, {2, 5, 0, "Obj.a", "app", "/app.py"},
+        yp_symbol syms[3] = {{1, 1, 0, "main", "app", "/app.py"},
+                             {2, 5, 0, "Obj.a", "app", "/app.py"},
                              {3, 0, 1, "list.append", "builtins", ""}};
         yp_writer_symbols(w, syms, 3);
         yp_thread_info t{1, 5, 6, 0, "MainThread"};
@@ -88,9 +91,9 @@ TEST(Export, CollapsedStacksSumToTotalTime) {
         saw_nested |= line.rfind("MainThread;main (app.py:1);Obj.a (app.py:5);list.append", 0) == 0;
         lines++;
     }
-    EXPECT_EQ(sum, 100);  // main's inclusive time, in us
+    EXPECT_EQ(sum, 100); // main's inclusive time, in us
     EXPECT_TRUE(saw_nested);
-    EXPECT_EQ(lines, 4);  // main, main;a, main;a;append, main;append
+    EXPECT_EQ(lines, 4); // main, main;a, main;a;append, main;append
     remove(p.c_str());
 }
 
@@ -113,7 +116,7 @@ TEST(Export, FlamegraphIsSelfContainedSvg) {
     std::string t = read_all(p);
     EXPECT_NE(t.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
     EXPECT_EQ(count(t, "<g>"), count(t, "</g>"));
-    EXPECT_EQ(count(t, "<title>"), 4u);  // 4 call paths
+    EXPECT_EQ(count(t, "<title>"), 4u); // 4 call paths
     EXPECT_NE(t.find("</svg>"), std::string::npos);
     remove(p.c_str());
 }
@@ -144,4 +147,4 @@ TEST(Export, PstatsIsAMarshalDict) {
     remove(p.c_str());
 }
 
-}  // namespace
+} // namespace

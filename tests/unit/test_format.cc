@@ -54,8 +54,8 @@ struct Written {
     size_t chunks = 0;
 };
 
-Written write_trace(const std::string &path, int threads, size_t events_per_thread, size_t chunk, uint64_t seed,
-                    bool footer = true) {
+Written write_trace(const std::string &path, int threads, size_t events_per_thread, size_t chunk,
+                    uint64_t seed, bool footer = true) {
     std::mt19937_64 rng(seed);
     yp_writer_options o{};
     o.python_version = "3.11.7";
@@ -63,7 +63,8 @@ Written write_trace(const std::string &path, int threads, size_t events_per_thre
     yp_writer *w = nullptr;
     char err[256];
     EXPECT_EQ(yp_writer_open(path.c_str(), &o, &w, err, sizeof err), YP_OK) << err;
-    yp_symbol sym[2] = {{1, 10, 0, "Server.handle", "server", "/srv/server.py"}, {2, 0, 1, "list.append", "builtins", ""}};
+    yp_symbol sym[2] = {{1, 10, 0, "Server.handle", "server", "/srv/server.py"},
+                        {2, 0, 1, "list.append", "builtins", ""}};
     EXPECT_EQ(yp_writer_symbols(w, sym, 2), YP_OK);
     Written out;
     out.per_thread.resize(threads);
@@ -112,7 +113,7 @@ TEST(Codec, RoundTripAndStrictness) {
 
 TEST(Format, RoundTripMillionsOfEventsOverManyThreads) {
     std::string p = tmp_path("rt");
-    Written w = write_trace(p, 16, 200000, 8192, 42);  // 3.2M events
+    Written w = write_trace(p, 16, 200000, 8192, 42); // 3.2M events
     yp_reader *r = nullptr;
     char err[256];
     ASSERT_EQ(yp_reader_open(p.c_str(), &r, err, sizeof err), YP_OK) << err;
@@ -130,18 +131,22 @@ TEST(Format, RoundTripMillionsOfEventsOverManyThreads) {
             EXPECT_EQ(c.h.seq, next_seq[c.h.thread_id]++);
             got[c.h.thread_id - 1].insert(got[c.h.thread_id - 1].end(), c.events, c.events + c.h.n_records);
         } else if (c.h.kind == YP_CHUNK_SYMBOLS) {
-            ASSERT_EQ(yp_chunk_symbols(&c, [](void *ctx, const yp_symbol *s) {
-                          auto *n = static_cast<size_t *>(ctx);
-                          if (s->func_id == 1) {
-                              EXPECT_STREQ(s->name, "Server.handle");
-                              EXPECT_EQ(s->lineno, 10u);
-                          } else {
-                              EXPECT_STREQ(s->name, "list.append");
-                              EXPECT_EQ(s->builtin, 1);
-                          }
-                          (*n)++;
-                          return 0;
-                      }, &syms), YP_OK);
+            ASSERT_EQ(yp_chunk_symbols(
+                          &c,
+                          [](void *ctx, const yp_symbol *s) {
+                              auto *n = static_cast<size_t *>(ctx);
+                              if (s->func_id == 1) {
+                                  EXPECT_STREQ(s->name, "Server.handle");
+                                  EXPECT_EQ(s->lineno, 10u);
+                              } else {
+                                  EXPECT_STREQ(s->name, "list.append");
+                                  EXPECT_EQ(s->builtin, 1);
+                              }
+                              (*n)++;
+                              return 0;
+                          },
+                          &syms),
+                      YP_OK);
         } else if (c.h.kind == YP_CHUNK_FOOTER) {
             yp_footer f;
             ASSERT_EQ(yp_chunk_footer(&c, &f), YP_OK);
@@ -179,7 +184,8 @@ TEST(Format, TruncationAtEveryOffset) {
         yp_reader *r;
         ASSERT_EQ(yp_reader_open_mem(full.data(), full.size(), &r, nullptr, 0), YP_OK);
         yp_chunk c;
-        while (yp_reader_next(r, &c) == YP_OK) ends.push_back(c.offset + YP_CHUNK_HEADER_SIZE + c.h.comp_bytes);
+        while (yp_reader_next(r, &c) == YP_OK)
+            ends.push_back(c.offset + YP_CHUNK_HEADER_SIZE + c.h.comp_bytes);
         yp_reader_close(r);
     }
     uint64_t header_end = ends.empty() ? 0 : 0;
@@ -265,7 +271,7 @@ std::vector<uint8_t> raw_chunk(uint8_t kind, const std::vector<uint8_t> &payload
     h[4] = kind;
     h[6] = YP_CHUNK_HEADER_SIZE;
     put32(16, 1);
-    put32(20, 0);  // raw bytes: filled by caller if needed
+    put32(20, 0); // raw bytes: filled by caller if needed
     put32(24, (uint32_t)payload.size());
     put32(48, yp_crc32(0, payload.data(), payload.size()));
     put32(52, yp_crc32(0, h.data(), 52));
@@ -309,7 +315,7 @@ TEST(Format, EmptyForeignAndFutureFiles) {
     std::string p = tmp_path("ver");
     write_trace(p, 1, 10, 10, 1);
     std::vector<uint8_t> d = slurp(p);
-    d[8] = 99;  // version field
+    d[8] = 99; // version field
     uint32_t crc = yp_crc32(0, d.data(), 60);
     for (int i = 0; i < 4; i++) d[60 + i] = (uint8_t)(crc >> (8 * i));
     EXPECT_EQ(yp_reader_open_mem(d.data(), d.size(), &r, err, sizeof err), YP_ERR_VERSION);
@@ -327,9 +333,9 @@ TEST(Format, HugeSizeFieldsAreCorruptNotAllocated) {
     auto put32 = [&](size_t off, uint32_t v) {
         for (int i = 0; i < 4; i++) c[off + i] = (uint8_t)(v >> (8 * i));
     };
-    put32(16, 0xFFFFFFFFu);  // n_records
-    put32(20, 0xFFFFFFF0u);  // raw bytes
-    put32(24, 0x7FFFFFFFu);  // comp bytes
+    put32(16, 0xFFFFFFFFu); // n_records
+    put32(20, 0xFFFFFFF0u); // raw bytes
+    put32(24, 0x7FFFFFFFu); // comp bytes
     put32(52, yp_crc32(0, c.data(), 52));
     d.insert(d.end(), c.begin(), c.end());
     yp_reader *r;
@@ -364,4 +370,4 @@ TEST(Format, WriteErrorsAreStickyNeverFatal) {
     EXPECT_NE(std::string(err).find("No space"), std::string::npos) << err;
 }
 
-}  // namespace
+} // namespace

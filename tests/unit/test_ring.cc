@@ -14,7 +14,7 @@
 namespace {
 
 TEST(Ring, WrapsAroundInOrder) {
-    yp_ring *r = yp_ring_new(4);  // 16 slots, 15 usable
+    yp_ring *r = yp_ring_new(4); // 16 slots, 15 usable
     ASSERT_TRUE(r);
     uint32_t next_expected = 0, pushed = 0;
     for (int round = 0; round < 100; round++) {
@@ -108,7 +108,7 @@ TEST(Recorder, FlusherWritesEveryEventOfEveryThread) {
     Count cnt;
     yp_rec_config cfg{};
     cfg.path = path.c_str();
-    cfg.ring_bits = 12;  // small rings: the flusher must keep up, or producers wait
+    cfg.ring_bits = 12; // small rings: the flusher must keep up, or producers wait
     cfg.flush_ms = 2;
     cfg.wait_ms = 5000;
     cfg.sink.ctx = &cnt;
@@ -178,7 +178,7 @@ TEST(Recorder, AllocationFailuresAreCountedNotFatal) {
     yp_rec_status after;
     yp_rec_status_get(&after);
     EXPECT_EQ(after.alloc_failures - before.alloc_failures, 2u);
-    EXPECT_GT(yp_rec_symbol_add("y", "m", "f", 1, 0), 0u);  // next one works
+    EXPECT_GT(yp_rec_symbol_add("y", "m", "f", 1, 0), 0u); // next one works
 }
 
-}  // namespace
+} // namespace

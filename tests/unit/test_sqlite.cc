@@ -32,14 +32,15 @@ std::string qs(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st;
     EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sql;
     std::string v;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) v = (const char *)sqlite3_column_text(st, 0);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        v = (const char *)sqlite3_column_text(st, 0);
     sqlite3_finalize(st);
     return v;
 }
 
 TEST(Sqlite, WritesTheDocumentedSchema) {
     yp_agg *a = yp_agg_new();
-    yp_agg_set_ns_per_tick(a, 1e6);  // 1 tick = 1 ms
+    yp_agg_set_ns_per_tick(a, 1e6); // 1 tick = 1 ms
     yp_symbol s1{1, 5, 0, "Server.handle", "server", "/srv/server.py"};
     yp_symbol s2{2, 0, 1, "list.append", "builtins", ""};
     yp_agg_symbol(a, &s1);
@@ -76,7 +77,8 @@ TEST(Sqlite, WritesTheDocumentedSchema) {
     EXPECT_EQ(q1(db, "SELECT builtin FROM functions WHERE name = 'list.append'"), 1);
     EXPECT_EQ(q1(db, "SELECT ncalls FROM function_totals WHERE name = 'Server.handle'"), 3);
     EXPECT_NEAR(q1(db, "SELECT total_s FROM function_totals WHERE name = 'Server.handle'"), 0.018, 1e-12);
-    EXPECT_NEAR(q1(db, "SELECT self_s FROM function_stats WHERE function_id = 1 AND thread_id = 1"), 0.008, 1e-12);
+    EXPECT_NEAR(q1(db, "SELECT self_s FROM function_stats WHERE function_id = 1 AND thread_id = 1"), 0.008,
+                1e-12);
     EXPECT_EQ(q1(db, "SELECT ncalls FROM edges WHERE caller_id = 1 AND callee_id = 2"), 1);
     EXPECT_EQ(q1(db, "SELECT count(*) FROM call_tree WHERE parent_id IS NULL"), 2);
     EXPECT_EQ(q1(db, "SELECT depth FROM call_tree WHERE function_id = 2"), 1);
@@ -96,4 +98,4 @@ TEST(Sqlite, UnwritablePathIsAnErrorWithText) {
     yp_agg_free(a);
 }
 
-}  // namespace
+} // namespace

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# yprof's two commands (see README.md):
+#   ./run.sh demo   set everything up, record the example game server, print
+#                   the report and write the SQLite database
+#   ./run.sh test   set everything up and run every test (C and Python,
+#                   sanitizer builds, Python 3.8 / default / 3.13)
+# Both install what is missing: Debian packages with apt-get, Python
+# packages with pip into virtualenvs under .venv*/.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "apt-get install ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# make_venv DIR PYTHON: a virtualenv with yprof installed from this tree.
+make_venv() {
+    local dir=$1 py=$2
+    if [ ! -x "$dir/bin/python" ]; then
+        log "virtualenv $dir ($("$py" --version 2>&1))"
+        "$py" -m venv "$dir"
+    fi
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check pytest
+    log "pip install . into $dir"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
+}
+
+default_python() {
+    command -v python3 || command -v python
+}
+
+# pyenv's newest patch release of a minor version, e.g. pyenv_python 3.8
+pyenv_python() {
+    local root
+    root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+    ls -d "$root"/versions/"$1".*/bin/python"$1" 2>/dev/null | sort -V | tail -n 1
+}
+
+setup_base() {
+    apt_install build-essential pkg-config libzstd-dev libsqlite3-dev
+    make_venv .venv "$(default_python)"
+}
+
+cmd_demo() {
+    setup_base
+    mkdir -p build/demo
+    log "recording examples/game_server.py (a threaded TCP game server and its clients)"
+    .venv/bin/yprof run -o build/demo/game.yp examples/game_server.py --seconds 2
+}
+
+cmd_test() {
+    apt_install build-essential pkg-config libzstd-dev libsqlite3-dev libgtest-dev clang-format-14
+    log "clang-format check"
+    # shellcheck disable=SC2046
+    clang-format-14 --dry-run --Werror $(git ls-files '*.c' '*.h' '*.cc')
+
+    for kind in plain asan tsan; do
+        local dir=build/test-$kind flags=()
+        case $kind in
+            plain) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+            asan) flags=(-DCMAKE_BUILD_TYPE=Debug "-DYP_SANITIZE=address,undefined") ;;
+            tsan) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DYP_SANITIZE=thread) ;;
+        esac
+        log "C tests ($kind)"
+        cmake -S . -B "$dir" -DYP_BUILD_TESTS=ON -DYP_BUILD_PYMOD=OFF -DYP_WERROR=ON "${flags[@]}" >/dev/null
+        cmake --build "$dir" -j "$JOBS" >/dev/null
+        (cd "$dir" && ctest --output-on-failure -j "$JOBS")
+    done
+
+    make_venv .venv "$(default_python)"
+    log "Python tests ($(.venv/bin/python --version))"
+    .venv/bin/python -m pytest -q tests/python
+    for v in 3.8 3.13; do
+        local py
+        py=$(pyenv_python $v)
+        if [ -z "$py" ]; then
+            echo "warning: Python $v not found (pyenv); its tests are skipped" >&2
+            continue
+        fi
+        make_venv ".venv$v" "$py"
+        log "Python tests ($(".venv$v/bin/python" --version))"
+        ".venv$v/bin/python" -m pytest -q tests/python
+    done
+    log "all tests passed"
+}
+
+case "${1:-}" in
+    demo) cmd_demo ;;
+    test) cmd_test ;;
+    *) echo "usage: ./run.sh demo|test" >&2; exit 2 ;;
+esac
