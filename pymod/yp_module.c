@@ -115,6 +115,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
             return NULL;
         }
     }
+    yp_rec_resume();
     if (yp_hook_start(clock_cpu, builtins) != 0) Py_RETURN_FALSE;
     if (g_started_at == 0) {
         struct timespec now;

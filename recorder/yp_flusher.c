@@ -59,6 +59,7 @@ static struct {
     _Atomic uint64_t alloc_failures;
     _Atomic uint64_t fail_allocs;
     yp_status werr;
+    int paused; /* drain_mu: footer written; file left alone until resumed */
     char error_text[256]; /* drain_mu */
     yp_event *scratch;    /* drain_mu */
     size_t scratch_cap;
@@ -190,10 +191,14 @@ static void note_write_error(void) {
     }
 }
 
+/* The file is written unless a write failed or recording is paused (between
+ * stop() and the next start(): the trace then ends with its footer). */
+static int file_ok(void) { return R.w && !R.werr && !R.paused; }
+
 static void emit_events(uint32_t thread_id, const yp_event *ev, size_t n) {
     while (n) {
         size_t k = n > YP_CHUNK_EVENTS_MAX ? YP_CHUNK_EVENTS_MAX : n;
-        if (R.w && !R.werr) {
+        if (file_ok()) {
             yp_writer_events(R.w, thread_id, ev, k, 0);
             note_write_error();
         }
@@ -212,7 +217,7 @@ static void emit_symbols(void) {
         for (uint32_t i = 0; i < k; i += 64) {
             uint32_t m = k - i > 64 ? 64 : k - i;
             for (uint32_t j = 0; j < m; j++) batch[j] = *yp_symtab_get(R.sym_written + i + j + 1);
-            if (R.w && !R.werr) {
+            if (file_ok()) {
                 yp_writer_symbols(R.w, batch, m);
                 note_write_error();
             }
@@ -265,14 +270,14 @@ static void drain_locked(void) {
         r->info_dirty = 0;
         infos[ninfo++] = (yp_thread_info){r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), r->name};
         if (ninfo == 64) {
-            if (R.w && !R.werr) yp_writer_threads(R.w, infos, ninfo);
+            if (file_ok()) yp_writer_threads(R.w, infos, ninfo);
             if (R.sink.thread)
                 for (size_t j = 0; j < ninfo; j++) R.sink.thread(R.sink.ctx, &infos[j]);
             ninfo = 0;
         }
     }
     if (ninfo) {
-        if (R.w && !R.werr) yp_writer_threads(R.w, infos, ninfo);
+        if (file_ok()) yp_writer_threads(R.w, infos, ninfo);
         if (R.sink.thread)
             for (size_t j = 0; j < ninfo; j++) R.sink.thread(R.sink.ctx, &infos[j]);
     }
@@ -427,7 +432,7 @@ int yp_rec_sync(unsigned timeout_ms) {
 
 void yp_rec_marker(const char *text) {
     pthread_mutex_lock(&R.drain_mu);
-    if (R.w && !R.werr) {
+    if (file_ok()) {
         yp_writer_marker(R.w, text, strlen(text));
         note_write_error();
     }
@@ -499,13 +504,26 @@ yp_status yp_rec_checkpoint(const yp_rec_totals *tot) {
     pthread_mutex_lock(&R.drain_mu);
     drain_locked();
     yp_status st = R.werr;
-    if (!st) {
+    if (!st && !R.paused) {
         yp_writer_footer(R.w, &f);
         note_write_error();
         st = R.werr;
     }
+    R.paused = 1;
     pthread_mutex_unlock(&R.drain_mu);
     return st;
+}
+
+void yp_rec_resume(void) {
+    pthread_mutex_lock(&R.drain_mu);
+    if (R.paused) {
+        R.paused = 0;
+        /* what changed while paused went to the sink only: rewrite it */
+        pthread_mutex_lock(&R.reg_mu);
+        for (yp_ring *r = R.rings; r; r = r->next) r->info_dirty = 1;
+        pthread_mutex_unlock(&R.reg_mu);
+    }
+    pthread_mutex_unlock(&R.drain_mu);
 }
 
 yp_status yp_rec_close(const yp_rec_totals *tot) {
@@ -515,7 +533,9 @@ yp_status yp_rec_close(const yp_rec_totals *tot) {
     make_footer(&f, tot);
     pthread_mutex_lock(&R.drain_mu);
     drain_locked();
-    yp_status st = yp_writer_close(R.w, R.werr ? NULL : &f);
+    /* paused: the file already ends with a complete footer */
+    yp_status st = yp_writer_close(R.w, R.werr || R.paused ? NULL : &f);
+    R.paused = 0;
     if (st && !R.werr) {
         R.werr = st;
         snprintf(R.error_text, sizeof R.error_text, "closing %.200s failed: %s", R.path, yp_status_str(st));

@@ -156,6 +156,9 @@ yp_status yp_rec_close(const yp_rec_totals *tot);
 /* Drain and write a footer, keeping the trace open: complete up to here, and
  * continued by later events (a new recording interval). */
 yp_status yp_rec_checkpoint(const yp_rec_totals *tot);
+/* After a checkpoint the file is left alone (the sink still gets every
+ * chunk) until resumed: call at the next start(). */
+void yp_rec_resume(void);
 /* Path of the open (or last) trace. */
 const char *yp_rec_path(void);
 

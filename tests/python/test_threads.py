@@ -1,0 +1,170 @@
+"""Threads: every thread recorded, exact per-thread counts, start/stop from
+any thread, many cycles under load, live stats from other threads."""
+import random
+import sys
+import threading
+import time
+
+from conftest import analyze, db_counts
+
+
+def work(n):
+    return n
+
+
+def per_thread(k):
+    for i in range(k):
+        work(i)
+
+
+def test_64_threads_exact_counts(yp, tmp_path):
+    yp.start(str(tmp_path / "t64.yp"))
+    ths = [threading.Thread(target=per_thread, args=(i + 1,), name="w%02d" % i) for i in range(64)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    yp.stop()
+    st = yp.get_stats()
+    by_name = {t.name: t for t in st.threads}
+    for i in range(64):
+        t = by_name["w%02d" % i]
+        f = [f for f in t.functions if f.name == "work"]
+        assert f and f[0].ncalls == i + 1, (t.name, f)
+    assert st.function("work").ncalls == 64 * 65 // 2
+    analyze(tmp_path / "t64.yp", "-q")
+    assert db_counts(tmp_path / "t64.db", "name = 'work'")["work"][0] == 64 * 65 // 2
+
+
+def test_threads_alive_before_start_are_recorded(yp, tmp_path):
+    go, done = threading.Event(), threading.Event()
+
+    def body():
+        go.wait()
+        per_thread(100)
+        done.set()
+
+    t = threading.Thread(target=body, name="early")
+    t.start()
+    time.sleep(0.05)
+    yp.start(str(tmp_path / "early.yp"))
+    go.set()
+    done.wait()
+    yp.stop()
+    t.join()
+    early = yp.get_stats().thread("early")
+    assert [f.ncalls for f in early.functions if f.name == "work"] == [100]
+
+
+def test_start_in_one_thread_stop_in_another(yp, tmp_path):
+    path = str(tmp_path / "cross.yp")
+    threading.Thread(target=yp.start, args=(path,)).start()
+    deadline = time.time() + 5
+    while not yp.is_running() and time.time() < deadline:
+        time.sleep(0.001)
+    assert yp.is_running()
+    per_thread(10)
+    t = threading.Thread(target=yp.stop)
+    t.start()
+    t.join()
+    assert not yp.is_running()
+    per_thread(10)  # not recorded
+    assert yp.get_stats().function("work").ncalls == 10
+    analyze(path, "-q")
+
+
+def test_1000_start_stop_cycles_from_random_threads_under_load(yp, tmp_path):
+    path = str(tmp_path / "cycles.yp")
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)  # or the cyclers wait 16 x 5 ms for the GIL
+    stop = threading.Event()
+    calls = [0] * 16
+
+    def worker(i):
+        while not stop.is_set():
+            for _ in range(50):
+                work(i)
+            calls[i] += 50
+            time.sleep(0.0005)
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for w in workers:
+        w.start()
+    rng = random.Random(5)
+    cycles = [0]
+
+    def cycler(n):
+        for _ in range(n):
+            (yp.start(path) if rng.random() < 0.5 else yp.stop())
+            cycles[0] += 1
+
+    cyclers = [threading.Thread(target=cycler, args=(250,)) for _ in range(4)]
+    for c in cyclers:
+        c.start()
+    for c in cyclers:
+        c.join()
+    yp.stop()
+    stop.set()
+    for w in workers:
+        w.join()
+    sys.setswitchinterval(old)
+    assert cycles[0] == 1000
+    live = yp.get_stats().function("work")
+    total = sum(calls)
+    assert live is not None and 0 < live.ncalls <= total
+    p = analyze(path, "-q")
+    assert "warning" not in p.stderr
+    # the trace and the live stats saw the same calls
+    assert db_counts(tmp_path / "cycles.db", "name = 'work'")["work"][0] == live.ncalls
+
+
+def test_get_stats_from_monitor_while_8_threads_run(yp, tmp_path):
+    path = str(tmp_path / "live.yp")
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            per_thread(50)
+
+    yp.start(path)
+    ths = [threading.Thread(target=busy) for _ in range(8)]
+    for t in ths:
+        t.start()
+    seen = []
+    errors = []
+
+    def monitor():
+        try:
+            for _ in range(20):
+                f = yp.get_stats().function("work")
+                seen.append(f.ncalls if f else 0)
+                time.sleep(0.01)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    m = threading.Thread(target=monitor)
+    m.start()
+    m.join()
+    stop.set()
+    for t in ths:
+        t.join()
+    yp.stop()
+    assert not errors
+    assert seen == sorted(seen) and seen[-1] > 0, seen
+    final = yp.get_stats()
+    analyze(path, "-q")
+    db = db_counts(tmp_path / "live.db")
+    for f in final.functions:
+        if f.name in ("work", "per_thread", "test_get_stats_from_monitor_while_8_threads_run.<locals>.busy"):
+            assert db[f.name] == (f.ncalls, f.primitive_calls), f.name
+
+
+def test_clear_stats_while_running_from_another_thread(yp, tmp_path):
+    yp.start(str(tmp_path / "clear.yp"))
+    per_thread(100)
+    t = threading.Thread(target=yp.clear_stats)
+    t.start()
+    t.join()
+    per_thread(7)
+    assert yp.get_stats().function("work").ncalls == 7
+    yp.stop()
