@@ -52,8 +52,7 @@ void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
             ss->duration_s, ss->events, ss->dropped_events, s->n_threads,
             ss->complete ? "" : ", trace incomplete");
     fprintf(out,
-            "  pollution %.1f%% of %.3f s (hook %.3f s, flusher %.3f s, interpreter slow-down "
-            "%.3f s), profiler memory %s\n\n",
+            "  pollution %.1f%% of %.3f s: hook %.3f s, flusher %.3f s, interpreter %.3f s; memory %s\n\n",
             ss->pollution_pct, ss->app_s, ss->hook_s, ss->flusher_s, ss->interp_s, mem);
 
     if (o->show_threads) {

@@ -31,7 +31,8 @@ static uint64_t g_interval_t0;     /* start of the running interval */
 static uint64_t g_interp_ns;       /* estimated interpreter slow-down */
 static double g_interp_ratio = -1; /* calibrated slow-down per hook ns */
 static char g_pyversion[64];
-static double g_started_at; /* unix time of the first start() */
+static uint32_t g_clock_kind; /* clock of the live stats */
+static double g_started_at;   /* unix time of the first start() */
 
 /* ---- the sink: flusher -> live aggregator ----------------------------------------- */
 
@@ -92,6 +93,16 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS yp_rec_close(&t);
         Py_END_ALLOW_THREADS
     }
+    if (g_agg && g_clock_kind != ck) {
+        /* times on another clock don't mix: live stats start afresh */
+        pthread_mutex_lock(&g_agg_mu);
+        yp_agg_free(g_agg);
+        g_agg = NULL;
+        pthread_mutex_unlock(&g_agg_mu);
+        g_app_ns = 0;
+        g_started_at = 0;
+    }
+    g_clock_kind = ck;
     if (!g_agg) {
         pthread_mutex_lock(&g_agg_mu);
         g_agg = yp_agg_new();

@@ -59,13 +59,14 @@ static struct {
     _Atomic uint64_t alloc_failures;
     _Atomic uint64_t fail_allocs;
     yp_status werr;
-    int paused; /* drain_mu: footer written; file left alone until resumed */
+    int paused;           /* drain_mu: footer written; file left alone until resumed */
     char error_text[256]; /* drain_mu */
     yp_event *scratch;    /* drain_mu */
     size_t scratch_cap;
     yp_ring **snap; /* drain_mu */
     size_t snap_cap;
     uint64_t freed_dropped; /* drops of rings already freed; reg_mu */
+    uint64_t freed_hook_ns; /* hook time of rings already freed; reg_mu */
 } R = {
     .drain_mu = PTHREAD_MUTEX_INITIALIZER,
     .reg_mu = PTHREAD_MUTEX_INITIALIZER,
@@ -318,6 +319,7 @@ static void drain_locked(void) {
             while (*pp && *pp != r) pp = &(*pp)->next;
             if (*pp) *pp = r->next;
             R.freed_dropped += atomic_load(&r->dropped_total);
+            R.freed_hook_ns += atomic_load(&r->hook_ns);
             pthread_mutex_unlock(&R.reg_mu);
             emit_events(r->thread_id, &end, 1);
             yp_ring_free(r);
@@ -442,7 +444,10 @@ void yp_rec_marker(const char *text) {
 static uint64_t ring_bytes_locked(uint64_t *count) {
     uint64_t b = 0, n = 0;
     for (yp_ring *r = R.rings; r; r = r->next) {
-        b += r->capacity_bytes + sizeof *r;
+        /* pages of the mmap the ring has touched so far (its RSS) */
+        uint64_t used = atomic_load(&r->head) * sizeof(yp_event);
+        used = (used + 4095) & ~(uint64_t)4095;
+        b += (used < r->capacity_bytes ? used : r->capacity_bytes) + sizeof *r;
         n++;
     }
     if (count) *count = n;
@@ -460,6 +465,7 @@ void yp_rec_status_get(yp_rec_status *out) {
     pthread_mutex_lock(&R.reg_mu);
     out->ring_bytes = ring_bytes_locked(&out->rings);
     out->dropped = R.freed_dropped;
+    out->hook_ns = R.freed_hook_ns;
     for (yp_ring *r = R.rings; r; r = r->next) {
         out->dropped += atomic_load(&r->dropped_total);
         out->hook_ns += atomic_load(&r->hook_ns);

@@ -1,0 +1,165 @@
+"""yprof-analyze end to end: report, database, every export, bad input."""
+import json
+import os
+import pstats
+import random
+import re
+import sqlite3
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import ANALYZE, PY, analyze, run_py
+
+PROGRAM = """
+import threading, yprof_record as yp
+def leaf(i): return i * 2
+def mid(n): return sum(leaf(i) for i in range(n))
+def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)
+def worker(k):
+    for _ in range(k): mid(10)
+yp.start("app.yp")
+ts = [threading.Thread(target=worker, args=(20,), name="worker-%d" % i) for i in range(3)]
+for t in ts: t.start()
+for t in ts: t.join()
+fib(15)
+yp.stop()
+"""
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    d = tmp_path_factory.mktemp("app")
+    run_py(d, PROGRAM)
+    return d / "app.yp"
+
+
+def test_report_database_and_every_export_in_one_run(trace, tmp_path):
+    out = {k: tmp_path / ("out." + k) for k in ("pstats", "callgrind", "folded", "json", "svg")}
+    p = analyze(trace, "-o", tmp_path / "x.db", "--threads", "--top", "5", "--sort", "ncalls",
+                "--pstats", out["pstats"], "--callgrind", out["callgrind"], "--collapsed", out["folded"],
+                "--chrome", out["json"], "--flamegraph", out["svg"])
+    lines = p.stdout.splitlines()
+    assert all(len(l) <= 100 for l in lines), max(lines, key=len)
+    assert "worker-2" in p.stdout and "top 5 functions by ncalls" in p.stdout
+    rows = [l for l in lines if re.match(r"\s+\d", l) and "leaf" in l]
+    assert rows and rows[0].split()[0] == "600"  # 3 threads x 20 x 10
+    # pstats loads with the same counts as the database
+    st = pstats.Stats(str(out["pstats"])).stats
+    fib = [v for k, v in st.items() if k[2] == "fib"][0]
+    assert fib[:2] == (1, 1973)  # primitive, total
+    con = sqlite3.connect(str(tmp_path / "x.db"))
+    assert con.execute("SELECT ncalls, primitive_calls FROM function_totals WHERE name='fib'").fetchone() == (1973, 1)
+    total = con.execute("SELECT sum(total_s) FROM call_tree WHERE parent_id IS NULL").fetchone()[0]
+    # collapsed stacks add up to the total time (microseconds, rounded per line)
+    folded = out["folded"].read_text().splitlines()
+    us = sum(int(l.rsplit(" ", 1)[1]) for l in folded)
+    assert abs(us - total * 1e6) <= len(folded) + 1
+    assert any(l.startswith("worker-1;") and ";mid (" in l for l in folded)
+    # chrome trace: valid JSON, balanced, one named track per thread
+    ev = json.loads(out["json"].read_text())["traceEvents"]
+    assert sum(e["ph"] == "B" for e in ev) == sum(e["ph"] == "E" for e in ev) > 1973
+    names = {e["args"]["name"] for e in ev if e.get("name") == "thread_name"}
+    assert {"MainThread", "worker-0", "worker-1", "worker-2"} <= names
+    # SVG parses as XML and has hover titles
+    root = ET.parse(str(out["svg"])).getroot()
+    titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}title")]
+    assert any(t.startswith("fib") for t in titles)
+    assert "# callgrind format" in out["callgrind"].read_text()
+
+
+def test_default_database_beside_the_trace_and_thread_filter(trace):
+    p = analyze(trace, "--thread", "worker-1")
+    assert "thread" in p.stdout and "fib" not in p.stdout.split("top")[1]
+    assert os.path.exists(str(trace).replace(".yp", ".db"))
+    bad = analyze(trace, "--thread", "nope", check=False)
+    assert bad.returncode == 2 and "no thread" in bad.stderr
+
+
+def test_help_and_usage_errors():
+    h = analyze("--help")
+    for opt in ("--top", "--sort", "--thread", "--threads", "--pstats", "--callgrind", "--collapsed", "--chrome",
+                "--flamegraph", "--db"):
+        assert opt in h.stdout
+    assert analyze(check=False).returncode == 2
+    assert analyze("--sort", "bogus", "x.yp", check=False).returncode == 2
+
+
+def test_schema_doc_example_queries_run(trace, tmp_path):
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "schema.md")).read()
+    queries = re.findall(r"```sql\n(.*?)```", doc, re.S)
+    assert len(queries) >= 3
+    db = tmp_path / "q.db"
+    analyze(trace, "-o", db, "-q")
+    con = sqlite3.connect(str(db))
+    for q in queries:
+        rows = con.execute(q).fetchall()
+        assert rows, q
+
+
+def one_line_error(p):
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("yprof-analyze: "), p.stderr
+    return err[0]
+
+
+@pytest.mark.parametrize("content", [b"", b"hello world\n" * 10, bytes(range(256)) * 4,
+                                     b"YPROF\x00\r\n" + b"\x00" * 10])
+def test_foreign_and_damaged_files_fail_with_one_line(tmp_path, content):
+    f = tmp_path / "bad.yp"
+    f.write_bytes(content)
+    one_line_error(analyze(f, check=False))
+
+
+def test_directory_and_missing_path(tmp_path):
+    assert "not a regular file" in one_line_error(analyze(tmp_path, check=False))
+    assert "No such file" in one_line_error(analyze(tmp_path / "missing.yp", check=False))
+
+
+def test_header_then_garbage(trace, tmp_path):
+    data = trace.read_bytes()
+    hdr_len = 64 + int.from_bytes(data[20:24], "little")
+    f = tmp_path / "g.yp"
+    f.write_bytes(data[:hdr_len] + bytes(random.Random(1).getrandbits(8) for _ in range(5000)))
+    one_line_error(analyze(f, check=False))
+
+
+def test_truncation_at_every_offset_of_a_small_trace(tmp_path):
+    run_py(tmp_path, """
+        import yprof_record as yp
+        def f(n): return n
+        yp.start("small.yp")
+        for i in range(5): f(i)
+        yp.stop()
+    """)
+    data = (tmp_path / "small.yp").read_bytes()
+    assert len(data) < 3000
+    cut_short = ok = failed = 0
+    for cut in range(len(data) + 1):
+        f = tmp_path / "cut.yp"
+        f.write_bytes(data[:cut])
+        p = analyze(f, "-q", "--no-db", check=False)
+        assert p.returncode in (0, 1), (cut, p.returncode, p.stderr)
+        assert len(p.stderr.strip().splitlines()) <= 1, p.stderr
+        if p.returncode == 1:
+            failed += 1
+        elif "cut short" in p.stderr:
+            cut_short += 1
+        else:
+            ok += 1
+    assert ok == 1 and cut_short > 0 and failed > 0  # only the whole file is complete
+
+
+def test_random_byte_flips_never_crash(trace, tmp_path):
+    data = bytearray(trace.read_bytes())
+    rng = random.Random(7)
+    for i in range(60):
+        d = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)
+        f = tmp_path / "flip.yp"
+        f.write_bytes(bytes(d))
+        p = analyze(f, "-q", "--no-db", check=False)
+        assert p.returncode in (0, 1), (i, p.returncode, p.stderr)

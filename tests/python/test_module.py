@@ -1,0 +1,141 @@
+"""The Python API: arguments, context manager, decorator, CLIs, Stats."""
+import os
+import pstats
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PY, analyze, db_counts, run_py
+
+
+def f(x):
+    return x
+
+
+def test_bad_arguments(yp, tmp_path):
+    with pytest.raises(ValueError):
+        yp.start(str(tmp_path / "a.yp"), clock="bogus")
+    with pytest.raises(TypeError):
+        yp.start(42)
+    with pytest.raises(OSError):
+        yp.start(str(tmp_path / "no" / "such" / "dir" / "a.yp"))
+    assert not yp.is_running()
+    assert yp.stop() is False and yp.stop() is False
+    assert yp.start(str(tmp_path / "a.yp")) is True
+    assert yp.start(str(tmp_path / "a.yp")) is False  # already running: harmless
+    assert yp.is_running()
+    assert yp.stop() is True
+
+
+def test_work_while_stopped_is_not_counted_and_intervals_accumulate(yp, tmp_path):
+    path = str(tmp_path / "iv.yp")
+    yp.clear_stats()
+    yp.start(path)
+    for i in range(3):
+        f(i)
+    yp.stop()
+    for i in range(100):
+        f(i)
+    yp.start(path)
+    for i in range(4):
+        f(i)
+    yp.stop()
+    assert yp.get_stats().function("f").ncalls == 7
+    yp._close()
+    analyze(path, "-q")
+    assert db_counts(path.replace(".yp", ".db"), "name='f'")["f"] == (7, 7)
+
+
+def test_context_manager_and_decorator(yp, tmp_path):
+    yp.clear_stats()
+    with yp.profile(str(tmp_path / "cm.yp")):
+        f(1)
+    assert not yp.is_running()
+
+    @yp.profile(str(tmp_path / "cm.yp"))
+    def g():
+        return f(2)
+
+    assert g() == 2
+    assert yp.get_stats().function("f").ncalls == 2
+
+
+def test_stats_object(yp, tmp_path):
+    yp.clear_stats()
+    yp.start(str(tmp_path / "s.yp"))
+    for i in range(5):
+        f(i)
+    yp.stop()
+    s = yp.get_stats()
+    fs = s.function("f")
+    assert (fs.ncalls, fs.primitive_calls, fs.builtin, fs.lineno) == (5, 5, False, 12)
+    assert fs.module == "test_module" and fs.filename.endswith("test_module.py")
+    assert fs.avg_s == pytest.approx(fs.total_s / 5)
+    assert s.sorted("ncalls")[0].ncalls >= 5
+    assert [x.name for x in s.filter(module="test_module", name="f")] == ["f"]
+    main = s.thread("MainThread")
+    assert main.ident and main.native_id and main.events > 0
+    assert [x.ncalls for x in main.functions if x.name == "f"] == [5]
+    text = s.report(top=5)
+    assert "ncalls" in text and "tottime" in text
+    s.save(str(tmp_path / "live.db"))
+    assert db_counts(tmp_path / "live.db", "name='f'")["f"] == (5, 5)
+    s.to_pstats(str(tmp_path / "live.pstats"))
+    st = pstats.Stats(str(tmp_path / "live.pstats")).stats
+    assert [v[1] for k, v in st.items() if k[2] == "f"] == [5]
+    p = yp.pollution()
+    assert set(p) >= {"pct", "hook_s", "flusher_s", "bytes", "interp_s"}
+    assert p["bytes"] > 0 and p["pct"] >= 0
+
+
+def test_python_dash_m_runs_script_and_module(tmp_path):
+    (tmp_path / "prog.py").write_text("import sys\ndef h(): return 1\nfor _ in range(3): h()\n"
+                                      "print('args', sys.argv[1:])\n")
+    p = subprocess.run([PY, "-m", "yprof_record", "-o", "p.yp", "--clock", "cpu", "prog.py", "a", "-b"],
+                       cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "args ['a', '-b']" in p.stdout
+    analyze(tmp_path / "p.yp", "-q")
+    assert db_counts(tmp_path / "p.db", "name='h'")["h"] == (3, 3)
+    con = __import__("sqlite3").connect(str(tmp_path / "p.db"))
+    assert con.execute("SELECT clock FROM session").fetchone()[0] == "cpu"
+    (tmp_path / "modx.py").write_text("def k(): return 2\nif __name__ == '__main__':\n    k(); k()\n")
+    p = subprocess.run([PY, "-m", "yprof_record", "-o", "m.yp", "-m", "modx"], cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert p.returncode == 0, p.stderr
+    analyze(tmp_path / "m.yp", "-q")
+    assert db_counts(tmp_path / "m.db", "name='k'")["k"] == (2, 2)
+
+
+def test_yprof_run_prints_the_report(tmp_path):
+    (tmp_path / "prog.py").write_text("def h(): return 1\nfor _ in range(4): h()\n")
+    yprof = os.path.join(os.path.dirname(PY), "yprof")
+    p = subprocess.run([yprof, "run", "-o", "r.yp", "prog.py"], cwd=str(tmp_path), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "yprof report" in p.stdout and "database: r.db" in p.stdout
+    assert any(l.split()[:1] == ["4"] and "h  prog.py:1" in l for l in p.stdout.splitlines()), p.stdout
+
+
+def test_cpu_clock_does_not_count_sleep(yp, tmp_path):
+    import time
+
+    def sleeper():
+        time.sleep(0.2)
+
+    def spinner():
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.05:
+            pass
+
+    yp.clear_stats()
+    yp.start(str(tmp_path / "cpu.yp"), clock="cpu")
+    sleeper()
+    spinner()
+    yp.stop()
+    s = yp.get_stats()
+    assert s.session["clock"] == "cpu"
+    assert s.function("test_cpu_clock_does_not_count_sleep.<locals>.sleeper").total_s < 0.05
+    assert 0.03 < s.function("test_cpu_clock_does_not_count_sleep.<locals>.spinner").total_s < 1.0
+    yp._close()  # a different clock next time means a new trace anyway
