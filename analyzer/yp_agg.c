@@ -469,10 +469,10 @@ yp_stats *yp_agg_snapshot(const yp_agg *a) {
         tb.ns = malloc((t->n_ns + 1) * sizeof *tb.ns);
         stack = malloc((t->depth + 1) * sizeof *stack);
         if (!tb.fs || !tb.es || !tb.ns || !stack) goto fail;
-        memcpy(tb.fs, t->fs, t->n_fs * sizeof *tb.fs);
-        memcpy(tb.es, t->es, t->n_es * sizeof *tb.es);
-        memcpy(tb.ns, t->ns, t->n_ns * sizeof *tb.ns);
-        memcpy(stack, t->stack, t->depth * sizeof *stack);
+        if (t->n_fs) memcpy(tb.fs, t->fs, t->n_fs * sizeof *tb.fs);
+        if (t->n_es) memcpy(tb.es, t->es, t->n_es * sizeof *tb.es);
+        if (t->n_ns) memcpy(tb.ns, t->ns, t->n_ns * sizeof *tb.ns);
+        if (t->depth) memcpy(stack, t->stack, t->depth * sizeof *stack);
         uint32_t depth = t->depth;
         while (depth) close_top(&tb, stack, &depth, t->last_ts);
 

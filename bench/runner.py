@@ -1,0 +1,76 @@
+"""Runs one workload under one profiler configuration in this process and
+prints one JSON line: {"t": seconds, ...}. Used by bench.py."""
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import workloads  # noqa: E402
+
+
+def main():
+    config, name = sys.argv[1], sys.argv[2]
+    work = workloads.WORKLOADS[name]
+    workloads.prepare()
+    tmp = tempfile.mkdtemp(prefix="ypbench")
+    extra = {}
+    start = stop = lambda: None
+    if config == "floor":
+        import emptyhook
+
+        def start():
+            threading.setprofile(lambda *a: emptyhook.thread())
+            emptyhook.set(True)
+
+        def stop():
+            emptyhook.set(False)
+            threading.setprofile(None)
+    elif config.startswith("yprof"):
+        import yprof_record as yp
+        clock = "cpu" if config == "yprof-cpu" else "wall"
+        builtins = config != "yprof-nobuiltins"
+        path = os.path.join(tmp, "t.yp")
+
+        def start():
+            yp.start(path, clock=clock, builtins=builtins)
+
+        def stop():
+            yp.stop()
+            s = yp.get_stats()
+            p = yp.pollution()
+            yp._close()
+            extra.update(events=s.session["events"], trace_bytes=os.path.getsize(path),
+                         pollution_pct=p["pct"], hook_s=p["hook_s"], flusher_s=p["flusher_s"],
+                         profiler_bytes=p["bytes"])
+    elif config == "cProfile":
+        import cProfile
+        pr = cProfile.Profile()
+        start, stop = pr.enable, pr.disable
+    elif config.startswith("yappi"):
+        import yappi
+        yappi.set_clock_type("cpu" if config == "yappi-cpu" else "wall")
+        start, stop = yappi.start, yappi.stop
+    elif config == "viztracer":
+        from viztracer import VizTracer
+        tr = VizTracer(output_file=os.path.join(tmp, "v.json"), verbose=0, tracer_entries=2000000)
+        start, stop = tr.start, tr.stop
+    elif config == "pyinstrument":
+        from pyinstrument import Profiler
+        pr = Profiler(interval=0.001)
+        start, stop = pr.start, pr.stop
+    elif config != "none":
+        raise SystemExit("unknown config " + config)
+    start()
+    t0 = time.perf_counter()
+    work()
+    t = time.perf_counter() - t0
+    stop()
+    extra["t"] = t
+    print(json.dumps(extra))
+
+
+if __name__ == "__main__":
+    main()
