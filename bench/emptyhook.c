@@ -31,7 +31,8 @@ static PyObject *noop_vc(PyObject *self, PyObject *const *args, size_t n, PyObje
     Py_RETURN_NONE;
 }
 
-static PyMethodDef noop_def = {"noop", (PyCFunction)(void (*)(void))noop_vc, METH_FASTCALL | METH_KEYWORDS, NULL};
+static PyMethodDef noop_def = {"noop", (PyCFunction)(void (*)(void))noop_vc, METH_FASTCALL | METH_KEYWORDS,
+                               NULL};
 
 static PyObject *py_noop(PyObject *self, PyObject *unused) {
     (void)unused;
@@ -49,6 +50,6 @@ static PyMethodDef methods[] = {{"set", py_set, METH_O, "install/remove the empt
                                 {"thread", py_thread, METH_NOARGS, "install in this thread"},
                                 {"noop", py_noop, METH_NOARGS, "a C callable doing nothing"},
                                 {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "emptyhook", NULL, -1, methods,
-                                 NULL, NULL, NULL, NULL};
+static struct PyModuleDef def = {
+    PyModuleDef_HEAD_INIT, "emptyhook", NULL, -1, methods, NULL, NULL, NULL, NULL};
 PyMODINIT_FUNC PyInit_emptyhook(void) { return PyModule_Create(&def); }
