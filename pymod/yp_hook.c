@@ -253,6 +253,22 @@ static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
     return 0;
 }
 
+/* ---- calibration: an empty hook ------------------------------------------------------- */
+
+static int yp_empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
+    (void)o;
+    (void)f;
+    (void)what;
+    (void)arg;
+    return 0;
+}
+
+int yp_hook_empty(int on) {
+    if (g_running) return -1;
+    PyEval_SetProfile(on ? yp_empty : NULL, NULL);
+    return 0;
+}
+
 /* ---- install / remove ----------------------------------------------------------------- */
 
 static void set_profile_all(Py_tracefunc func) {

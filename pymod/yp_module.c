@@ -29,7 +29,7 @@ static pthread_mutex_t g_agg_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t g_app_ns;          /* recorded wall time over closed intervals */
 static uint64_t g_interval_t0;     /* start of the running interval */
 static uint64_t g_interp_ns;       /* estimated interpreter slow-down */
-static double g_interp_ratio = -1; /* calibrated slow-down per hook ns */
+static double g_interp_per_event = -1; /* calibrated ns of interpreter slow-down per event */
 static char g_pyversion[64];
 static uint32_t g_clock_kind; /* clock of the live stats */
 static double g_started_at;   /* unix time of the first start() */
@@ -67,11 +67,12 @@ static uint64_t hook_ns_now(void) {
 
 static void totals(yp_rec_totals *t) {
     t->app_ns = app_ns_now();
-    t->interp_ns = g_interp_ratio > 0 ? (uint64_t)(g_interp_ratio * (double)hook_ns_now()) : 0;
-    g_interp_ns = t->interp_ns;
     pthread_mutex_lock(&g_agg_mu);
     t->extra_bytes = yp_agg_bytes(g_agg) + yp_hook_bytes();
+    uint64_t events = yp_agg_events_seen(g_agg);
     pthread_mutex_unlock(&g_agg_mu);
+    t->interp_ns = g_interp_per_event > 0 ? (uint64_t)(g_interp_per_event * (double)events) : 0;
+    g_interp_ns = t->interp_ns;
 }
 
 /* ---- start / stop ------------------------------------------------------------------ */
@@ -108,7 +109,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         g_agg = yp_agg_new();
         pthread_mutex_unlock(&g_agg_mu);
     }
-    if (interp_ratio >= 0) g_interp_ratio = interp_ratio;
+    if (interp_ratio >= 0) g_interp_per_event = interp_ratio;
     if (!yp_rec_is_open()) {
         yp_rec_config cfg = {0};
         cfg.path = path;
@@ -426,6 +427,13 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_empty_hook(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    return PyBool_FromLong(yp_hook_empty(on) == 0);
+}
+
 static PyObject *py_fail_allocs(PyObject *self, PyObject *arg) {
     (void)self;
     unsigned long long n = PyLong_AsUnsignedLongLong(arg);
@@ -452,6 +460,7 @@ static PyMethodDef methods[] = {
     {"_pollution", py_pollution, METH_NOARGS, "profiler's own cost"},
     {"_set_ignore_prefix", py_set_ignore_prefix, METH_O, "do not record code under this path"},
     {"_after_fork_child", py_after_fork_child, METH_NOARGS, "reset in a forked child"},
+    {"_empty_hook", py_empty_hook, METH_O, "calibration: an empty hook in this thread"},
     {"_fail_allocs", py_fail_allocs, METH_O, "test only: fail the next N allocations"},
     {NULL, NULL, 0, NULL}};
 

@@ -26,6 +26,8 @@ void yp_hook_set_ignore_prefix(const char *prefix);
 uint64_t yp_hook_bytes(void);
 /* Forget everything in a forked child. */
 void yp_hook_after_fork_child(void);
-/* Sampled time inside the hook, ns, over every ring (also in status). */
+/* Install (1) or remove (0) an empty hook in this thread, to measure what
+ * any hook costs the interpreter. -1 while recording. */
+int yp_hook_empty(int on);
 
 #endif
