@@ -26,9 +26,9 @@
 
 static yp_agg *g_agg;
 static pthread_mutex_t g_agg_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t g_app_ns;          /* recorded wall time over closed intervals */
-static uint64_t g_interval_t0;     /* start of the running interval */
-static uint64_t g_interp_ns;       /* estimated interpreter slow-down */
+static uint64_t g_app_ns;              /* recorded wall time over closed intervals */
+static uint64_t g_interval_t0;         /* start of the running interval */
+static uint64_t g_interp_ns;           /* estimated interpreter slow-down */
 static double g_interp_per_event = -1; /* calibrated ns of interpreter slow-down per event */
 static char g_pyversion[64];
 static uint32_t g_clock_kind; /* clock of the live stats */

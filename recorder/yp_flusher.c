@@ -33,7 +33,7 @@
 #include "yp_rec_int.h"
 #include "yp_symtab_int.h"
 
-_Thread_local yp_ring *yp_tls_ring;
+YP_THREAD_LOCAL yp_ring *yp_tls_ring;
 
 static pthread_key_t g_key;
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;

@@ -61,13 +61,19 @@ class Stats:
     computes from the same trace."""
 
     def __init__(self, capsule):
+        # Rows become Python objects on first use, not here: get_stats() stays
+        # cheap for a monitor thread competing for the GIL with busy threads.
         self._cap = capsule
-        funcs, threads, fstats, edges, session = _yprof._stats_data(capsule)
-        self.session = session
-        self.threads = [ThreadStats(t) for t in threads]
+        self._rows = None
+
+    def _load(self):
+        if self._rows is not None:
+            return self._rows
+        funcs, threads, fstats, edges, session = _yprof._stats_data(self._cap)
+        tstats = [ThreadStats(t) for t in threads]
         totals = {}
         for fi, ti, ncalls, prim, self_s, total_s in fstats:
-            self.threads[ti].functions.append(FunctionStats(funcs[fi], ncalls, prim, self_s, total_s))
+            tstats[ti].functions.append(FunctionStats(funcs[fi], ncalls, prim, self_s, total_s))
             t = totals.get(fi)
             if t is None:
                 totals[fi] = FunctionStats(funcs[fi], ncalls, prim, self_s, total_s)
@@ -76,9 +82,23 @@ class Stats:
                 t.primitive_calls += prim
                 t.self_s += self_s
                 t.total_s += total_s
-        self.functions = sorted(totals.values(), key=lambda f: -f.total_s)
-        self._funcs = funcs
-        self._edges = edges
+        self._rows = (sorted(totals.values(), key=lambda f: -f.total_s), tstats, session, funcs, edges)
+        return self._rows
+
+    @property
+    def functions(self):
+        """FunctionStats summed over threads, largest total time first."""
+        return self._load()[0]
+
+    @property
+    def threads(self):
+        """ThreadStats of every thread recorded."""
+        return self._load()[1]
+
+    @property
+    def session(self):
+        """dict: trace_path, python_version, clock, duration_s, events, ..."""
+        return self._load()[2]
 
     # ---- queries ---------------------------------------------------------------
 
@@ -135,9 +155,10 @@ class Stats:
     def callers(self, name):
         """(caller name, ncalls) pairs over all threads for callee `name`."""
         out = {}
-        for caller, callee, _t, ncalls, _p, _s, _tot in self._edges:
-            if self._funcs[callee][1] == name:
-                cn = self._funcs[caller][1]
+        funcs, edges = self._load()[3:]
+        for caller, callee, _t, ncalls, _p, _s, _tot in edges:
+            if funcs[callee][1] == name:
+                cn = funcs[caller][1]
                 out[cn] = out.get(cn, 0) + ncalls
         return sorted(out.items(), key=lambda kv: -kv[1])
 
