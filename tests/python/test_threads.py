@@ -168,3 +168,44 @@ def test_clear_stats_while_running_from_another_thread(yp, tmp_path):
     per_thread(7)
     assert yp.get_stats().function("work").ncalls == 7
     yp.stop()
+
+
+def test_churn_all_at_once_no_crash_no_leak(tmp_path):
+    # in a fresh process, so its memory figures are its own
+    from conftest import run_py
+    p = run_py(tmp_path, """
+        import random, sys, threading, time, yprof_record as yp
+        sys.setswitchinterval(0.0002)
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+        def work(i): return i
+        def short_lived():
+            for i in range(200): work(i)
+        def churn(n):
+            for _ in range(n):
+                t = threading.Thread(target=short_lived); t.start(); t.join()
+        def cycles(n, seed):
+            rng = random.Random(seed)
+            for _ in range(n):
+                yp.start("churn.yp") if rng.random() < 0.5 else yp.stop()
+        def reader(stop):
+            while not stop.is_set():
+                yp.get_stats(); yp.clear_stats(); time.sleep(0.001)
+        def round_():
+            stop = threading.Event()
+            r = threading.Thread(target=reader, args=(stop,)); r.start()
+            ts = [threading.Thread(target=churn, args=(50,)) for _ in range(4)]
+            ts += [threading.Thread(target=cycles, args=(250, s)) for s in range(4)]
+            for t in ts: t.start()
+            for t in ts: t.join()
+            stop.set(); r.join(); yp.stop()
+        round_()                      # warm up: rings, tables, allocator
+        before = rss()
+        round_()                      # 200 more threads, 1,000 more cycles
+        after = rss()
+        yp._close()
+        print("growth_kb", (after - before) // 1024)
+    """, timeout=300)
+    growth_kb = int(p.stdout.split("growth_kb")[1])
+    assert growth_kb < 8 * 1024, growth_kb
