@@ -77,7 +77,7 @@ void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_res
     yp_session *ss = &s->session;
     switch (res->hdr.clock_kind) {
     case YP_CLOCK_THREAD_CPU: ss->clock = "cpu"; break;
-    case YP_CLOCK_TSC: ss->clock = "wall (tsc)"; break;
+    case YP_CLOCK_TSC: ss->clock = "wall"; break; /* the TSC is how, not what */
     default: ss->clock = "wall"; break;
     }
     ss->pid = res->hdr.pid;

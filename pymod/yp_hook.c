@@ -37,13 +37,14 @@
 
 static Py_ssize_t g_extra_idx = -1;
 static int g_running;
-static int g_clock_cpu;
+static uint32_t g_clock = YP_CLOCK_MONOTONIC; /* yp_clock_kind */
+static double g_ns_per_tick = 1.0;
 static int g_builtins = 1;
 static yp_ptrtab g_cfuncs;
 static char g_ignore_prefix[1024];
 static size_t g_ignore_len;
 
-static inline uint64_t now_ticks(void) { return g_clock_cpu ? yp_clock_thread_cpu_ns() : yp_clock_mono_ns(); }
+static inline uint64_t now_ticks(void) { return yp_clock_ticks(g_clock); }
 
 uint64_t yp_hook_now(void) { return now_ticks(); }
 int yp_hook_running(void) { return g_running; }
@@ -247,8 +248,8 @@ static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
     if (__builtin_expect(--r->sample == 0 || r->sample > SAMPLE_EVERY, 0)) {
         r->sample = SAMPLE_EVERY;
         uint64_t t1 = now_ticks();
-        uint64_t d = t1 > ts ? t1 - ts : 0;
-        atomic_fetch_add_explicit(&r->hook_ns, d * SAMPLE_EVERY, memory_order_relaxed);
+        double d = t1 > ts ? (double)(t1 - ts) * g_ns_per_tick : 0.0;
+        atomic_fetch_add_explicit(&r->hook_ns, (uint64_t)(d * SAMPLE_EVERY), memory_order_relaxed);
     }
     return 0;
 }
@@ -324,7 +325,7 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
     for (int i = 0; i < n; i++) Py_DECREF(chain[i]);
 }
 
-int yp_hook_start(int clock_cpu, int builtins) {
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins) {
     if (g_running) return 0;
     if (g_extra_idx < 0) {
         g_extra_idx = YP_REQUEST_EXTRA(NULL);
@@ -333,7 +334,8 @@ int yp_hook_start(int clock_cpu, int builtins) {
             return -1;
         }
     }
-    g_clock_cpu = clock_cpu;
+    g_clock = clock_kind;
+    g_ns_per_tick = ns_per_tick > 0 ? ns_per_tick : 1.0;
     g_builtins = builtins;
     uint64_t ts = now_ticks();
     yp_ring *r = get_ring(ts);
@@ -353,7 +355,7 @@ void yp_hook_stop(void) {
     g_running = 0;
     /* Wall clock: every thread's interval ends now. CPU clock: each thread's
      * at its own last event. */
-    yp_rec_mark_all(YP_EV_REC_STOP, g_clock_cpu ? 0 : now_ticks());
+    yp_rec_mark_all(YP_EV_REC_STOP, g_clock == YP_CLOCK_THREAD_CPU ? 0 : now_ticks());
 }
 
 void yp_hook_bootstrap_thread(void) {

@@ -87,7 +87,8 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
                           &wait_ms, &interp_ratio))
         return NULL;
     if (yp_hook_running()) Py_RETURN_FALSE;
-    uint32_t ck = clock_cpu ? YP_CLOCK_THREAD_CPU : YP_CLOCK_MONOTONIC;
+    double nspt = 1.0;
+    uint32_t ck = clock_cpu ? YP_CLOCK_THREAD_CPU : yp_clock_pick_wall(&nspt);
     if (yp_rec_is_open() && (strcmp(path, yp_rec_path()) != 0 || yp_rec_clock_kind() != ck)) {
         yp_rec_totals t;
         totals(&t);
@@ -107,6 +108,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
     if (!g_agg) {
         pthread_mutex_lock(&g_agg_mu);
         g_agg = yp_agg_new();
+        yp_agg_set_ns_per_tick(g_agg, nspt);
         pthread_mutex_unlock(&g_agg_mu);
     }
     if (interp_ratio >= 0) g_interp_per_event = interp_ratio;
@@ -114,6 +116,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         yp_rec_config cfg = {0};
         cfg.path = path;
         cfg.clock_kind = ck;
+        cfg.ns_per_tick = nspt;
         cfg.python_version = g_pyversion;
         cfg.command_line = cmdline;
         cfg.ring_bits = ring_bits;
@@ -128,7 +131,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         }
     }
     yp_rec_resume();
-    if (yp_hook_start(clock_cpu, builtins) != 0) Py_RETURN_FALSE;
+    if (yp_hook_start(ck, nspt, builtins) != 0) Py_RETURN_FALSE;
     if (g_started_at == 0) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);

@@ -10,7 +10,7 @@
 
 /* Install / remove the hook on every thread of the interpreter, and push
  * REC_START (with the caller's current stack as OPEN frames). Need the GIL. */
-int yp_hook_start(int clock_cpu, int builtins);
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins);
 void yp_hook_stop(void);
 /* For threading.setprofile: install the hook in the calling thread. */
 void yp_hook_bootstrap_thread(void);

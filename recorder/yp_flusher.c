@@ -371,8 +371,8 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     }
     yp_writer_options o = {0};
     o.clock_kind = cfg->clock_kind;
-    o.ns_per_tick = 1.0;
-    o.start_ticks = cfg->clock_kind == YP_CLOCK_THREAD_CPU ? 0 : yp_clock_mono_ns();
+    o.ns_per_tick = cfg->ns_per_tick > 0 ? cfg->ns_per_tick : 1.0;
+    o.start_ticks = cfg->clock_kind == YP_CLOCK_THREAD_CPU ? 0 : yp_clock_ticks(cfg->clock_kind);
     o.python_version = cfg->python_version;
     o.command_line = cfg->command_line;
     o.zstd_level = cfg->zstd_level;
@@ -491,7 +491,7 @@ static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
     yp_rec_status s;
     yp_rec_status_get(&s);
     memset(f, 0, sizeof *f);
-    f->end_ticks = yp_clock_mono_ns();
+    f->end_ticks = yp_clock_ticks(R.clock_kind);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     f->end_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

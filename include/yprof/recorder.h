@@ -52,6 +52,25 @@ uint64_t yp_clock_mono_ns(void);
 /* This thread's CPU time in ns (CLOCK_THREAD_CPUTIME_ID). */
 uint64_t yp_clock_thread_cpu_ns(void);
 
+/* The time stamp counter (0 where there is none). */
+static inline uint64_t yp_clock_tsc(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#else
+    return 0;
+#endif
+}
+
+/* The wall clock to record with: YP_CLOCK_TSC (rate calibrated once per
+ * process, about 20 ms, on first call) or YP_CLOCK_MONOTONIC (1 ns ticks). */
+uint32_t yp_clock_pick_wall(double *ns_per_tick);
+
+/* Ticks of the given yp_clock_kind. */
+static inline uint64_t yp_clock_ticks(uint32_t kind) {
+    if (kind == YP_CLOCK_TSC) return yp_clock_tsc();
+    return kind == YP_CLOCK_THREAD_CPU ? yp_clock_thread_cpu_ns() : yp_clock_mono_ns();
+}
+
 /* ---- rings ------------------------------------------------------------------ */
 
 typedef struct yp_ring {
@@ -124,7 +143,8 @@ typedef struct yp_sink {
 
 typedef struct yp_rec_config {
     const char *path;
-    uint32_t clock_kind;        /* YP_CLOCK_MONOTONIC or YP_CLOCK_THREAD_CPU */
+    uint32_t clock_kind;        /* yp_clock_kind */
+    double ns_per_tick;         /* 0: 1.0 */
     int zstd_level;             /* 0: default */
     const char *python_version; /* header text */
     const char *command_line;

@@ -140,3 +140,23 @@ def test_cpu_clock_does_not_count_sleep(yp, tmp_path):
     assert s.filter(name="*sleeper")[0].total_s < 0.05
     assert 0.03 < s.filter(name="*spinner")[0].total_s < 1.0
     yp._close()  # a different clock next time means a new trace anyway
+
+
+@pytest.mark.parametrize("clock_env", ["", "monotonic"])
+def test_wall_clock_times_are_real_seconds(tmp_path, clock_env):
+    # TSC (calibrated) where the kernel uses it, else CLOCK_MONOTONIC
+    p = run_py(tmp_path, """
+        import time, yprof_record as yp
+        def nap(): time.sleep(0.05)
+        yp.start("w.yp")
+        t = time.perf_counter(); nap(); nap(); took = time.perf_counter() - t
+        yp.stop()
+        f = yp.get_stats().function("nap")
+        assert f.ncalls == 2
+        assert 0.09 <= f.total_s <= took * 1.01 + 0.001, (f.total_s, took)
+        print("ok", f.total_s)
+    """, env={"YPROF_CLOCK": clock_env})
+    assert "ok" in p.stdout
+    analyze(tmp_path / "w.yp", "-q")
+    con = __import__("sqlite3").connect(str(tmp_path / "w.db"))
+    assert 0.09 <= con.execute("SELECT total_s FROM function_totals WHERE name='nap'").fetchone()[0] < 1.0
