@@ -67,28 +67,41 @@ static const char *utf8_or(PyObject *o, const char *dflt) {
     return s ? s : dflt;
 }
 
-/* Name the calling thread from threading.current_thread(). */
+static int g_slow; /* this event took a slow path: don't sample its time */
+
+/* Name the calling thread from threading's table of running threads,
+ * without side effects: threading.current_thread() would register a
+ * _DummyThread for a thread that threading has not registered yet (its first
+ * events under sys.monitoring come before that). Until the name is found,
+ * the hook tries again on each of the thread's next 200 events; after that
+ * the names Python reports at stop()/get_stats() take over. */
 static void name_thread(yp_ring *r) {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     uint64_t ident = (uint64_t)PyThread_get_thread_ident();
-    char name[64] = "";
+    const char *name = NULL;
     PyObject *modname = PyUnicode_FromString("threading");
     PyObject *threading = modname ? PyImport_GetModule(modname) : NULL;
+    PyObject *active = threading ? PyObject_GetAttrString(threading, "_active") : NULL;
+    PyObject *key = PyLong_FromUnsignedLongLong(ident);
+    PyObject *t = active && key && PyDict_Check(active) ? PyDict_GetItem(active, key) : NULL;
+    PyObject *n = t ? PyObject_GetAttrString(t, "name") : NULL;
+    if (n) name = utf8_or(n, NULL);
+    if (name)
+        r->name_pending = 0;
+    else if (!r->name_pending)
+        r->name_pending = 200; /* events to retry on; then Python's updates name it */
+    else
+        r->name_pending--;
+    if (name || r->name_pending == 200) yp_rec_thread_set(r, ident, name ? name : "");
+    Py_XDECREF(n);
+    Py_XDECREF(key);
+    Py_XDECREF(active);
+    Py_XDECREF(threading);
     Py_XDECREF(modname);
-    if (threading) {
-        PyObject *t = PyObject_CallMethod(threading, "current_thread", NULL);
-        if (t) {
-            PyObject *n = PyObject_GetAttrString(t, "name");
-            snprintf(name, sizeof name, "%s", utf8_or(n, ""));
-            Py_XDECREF(n);
-            Py_DECREF(t);
-        }
-        Py_DECREF(threading);
-    }
     PyErr_Clear();
-    yp_rec_thread_set(r, ident, name);
     PyErr_Restore(et, ev, tb);
+    g_slow = 1;
 }
 
 static yp_ring *ring_slow(uint64_t ts) {
@@ -101,10 +114,46 @@ static yp_ring *ring_slow(uint64_t ts) {
 
 static inline yp_ring *get_ring(uint64_t ts) {
     yp_ring *r = yp_tls_ring;
-    return r ? r : ring_slow(ts);
+    if (__builtin_expect(r && !r->name_pending, 1)) return r;
+    if (!r) return ring_slow(ts);
+    name_thread(r); /* a thread threading had not registered yet */
+    return r;
 }
 
+#if PY_VERSION_HEX < 0x030B0000
+/* Before 3.11 code has no co_qualname: for a method, find the class in the
+ * MRO of its `self` (or `cls`) whose dict holds this very code, and name it
+ * "Class.method". Best effort; nested functions keep their plain name. */
+static PyObject *guess_qualname(PyFrameObject *frame, PyCodeObject *co) {
+    if (!frame || co->co_argcount < 1 || !PyTuple_Check(co->co_varnames)) return NULL;
+    const char *first = PyUnicode_AsUTF8(PyTuple_GET_ITEM(co->co_varnames, 0));
+    PyObject *obj = frame->f_localsplus[0];
+    if (!first || !obj || (strcmp(first, "self") && strcmp(first, "cls"))) return NULL;
+    PyTypeObject *tp = PyType_Check(obj) && !strcmp(first, "cls") ? (PyTypeObject *)obj : Py_TYPE(obj);
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && PyTuple_Check(mro) && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        PyObject *item = base->tp_dict ? PyDict_GetItem(base->tp_dict, co->co_name) : NULL;
+        if (item && (Py_TYPE(item) == &PyClassMethod_Type || Py_TYPE(item) == &PyStaticMethod_Type)) {
+            PyObject *fn = PyObject_GetAttrString(item, "__func__");
+            Py_XDECREF(fn); /* the descriptor keeps it alive */
+            item = fn;
+        }
+        if (item && PyFunction_Check(item) && PyFunction_GET_CODE(item) == (PyObject *)co) {
+            const char *dot = strrchr(base->tp_name, '.');
+            return PyUnicode_FromFormat("%s.%U", dot ? dot + 1 : base->tp_name, co->co_name);
+        }
+    }
+    PyErr_Clear();
+    return NULL;
+}
+#endif
+
+/* frame may be NULL (sys.monitoring callbacks): the module then comes from
+ * the current frame's globals, which at a start or return event are the
+ * function's own. */
 static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
+    g_slow = 1;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     uint32_t id = 0;
@@ -115,10 +164,12 @@ static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
     } else {
 #if PY_VERSION_HEX >= 0x030B0000
         PyObject *qn = PyObject_GetAttrString((PyObject *)co, "co_qualname");
-        PyObject *globals = PyFrame_GetGlobals(frame);
+        PyObject *globals = frame ? PyFrame_GetGlobals(frame) : PyEval_GetGlobals();
+        if (!frame) Py_XINCREF(globals);
 #else
-        PyObject *qn = PyObject_GetAttrString((PyObject *)co, "co_name");
-        PyObject *globals = frame->f_globals;
+        PyObject *qn = guess_qualname(frame, co);
+        if (!qn) qn = PyObject_GetAttrString((PyObject *)co, "co_name");
+        PyObject *globals = frame ? frame->f_globals : PyEval_GetGlobals();
         Py_XINCREF(globals);
 #endif
         PyObject *modname =
@@ -138,6 +189,12 @@ static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
     return id;
 }
 
+static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame) {
+    void *extra = NULL;
+    if (YP_GET_EXTRA((PyObject *)co, g_extra_idx, &extra) == 0 && extra) return (uint32_t)(uintptr_t)extra;
+    return code_id_slow(frame, co);
+}
+
 static inline uint32_t code_id(PyFrameObject *frame) {
 #if PY_VERSION_HEX >= 0x03090000
     PyCodeObject *co = PyFrame_GetCode(frame);
@@ -145,9 +202,7 @@ static inline uint32_t code_id(PyFrameObject *frame) {
 #else
     PyCodeObject *co = frame->f_code;
 #endif
-    void *extra = NULL;
-    if (YP_GET_EXTRA((PyObject *)co, g_extra_idx, &extra) == 0 && extra) return (uint32_t)(uintptr_t)extra;
-    return code_id_slow(frame, co);
+    return code_id_of(co, frame);
 }
 
 /* Split "pkg.mod.Type" into module "pkg.mod" and "Type" (module "builtins"
@@ -164,6 +219,7 @@ static void split_tp_name(const char *tp, char *mod, size_t nmod, const char **s
 }
 
 static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
+    g_slow = 1;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     const char *meth = fn->m_ml->ml_name ? fn->m_ml->ml_name : "?";
@@ -200,6 +256,23 @@ static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
     return id;
 }
 
+/* A method descriptor called unbound-style (3.12+ monitoring CALL events):
+ * keyed by the same PyMethodDef as the bound builtin method, so both paths
+ * give one id and one name. */
+static uint32_t descr_id_slow(PyMethodDescrObject *d) {
+    g_slow = 1;
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    char name[512], mod[256];
+    const char *shortname;
+    split_tp_name(d->d_common.d_type->tp_name, mod, sizeof mod, &shortname);
+    snprintf(name, sizeof name, "%s.%s", shortname, d->d_method->ml_name ? d->d_method->ml_name : "?");
+    uint32_t id = yp_rec_symbol_add(name, mod, "", 0, 1);
+    if (id) yp_ptrtab_put(&g_cfuncs, d->d_method, id);
+    PyErr_Restore(et, ev, tb);
+    return id;
+}
+
 static inline uint32_t cfunc_id(PyObject *arg) {
     if (!arg || !PyCFunction_Check(arg)) return 0;
     PyCFunctionObject *fn = (PyCFunctionObject *)arg;
@@ -211,6 +284,22 @@ static inline uint32_t cfunc_id(PyObject *arg) {
 /* ---- the hook ---------------------------------------------------------------------- */
 
 #define SAMPLE_EVERY 64
+
+/* Pollution, sampled: every 64th event reads the clock again at its end and
+ * counts its own hook time 64 times. */
+static inline void sample_hook_time(yp_ring *r, uint64_t ts) {
+    if (__builtin_expect(--r->sample == 0 || r->sample > SAMPLE_EVERY, 0)) {
+        if (g_slow) { /* a first sight: not a typical event, sample the next */
+            g_slow = 0;
+            r->sample = 1;
+            return;
+        }
+        r->sample = SAMPLE_EVERY;
+        uint64_t t1 = now_ticks();
+        double d = t1 > ts ? (double)(t1 - ts) * g_ns_per_tick : 0.0;
+        atomic_fetch_add_explicit(&r->hook_ns, (uint64_t)(d * SAMPLE_EVERY), memory_order_relaxed);
+    }
+}
 
 static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
     (void)obj;
@@ -243,15 +332,82 @@ static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
     }
     if (id == 0 || id == IGNORED_ID) return 0;
     yp_ring_push(r, ts, id, kind);
-    /* Pollution, sampled: every 64th event reads the clock again at its end
-     * and counts its own hook time 64 times. */
-    if (__builtin_expect(--r->sample == 0 || r->sample > SAMPLE_EVERY, 0)) {
-        r->sample = SAMPLE_EVERY;
-        uint64_t t1 = now_ticks();
-        double d = t1 > ts ? (double)(t1 - ts) * g_ns_per_tick : 0.0;
-        atomic_fetch_add_explicit(&r->hook_ns, (uint64_t)(d * SAMPLE_EVERY), memory_order_relaxed);
+    sample_hook_time(r, ts);
+    return 0;
+}
+
+/* ---- sys.monitoring callbacks (3.12+) ----------------------------------------------------
+ *
+ * The same events cProfile registers on 3.12+: PY_START, PY_RESUME and
+ * PY_THROW are calls; PY_RETURN and PY_YIELD returns; PY_UNWIND an exception
+ * exit; CALL to a C function a C call; C_RETURN and C_RAISE C returns. The
+ * callbacks get the code object directly: no frame object is made. They are
+ * registered from yprof_record/__init__.py under their own tool id. */
+
+static inline PyObject *mon_code_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
+    if (!g_running || n < 1 || !PyCode_Check(args[0])) Py_RETURN_NONE;
+    uint64_t ts = now_ticks();
+    yp_ring *r = get_ring(ts);
+    if (!r) Py_RETURN_NONE;
+    uint32_t id = code_id_of((PyCodeObject *)args[0], NULL);
+    if (id && id != IGNORED_ID) {
+        yp_ring_push(r, ts, id, kind);
+        sample_hook_time(r, ts);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *g_missing; /* sys.monitoring.MISSING */
+
+static inline uint32_t callable_id(PyObject *callable, PyObject *self_arg) {
+    if (PyCFunction_Check(callable)) return cfunc_id(callable);
+    if (Py_TYPE(callable) == &PyMethodDescr_Type && self_arg != g_missing) {
+        PyMethodDescrObject *d = (PyMethodDescrObject *)callable;
+        uint32_t id;
+        if (yp_ptrtab_get(&g_cfuncs, d->d_method, &id)) return id;
+        return descr_id_slow(d);
     }
     return 0;
+}
+
+static inline PyObject *mon_c_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
+    if (!g_running || !g_builtins || n < 4) Py_RETURN_NONE;
+    PyObject *callable = args[2];
+    if (!PyCFunction_Check(callable) && Py_TYPE(callable) != &PyMethodDescr_Type) Py_RETURN_NONE;
+    uint64_t ts = now_ticks();
+    yp_ring *r = get_ring(ts);
+    if (!r) Py_RETURN_NONE;
+    uint32_t id = callable_id(callable, args[3]);
+    if (id && id != IGNORED_ID) {
+        yp_ring_push(r, ts, id, kind);
+        sample_hook_time(r, ts);
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject *yp_mon_start(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    return mon_code_event(args, n, YP_EV_CALL);
+}
+PyObject *yp_mon_return(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    return mon_code_event(args, n, YP_EV_RETURN);
+}
+PyObject *yp_mon_unwind(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    return mon_code_event(args, n, YP_EV_UNWIND);
+}
+PyObject *yp_mon_ccall(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    return mon_c_event(args, n, YP_EV_C_CALL);
+}
+PyObject *yp_mon_creturn(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    return mon_c_event(args, n, YP_EV_C_RETURN);
+}
+void yp_hook_set_missing(PyObject *missing) {
+    Py_XINCREF(missing);
+    Py_XSETREF(g_missing, missing);
 }
 
 /* ---- calibration: an empty hook ------------------------------------------------------- */
@@ -325,7 +481,9 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
     for (int i = 0; i < n; i++) Py_DECREF(chain[i]);
 }
 
-int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins) {
+static int g_monitoring; /* events come from sys.monitoring, not setprofile */
+
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int monitoring) {
     if (g_running) return 0;
     if (g_extra_idx < 0) {
         g_extra_idx = YP_REQUEST_EXTRA(NULL);
@@ -345,13 +503,14 @@ int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins) {
         push_open_frames(r, ts);
     }
     g_running = 1;
-    set_profile_all(yp_profile);
+    g_monitoring = monitoring;
+    if (!monitoring) set_profile_all(yp_profile);
     return 0;
 }
 
 void yp_hook_stop(void) {
     if (!g_running) return;
-    set_profile_all(NULL);
+    if (!g_monitoring) set_profile_all(NULL);
     g_running = 0;
     /* Wall clock: every thread's interval ends now. CPU clock: each thread's
      * at its own last event. */
@@ -359,7 +518,7 @@ void yp_hook_stop(void) {
 }
 
 void yp_hook_bootstrap_thread(void) {
-    if (!g_running) return;
+    if (!g_running || g_monitoring) return;
     PyEval_SetProfile(yp_profile, NULL);
     (void)get_ring(now_ticks());
 }

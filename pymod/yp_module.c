@@ -80,11 +80,11 @@ static void totals(yp_rec_totals *t) {
 static PyObject *py_start(PyObject *self, PyObject *args) {
     (void)self;
     const char *path, *cmdline;
-    int clock_cpu, builtins;
+    int clock_cpu, builtins, monitoring;
     unsigned ring_bits, flush_ms, wait_ms;
     double interp_ratio;
-    if (!PyArg_ParseTuple(args, "sppsIIId", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
-                          &wait_ms, &interp_ratio))
+    if (!PyArg_ParseTuple(args, "sppsIIIdp", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
+                          &wait_ms, &interp_ratio, &monitoring))
         return NULL;
     if (yp_hook_running()) Py_RETURN_FALSE;
     double nspt = 1.0;
@@ -131,7 +131,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         }
     }
     yp_rec_resume();
-    if (yp_hook_start(ck, nspt, builtins) != 0) Py_RETURN_FALSE;
+    if (yp_hook_start(ck, nspt, builtins, monitoring) != 0) Py_RETURN_FALSE;
     if (g_started_at == 0) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -445,7 +445,21 @@ static PyObject *py_fail_allocs(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_set_missing(PyObject *self, PyObject *arg) {
+    (void)self;
+    yp_hook_set_missing(arg);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+#if PY_VERSION_HEX >= 0x030C0000
+    {"_mon_start", (PyCFunction)(void (*)(void))yp_mon_start, METH_FASTCALL, "monitoring: call"},
+    {"_mon_return", (PyCFunction)(void (*)(void))yp_mon_return, METH_FASTCALL, "monitoring: return"},
+    {"_mon_unwind", (PyCFunction)(void (*)(void))yp_mon_unwind, METH_FASTCALL, "monitoring: unwind"},
+    {"_mon_ccall", (PyCFunction)(void (*)(void))yp_mon_ccall, METH_FASTCALL, "monitoring: C call"},
+    {"_mon_creturn", (PyCFunction)(void (*)(void))yp_mon_creturn, METH_FASTCALL, "monitoring: C return"},
+#endif
+    {"_set_missing", py_set_missing, METH_O, "monitoring: sys.monitoring.MISSING"},
     {"_start", py_start, METH_VARARGS,
      "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp)"},
     {"_stop", py_stop, METH_NOARGS, "stop recording; the trace gets a footer"},

@@ -10,7 +10,14 @@
 
 /* Install / remove the hook on every thread of the interpreter, and push
  * REC_START (with the caller's current stack as OPEN frames). Need the GIL. */
-int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins);
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int monitoring);
+/* sys.monitoring callbacks (3.12+), METH_FASTCALL. */
+PyObject *yp_mon_start(PyObject *self, PyObject *const *args, Py_ssize_t n);
+PyObject *yp_mon_return(PyObject *self, PyObject *const *args, Py_ssize_t n);
+PyObject *yp_mon_unwind(PyObject *self, PyObject *const *args, Py_ssize_t n);
+PyObject *yp_mon_ccall(PyObject *self, PyObject *const *args, Py_ssize_t n);
+PyObject *yp_mon_creturn(PyObject *self, PyObject *const *args, Py_ssize_t n);
+void yp_hook_set_missing(PyObject *missing);
 void yp_hook_stop(void);
 /* For threading.setprofile: install the hook in the calling thread. */
 void yp_hook_bootstrap_thread(void);

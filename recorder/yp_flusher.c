@@ -125,6 +125,7 @@ yp_ring *yp_rec_ring_slow(void) {
         r->cpu_clock_ok = 1;
     }
     r->native_id = (uint64_t)syscall(SYS_gettid);
+    r->sample = 64; /* the hook's sampler: never on the ring's first event */
     pthread_mutex_lock(&R.reg_mu);
     r->thread_id = ++R.next_thread_id;
     r->info_dirty = 1;

@@ -95,6 +95,7 @@ typedef struct yp_ring {
     uint64_t ident, native_id;
     uint64_t cpu_ns_at_end;
     char name[64];
+    int name_pending;     /* the hook has not found the thread's name yet (producer) */
     int info_dirty;       /* thread record to (re)write; registry lock */
     uint64_t last_ts;     /* last timestamp pushed (producer) */
     struct yp_ring *next; /* registry list; registry lock */

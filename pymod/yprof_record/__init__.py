@@ -38,6 +38,61 @@ _warned = set()
 _yprof._set_ignore_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 
 
+# On 3.12+ events come from sys.monitoring (PEP 669) under a tool id of our
+# own (not 2, cProfile's): no frame objects, every thread of the interpreter,
+# threads created from C included. YPROF_HOOK=setprofile selects the legacy
+# hook there too (used by the benchmark to compare the two).
+_MONITORING = hasattr(sys, "monitoring") and os.environ.get("YPROF_HOOK", "") != "setprofile"
+_tool = None
+
+
+def _monitoring_on(builtins):
+    global _tool
+    mon = sys.monitoring
+    for tool in (4, 3):
+        try:
+            mon.use_tool_id(tool, "yprof")
+        except ValueError:
+            continue
+        _tool = tool
+        break
+    else:
+        return False
+    E = mon.events
+    table = [(E.PY_START, _yprof._mon_start), (E.PY_RESUME, _yprof._mon_start),
+             (E.PY_THROW, _yprof._mon_start), (E.PY_RETURN, _yprof._mon_return),
+             (E.PY_YIELD, _yprof._mon_return), (E.PY_UNWIND, _yprof._mon_unwind)]
+    if builtins:
+        table += [(E.CALL, _yprof._mon_ccall), (E.C_RETURN, _yprof._mon_creturn),
+                  (E.C_RAISE, _yprof._mon_creturn)]
+    mask = 0
+    for ev, cb in table:
+        mon.register_callback(_tool, ev, cb)
+        mask |= ev
+    mon.set_events(_tool, mask)
+    return True
+
+
+def _monitoring_off():
+    global _tool
+    if _tool is None:
+        return
+    mon = sys.monitoring
+    try:
+        mon.set_events(_tool, 0)
+        for name in ("PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND",
+                     "CALL", "C_RETURN", "C_RAISE"):
+            mon.register_callback(_tool, getattr(mon.events, name), None)
+        mon.free_tool_id(_tool)
+    except Exception:
+        pass
+    _tool = None
+
+
+if _MONITORING:
+    _yprof._set_missing(sys.monitoring.MISSING)
+
+
 def _thread_hook(frame, event, arg):
     # threading.setprofile() puts this in every new thread; its first call
     # replaces it with the C hook for that thread.
@@ -77,11 +132,20 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
         cmdline = " ".join([sys.executable] + list(sys.argv))
         from . import _calibrate
         ratio = _calibrate.interp_ratio()
+        # sys.monitoring when its tool id is free, else the setprofile hook
+        use_mon = _MONITORING and _tool is None
         started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
-                                _ring_bits, _flush_ms, _wait_ms, ratio)
+                                _ring_bits, _flush_ms, _wait_ms, ratio, use_mon)
         if started:
             _options.update(path=path, clock=clock, builtins=bool(builtins))
-            threading.setprofile(_thread_hook)
+            if use_mon and not _monitoring_on(bool(builtins)):
+                # every tool id taken: fall back to the setprofile hook
+                _yprof._stop()
+                started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
+                                        _ring_bits, _flush_ms, _wait_ms, ratio, False)
+                use_mon = False
+            if not use_mon:
+                threading.setprofile(_thread_hook)
             _thread_names()
         return started
 
@@ -93,6 +157,7 @@ def stop():
     with _lock:
         if not _yprof._is_running():
             return False
+        _monitoring_off()
         threading.setprofile(None)
         _thread_names()
         stopped = _yprof._stop()
@@ -181,6 +246,7 @@ class profile:
 def _close():
     """Stop and finish the trace (registered with atexit)."""
     with _lock:
+        _monitoring_off()
         threading.setprofile(None)
         if _yprof._is_running():
             _thread_names()
@@ -189,6 +255,7 @@ def _close():
 
 def _after_fork_child():
     was = _yprof._is_running()
+    _monitoring_off()
     _yprof._after_fork_child()
     threading.setprofile(None)
     if was and _options.get("path"):

@@ -1,5 +1,8 @@
 """Estimate of the interpreter's own slow-down while a profile hook is set.
 
+(With sys.monitoring on 3.12+ the calibration still times the setprofile
+machinery; the estimate is then an upper bound.)
+
 On CPython 3.8-3.11 (less so on 3.12+) having any profile hook takes the
 interpreter off its fast paths, a cost outside the hook that the hook cannot
 time. At the first start() we time a small call-heavy loop with no hook and
