@@ -31,6 +31,10 @@ def main():
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     a = ap.parse_args()
     configs = a.configs.split(",")
+    if sys.version_info >= (3, 12) and a.configs == ",".join(CONFIGS):
+        # the two hook kinds: sys.monitoring (yprof's default there) and setprofile
+        configs[2:2] = ["floor-mon"]
+        configs.insert(configs.index("yprof") + 1, "yprof-setprofile")
     names = a.workloads.split(",")
     res = {(w, c): [] for w in names for c in configs}
     for r in range(a.rounds):

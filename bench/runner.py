@@ -28,7 +28,29 @@ def main():
         def stop():
             emptyhook.set(False)
             threading.setprofile(None)
+    elif config == "floor-mon":
+        import emptyhook
+        mon = sys.monitoring
+        E = mon.events
+        noop = emptyhook.noop()
+        evs = [E.PY_START, E.PY_RESUME, E.PY_THROW, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND, E.CALL,
+               E.C_RETURN, E.C_RAISE]
+
+        def start():
+            mon.use_tool_id(4, "floor")
+            for ev in evs:
+                mon.register_callback(4, ev, noop)
+            mask = 0
+            for ev in evs:
+                mask |= ev
+            mon.set_events(4, mask)
+
+        def stop():
+            mon.set_events(4, 0)
+            mon.free_tool_id(4)
     elif config.startswith("yprof"):
+        if config == "yprof-setprofile":
+            os.environ["YPROF_HOOK"] = "setprofile"
         import yprof_record as yp
         clock = "cpu" if config == "yprof-cpu" else "wall"
         builtins = config != "yprof-nobuiltins"

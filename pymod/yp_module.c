@@ -445,6 +445,13 @@ static PyObject *py_fail_allocs(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_noop(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    (void)args;
+    (void)n;
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_set_missing(PyObject *self, PyObject *arg) {
     (void)self;
     yp_hook_set_missing(arg);
@@ -460,6 +467,7 @@ static PyMethodDef methods[] = {
     {"_mon_creturn", (PyCFunction)(void (*)(void))yp_mon_creturn, METH_FASTCALL, "monitoring: C return"},
 #endif
     {"_set_missing", py_set_missing, METH_O, "monitoring: sys.monitoring.MISSING"},
+    {"_noop", (PyCFunction)(void (*)(void))py_noop, METH_FASTCALL, "calibration: an empty callback"},
     {"_start", py_start, METH_VARARGS,
      "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp)"},
     {"_stop", py_stop, METH_NOARGS, "stop recording; the trace gets a footer"},

@@ -131,9 +131,9 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
             return False
         cmdline = " ".join([sys.executable] + list(sys.argv))
         from . import _calibrate
-        ratio = _calibrate.interp_ratio()
         # sys.monitoring when its tool id is free, else the setprofile hook
         use_mon = _MONITORING and _tool is None
+        ratio = _calibrate.interp_ratio(use_mon)
         started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
                                 _ring_bits, _flush_ms, _wait_ms, ratio, use_mon)
         if started:

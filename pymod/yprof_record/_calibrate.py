@@ -1,7 +1,7 @@
 """Estimate of the interpreter's own slow-down while a profile hook is set.
 
-(With sys.monitoring on 3.12+ the calibration still times the setprofile
-machinery; the estimate is then an upper bound.)
+On 3.12+, where yprof uses sys.monitoring, the empty hook is an empty C
+callback registered for the same events under a spare tool id.
 
 On CPython 3.8-3.11 (less so on 3.12+) having any profile hook takes the
 interpreter off its fast paths, a cost outside the hook that the hook cannot
@@ -36,19 +36,48 @@ def _best(n, reps):
     return best
 
 
-def interp_ratio():
+def _empty_monitoring(on, _state={}):
+    import sys
+    mon = sys.monitoring
+    E = mon.events
+    evs = (E.PY_START, E.PY_RESUME, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND)
+    if on:
+        for tool in (5, 4, 3):
+            try:
+                mon.use_tool_id(tool, "yprof-calibration")
+            except ValueError:
+                continue
+            _state["tool"] = tool
+            mask = 0
+            for ev in evs:
+                mon.register_callback(tool, ev, _yprof._noop)
+                mask |= ev
+            mon.set_events(tool, mask)
+            return True
+        return False
+    tool = _state.pop("tool", None)
+    if tool is not None:
+        mon.set_events(tool, 0)
+        for ev in evs:
+            mon.register_callback(tool, ev, None)
+        mon.free_tool_id(tool)
+    return True
+
+
+def interp_ratio(monitoring=False):
     """Extra interpreter ns per recorded event (>= 0), measured once."""
     global _per_event_ns
     if _per_event_ns is None:
         n = 20000
+        hook = _empty_monitoring if monitoring else _yprof._empty_hook
         try:
             base = _best(n, 5)
-            if not _yprof._empty_hook(True):
+            if not hook(True):
                 return 0.0
             try:
                 hooked = _best(n, 5)
             finally:
-                _yprof._empty_hook(False)
+                hook(False)
             # events per loop: n calls + n returns of f (the loop's own
             # frame and range() are constant overhead)
             _per_event_ns = max(0.0, (hooked - base) / (2 * n) * 1e9)
