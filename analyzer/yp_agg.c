@@ -195,10 +195,29 @@ static uint32_t nentry(yp_agg *a, yp_athread *t, uint32_t parent, uint32_t func_
     return t->n_ns++;
 }
 
+/* The caller's call-tree node remembers its last callee's three indexes, so
+ * the usual case — a loop calling the same function again — needs no map
+ * lookup. Only used when the node is the caller's own (not a folded one). */
+static inline yp_nent *cache_node(yp_athread *t, const yp_frame *top) {
+    if (!top || top->nidx == NONE) return NULL;
+    yp_nent *pn = &t->ns[top->nidx];
+    return pn->func_id == top->func_id ? pn : NULL;
+}
+
 static int frame_open(yp_agg *a, yp_athread *t, uint32_t func_id, uint64_t ts, int counted) {
     if (grow((void **)&t->stack, &t->stack_cap, t->depth + 1, sizeof *t->stack)) return -1;
     yp_frame *top = t->depth ? &t->stack[t->depth - 1] : NULL;
     yp_frame f = {func_id, NONE, NONE, NONE, counted, ts, 0};
+    yp_nent *pn = cache_node(t, top);
+    if (pn && pn->c_valid && pn->c_func == func_id) {
+        f.fidx = pn->c_fidx;
+        f.eidx = pn->c_eidx;
+        f.nidx = pn->c_node;
+        t->fs[f.fidx].active++;
+        t->es[f.eidx].active++;
+        t->stack[t->depth++] = f;
+        return 0;
+    }
     f.fidx = fentry(t, func_id);
     if (f.fidx == NONE) return -1;
     t->fs[f.fidx].active++;
@@ -211,6 +230,14 @@ static int frame_open(yp_agg *a, yp_athread *t, uint32_t func_id, uint64_t ts, i
         t->es[f.eidx].active++;
     }
     f.nidx = nentry(a, t, top ? top->nidx : NONE, func_id, t->depth);
+    pn = cache_node(t, top); /* nentry may have moved the array */
+    if (pn) {
+        pn->c_valid = 1;
+        pn->c_func = func_id;
+        pn->c_fidx = f.fidx;
+        pn->c_eidx = f.eidx;
+        pn->c_node = f.nidx;
+    }
     t->stack[t->depth++] = f;
     return 0;
 }

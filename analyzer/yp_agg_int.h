@@ -17,8 +17,9 @@ typedef struct yp_eent {
 } yp_eent;
 
 typedef struct yp_nent {
-    uint32_t parent, func_id, depth, pad;
+    uint32_t parent, func_id, depth, c_valid;
     uint64_t ncalls, self, total;
+    uint32_t c_func, c_fidx, c_eidx, c_node; /* last callee (see frame_open) */
 } yp_nent;
 
 typedef struct yp_frame {

@@ -66,8 +66,9 @@ def stdlib_work():
     import email
     import json
     import textwrap
-    src = textwrap.dedent(open(ast.__file__).read())
-    ast.dump(ast.parse(src[:40000]))
+    with open(textwrap.__file__) as f:
+        src = f.read()
+    ast.dump(ast.parse(src))
     doc = {"k%d" % i: [i, str(i), {"x": i * 1.5}] for i in range(3000)}
     json.loads(json.dumps(doc))
     msg = email.message_from_string("Subject: hi\nFrom: a@b\n\n" + "body line\n" * 200)

@@ -32,7 +32,17 @@ static uint64_t g_interp_ns;           /* estimated interpreter slow-down */
 static double g_interp_per_event = -1; /* calibrated ns of interpreter slow-down per event */
 static char g_pyversion[64];
 static uint32_t g_clock_kind; /* clock of the live stats */
-static double g_started_at;   /* unix time of the first start() */
+/* the recorder's cumulative counters when the live stats were last cleared */
+static uint64_t g_base_hook_ns, g_base_flusher_ns, g_base_wait_ns;
+
+/* Recorder status with hook/flusher/wait counted from the last clear. */
+static void status_since_clear(yp_rec_status *s) {
+    yp_rec_status_get(s);
+    s->hook_ns = s->hook_ns > g_base_hook_ns ? s->hook_ns - g_base_hook_ns : 0;
+    s->flusher_ns = s->flusher_ns > g_base_flusher_ns ? s->flusher_ns - g_base_flusher_ns : 0;
+    s->wait_ns = s->wait_ns > g_base_wait_ns ? s->wait_ns - g_base_wait_ns : 0;
+}
+static double g_started_at; /* unix time of the first start() */
 
 /* ---- the sink: flusher -> live aggregator ----------------------------------------- */
 
@@ -57,12 +67,6 @@ static void sink_thread(void *ctx, const yp_thread_info *t) {
 
 static uint64_t app_ns_now(void) {
     return g_app_ns + (yp_hook_running() ? yp_clock_mono_ns() - g_interval_t0 : 0);
-}
-
-static uint64_t hook_ns_now(void) {
-    yp_rec_status s;
-    yp_rec_status_get(&s);
-    return s.hook_ns;
 }
 
 static void totals(yp_rec_totals *t) {
@@ -209,7 +213,7 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     totals(&t);
     yp_rec_status rs;
     Py_BEGIN_ALLOW_THREADS yp_rec_sync(timeout_ms);
-    yp_rec_status_get(&rs);
+    status_since_clear(&rs);
     pthread_mutex_lock(&g_agg_mu);
     s = g_agg ? yp_agg_snapshot(g_agg) : NULL;
     pthread_mutex_unlock(&g_agg_mu);
@@ -226,7 +230,7 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     lr.hdr.command_line = "";
     lr.hdr.clock_kind = yp_rec_clock_kind();
     lr.hdr.pid = (uint32_t)getpid();
-    lr.foot.hook_ns = rs.hook_ns;
+    lr.foot.hook_ns = rs.hook_ns + rs.wait_ns;
     lr.foot.flusher_ns = rs.flusher_ns;
     lr.foot.interp_ns = t.interp_ns;
     lr.foot.app_ns = t.app_ns;
@@ -374,7 +378,14 @@ static PyObject *py_clear(PyObject *self, PyObject *noargs) {
     pthread_mutex_lock(&g_agg_mu);
     yp_agg_clear(g_agg);
     pthread_mutex_unlock(&g_agg_mu);
-    Py_END_ALLOW_THREADS g_app_ns = 0;
+    Py_END_ALLOW_THREADS
+        /* pollution restarts with the stats */
+        yp_rec_status rs;
+    yp_rec_status_get(&rs);
+    g_base_hook_ns = rs.hook_ns;
+    g_base_flusher_ns = rs.flusher_ns;
+    g_base_wait_ns = rs.wait_ns;
+    g_app_ns = 0;
     g_started_at = 0;
     if (yp_hook_running()) g_interval_t0 = yp_clock_mono_ns();
     Py_RETURN_NONE;
@@ -399,14 +410,16 @@ static PyObject *py_pollution(PyObject *self, PyObject *noargs) {
     (void)self;
     (void)noargs;
     yp_rec_status s;
-    yp_rec_status_get(&s);
+    status_since_clear(&s);
     yp_rec_totals t;
     totals(&t);
     double app = (double)t.app_ns * 1e-9, hook = (double)s.hook_ns * 1e-9, fl = (double)s.flusher_ns * 1e-9,
            interp = (double)t.interp_ns * 1e-9;
+    double wait = (double)s.wait_ns * 1e-9;
+    hook += wait; /* the waits happen inside the hook, and are not sampled */
     double pct = app > 0 ? 100.0 * (hook + fl + interp) / app : 0.0;
-    return Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:K}", "pct", pct, "hook_s", hook, "flusher_s", fl, "interp_s",
-                         interp, "app_s", app, "bytes",
+    return Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:d,s:K}", "pct", pct, "hook_s", hook, "flusher_s", fl,
+                         "interp_s", interp, "wait_s", wait, "app_s", app, "bytes",
                          (unsigned long long)(s.ring_bytes + s.symbol_bytes + t.extra_bytes));
 }
 

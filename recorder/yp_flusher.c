@@ -85,6 +85,9 @@ int yp_rec_alloc_should_fail(void) {
     return 0;
 }
 
+static _Atomic uint64_t g_wait_ns;
+void yp_rec_note_wait(uint64_t ns) { atomic_fetch_add(&g_wait_ns, ns); }
+
 void yp_rec_fail_allocs(uint64_t n) { atomic_store(&R.fail_allocs, n); }
 
 unsigned yp_rec_wait_ms(void) { return atomic_load(&R.open) ? atomic_load(&R.wait_ms) : 0; }
@@ -93,6 +96,10 @@ void yp_rec_wake(void) {
     pthread_mutex_lock(&R.wake_mu);
     pthread_cond_signal(&R.wake_cv);
     pthread_mutex_unlock(&R.wake_mu);
+}
+
+void yp_rec_nudge(void) {
+    if (atomic_load_explicit(&R.open, memory_order_relaxed)) yp_rec_wake();
 }
 
 int yp_rec_is_open(void) { return atomic_load(&R.open); }
@@ -475,6 +482,7 @@ void yp_rec_status_get(yp_rec_status *out) {
     out->symbols = yp_symtab_count();
     out->symbol_bytes = yp_symtab_bytes();
     out->flusher_ns = atomic_load(&R.flusher_ns);
+    out->wait_ns = atomic_load(&g_wait_ns);
     out->alloc_failures = atomic_load(&R.alloc_failures);
 }
 
@@ -496,7 +504,7 @@ static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     f->end_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    f->hook_ns = s.hook_ns;
+    f->hook_ns = s.hook_ns + s.wait_ns; /* waits for a full ring are hook time */
     f->n_dropped = s.dropped;
     f->flusher_ns = s.flusher_ns;
     f->profiler_bytes = s.ring_bytes + s.symbol_bytes + (tot ? tot->extra_bytes : 0);

@@ -68,12 +68,14 @@ void yp_ring_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     } else if (used >= cap - 1) {
         unsigned wait_ms = yp_rec_wait_ms();
         struct timespec nap = {0, 100000}; /* 100 us */
+        uint64_t t0 = wait_ms ? yp_clock_mono_ns() : 0;
         for (unsigned waited_us = 0; used >= cap - 1 && waited_us < wait_ms * 1000u; waited_us += 100) {
             yp_rec_wake();
             nanosleep(&nap, NULL);
             r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
             used = h - r->tail_cache;
         }
+        if (wait_ms) yp_rec_note_wait(yp_clock_mono_ns() - t0);
         if (used >= cap - 1) {
             r->pending_drop = 1;
             atomic_fetch_add_explicit(&r->dropped_total, 1, memory_order_relaxed);

@@ -102,6 +102,9 @@ typedef struct yp_ring {
     uint64_t capacity_bytes;
 } yp_ring;
 
+/* Wake the flusher now (called by the push every 16Ki events). */
+void yp_rec_nudge(void);
+
 /* Slow path of yp_ring_push: ring full. Waits, then drops. */
 void yp_ring_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
 
@@ -120,6 +123,9 @@ static inline void yp_ring_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8
     r->last_ts = ts;
     /* release: the flusher that sees head h+1 sees this event written */
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
+    /* every 16Ki events, nudge the flusher (one futex wake), so a busy
+     * thread's ring is drained long before it fills (128Ki events) */
+    if (__builtin_expect((h & 0x3FFF) == 0x3FFF, 0)) yp_rec_nudge();
 }
 
 /* Allocate a ring of 2^bits events (mmap). NULL on failure. */
@@ -163,6 +169,7 @@ typedef struct yp_rec_status {
     uint64_t events, dropped, chunks, bytes_written;
     uint64_t rings, ring_bytes, symbols, symbol_bytes;
     uint64_t hook_ns, flusher_ns;
+    uint64_t wait_ns;        /* producers blocked on a full ring */
     uint64_t alloc_failures; /* counted, never raised */
 } yp_rec_status;
 
