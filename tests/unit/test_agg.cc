@@ -4,18 +4,11 @@
 #include <cstring>
 #include <vector>
 
+#include "yp_test_util.h"
 #include "yprof/analyze.h"
 
 namespace {
 
-yp_event E(uint64_t ts, uint32_t id, uint8_t kind) {
-    yp_event e;
-    memset(&e, 0, sizeof e);
-    e.ts = ts;
-    e.func_id = id;
-    e.kind = kind;
-    return e;
-}
 const uint8_t C = YP_EV_CALL, R = YP_EV_RETURN;
 
 struct Agg {

@@ -8,18 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "yp_test_util.h"
 #include "yprof/analyze.h"
 
 namespace {
-
-yp_event E(uint64_t ts, uint32_t id, uint8_t kind) {
-    yp_event e;
-    memset(&e, 0, sizeof e);
-    e.ts = ts;
-    e.func_id = id;
-    e.kind = kind;
-    return e;
-}
 
 std::string tmp(const char *n) {
     return std::string(::testing::TempDir()) + "yp_exp_" + std::to_string(getpid()) + n;

@@ -6,18 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "yp_test_util.h"
 #include "yprof/analyze.h"
 
 namespace {
-
-yp_event E(uint64_t ts, uint32_t id, uint8_t kind) {
-    yp_event e;
-    memset(&e, 0, sizeof e);
-    e.ts = ts;
-    e.func_id = id;
-    e.kind = kind;
-    return e;
-}
 
 double q1(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st;
