@@ -57,8 +57,11 @@ setup_base() {
 cmd_demo() {
     setup_base
     mkdir -p build/demo
-    log "recording examples/game_server.py (a threaded TCP game server and its clients)"
-    .venv/bin/yprof run -o build/demo/game.yp examples/game_server.py --seconds 2
+    log "recording examples/game_server.py (a threaded TCP game server and its clients;"
+    log "its operator thread starts and stops yprof on the fly and reads live stats)"
+    .venv/bin/python examples/game_server.py --trace build/demo/game.yp --seconds 2
+    log "yprof-analyze build/demo/game.yp --threads"
+    .venv/bin/yprof-analyze build/demo/game.yp --threads
 }
 
 cmd_test() {
