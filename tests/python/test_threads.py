@@ -209,3 +209,30 @@ def test_churn_all_at_once_no_crash_no_leak(tmp_path):
     """, timeout=300)
     growth_kb = int(p.stdout.split("growth_kb")[1])
     assert growth_kb < 8 * 1024, growth_kb
+
+
+def test_threads_created_from_c(yp, tmp_path):
+    """A pthread calling into Python through PyGILState_Ensure (a ctypes
+    callback): recorded on 3.12+ (sys.monitoring is interpreter-wide); on
+    older versions only threads of `threading` get the hook (docs/api.md)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    CB = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+
+    def body(arg):
+        per_thread(25)
+        return None
+
+    cb = CB(body)
+    yp.clear_stats()
+    yp.start(str(tmp_path / "cthread.yp"))
+    tid = ctypes.c_ulong()
+    assert libc.pthread_create(ctypes.byref(tid), None, cb, None) == 0
+    assert libc.pthread_join(tid, None) == 0
+    yp.stop()
+    f = yp.get_stats().function("work")
+    if sys.version_info >= (3, 12):
+        assert f is not None and f.ncalls == 25
+    else:
+        assert f is None
