@@ -1,9 +1,10 @@
 /*
  * yp_status.c — status texts and the CRC-32 used by chunk headers and
- * payloads. CRC-32 is the IEEE polynomial (as zlib), table-driven, table built
- * once at compile time so the function is pure and thread-safe.
+ * payloads. CRC-32 is the IEEE polynomial (as zlib), slicing-by-8, the tables
+ * built once under pthread_once so the function is thread-safe.
  */
 #include <assert.h>
+#include <pthread.h>
 
 #include "yprof/format.h"
 
@@ -27,17 +28,36 @@ const char *yp_status_str(yp_status st) {
     return yp_status_text[st];
 }
 
-#define P 0xEDB88320u
-#define C1(c) (((c)&1u) ? ((c) >> 1) ^ P : (c) >> 1)
-#define C8(c) C1(C1(C1(C1(C1(C1(C1(C1(c))))))))
-#define R4(n) C8(n), C8(n + 1), C8(n + 2), C8(n + 3)
-#define R16(n) R4(n), R4(n + 4), R4(n + 8), R4(n + 12)
-#define R64(n) R16(n), R16(n + 16), R16(n + 32), R16(n + 48)
-static const uint32_t yp_crc_table[256] = {R64(0u), R64(64u), R64(128u), R64(192u)};
+/* Slicing-by-8: eight 256-entry tables, built once (pthread_once), then
+ * eight bytes per step. Table 0 is the classic byte-at-a-time table. */
+static uint32_t yp_crc_tab[8][256];
+static pthread_once_t yp_crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1u) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+        yp_crc_tab[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            yp_crc_tab[t][i] = (yp_crc_tab[t - 1][i] >> 8) ^ yp_crc_tab[0][yp_crc_tab[t - 1][i] & 0xFFu];
+}
 
 uint32_t yp_crc32(uint32_t crc, const void *data, size_t len) {
+    pthread_once(&yp_crc_once, crc_init);
     const uint8_t *p = data;
     crc = ~crc;
-    while (len--) crc = yp_crc_table[(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
+    while (len >= 8) {
+        uint32_t lo =
+            crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+        crc = yp_crc_tab[7][lo & 0xFF] ^ yp_crc_tab[6][(lo >> 8) & 0xFF] ^ yp_crc_tab[5][(lo >> 16) & 0xFF] ^
+              yp_crc_tab[4][lo >> 24] ^ yp_crc_tab[3][hi & 0xFF] ^ yp_crc_tab[2][(hi >> 8) & 0xFF] ^
+              yp_crc_tab[1][(hi >> 16) & 0xFF] ^ yp_crc_tab[0][hi >> 24];
+        p += 8;
+        len -= 8;
+    }
+    while (len--) crc = yp_crc_tab[0][(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
     return ~crc;
 }

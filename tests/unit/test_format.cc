@@ -371,3 +371,16 @@ TEST(Format, WriteErrorsAreStickyNeverFatal) {
 }
 
 } // namespace
+
+namespace {
+TEST(Crc, KnownValues) {
+    // the standard CRC-32 check value, and lengths around the 8-byte steps
+    EXPECT_EQ(yp_crc32(0, "123456789", 9), 0xCBF43926u);
+    EXPECT_EQ(yp_crc32(0, "", 0), 0u);
+    EXPECT_EQ(yp_crc32(0, "a", 1), 0xE8B7BE43u);
+    EXPECT_EQ(yp_crc32(0, "The quick brown fox jumps over the lazy dog", 43), 0x414FA339u);
+    // continuing a CRC equals one pass
+    const char *s = "The quick brown fox jumps over the lazy dog";
+    EXPECT_EQ(yp_crc32(yp_crc32(0, s, 13), s + 13, 30), 0x414FA339u);
+}
+} // namespace
