@@ -1,16 +1,20 @@
 /*
  * yp_codec.c — the on-disk coding of EVENTS payloads.
  *
- * In memory an event is 16 bytes; on disk each event is two LEB128 varints:
+ * In memory an event is 16 bytes. On disk (format version 2) a chunk of n
+ * events is two columns of LEB128 varints:
  *
- *   varint(ts - prev_ts)              prev_ts starts at the chunk's first_ts
- *   varint(func_id << 4 | kind)       kind in the low 4 bits
+ *   n x varint(ts - prev_ts)          prev_ts starts at the chunk's first_ts
+ *   n x varint(func_id << 4 | kind)   kind in the low 4 bits
  *
- * Deltas are small and repeat, ids repeat: the result is 2-4 bytes per event
- * before zstd and about one after it on call-heavy code. Timestamps that go
- * backwards (a CPU clock read on another core, say) are clamped, so deltas are
- * never negative. The decoder reads nothing past its end pointer and insists
- * on consuming its input exactly.
+ * Columns, not interleaved pairs: the id column repeats the program's call
+ * patterns and zstd finds them when the timing noise is not in between (the
+ * writer also ends a zstd block between the two, so each gets its own
+ * entropy tables). Timestamps are stored >> ts_shift (the trace's
+ * resolution, docs/format.md). Timestamps that go backwards (a CPU clock
+ * read on another core, say) are clamped, so deltas are never negative. The
+ * decoder reads nothing past its end pointer and insists on consuming its
+ * input exactly. Version 1 traces (pairs interleaved) are still read.
  */
 #include "yprof/format.h"
 
@@ -30,14 +34,19 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v) {
     return p;
 }
 
-size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, uint8_t *out, size_t out_cap) {
-    if (out_cap < yp_events_encode_bound(n)) return 0;
+size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, unsigned ts_shift, uint8_t *out,
+                        size_t out_cap, size_t *ts_bytes) {
+    if (out_cap < yp_events_encode_bound(n) || ts_shift > 32) return 0;
     uint8_t *p = out;
     uint64_t prev = first_ts;
     for (size_t i = 0; i < n; i++) {
-        uint64_t ts = ev[i].ts < prev ? prev : ev[i].ts;
+        uint64_t ts = ev[i].ts >> ts_shift;
+        if (ts < prev) ts = prev;
         p = put_varint(p, ts - prev);
         prev = ts;
+    }
+    if (ts_bytes) *ts_bytes = (size_t)(p - out);
+    for (size_t i = 0; i < n; i++) {
         uint32_t id = ev[i].func_id > YP_FUNC_ID_MAX ? YP_FUNC_ID_MAX : ev[i].func_id;
         p = put_varint(p, ((uint64_t)id << YP_KIND_BITS) | (ev[i].kind & YP_KIND_MASK));
     }
@@ -60,20 +69,41 @@ static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v
     return -1;
 }
 
+static inline int set_id_kind(yp_event *e, uint64_t idk) {
+    if (idk >> 32) return -1;
+    unsigned kind = (unsigned)(idk & YP_KIND_MASK);
+    if (kind == YP_EV_NONE || kind >= YP_EV_KIND_COUNT) return -1;
+    e->func_id = (uint32_t)(idk >> YP_KIND_BITS);
+    e->kind = (uint8_t)kind;
+    e->pad[0] = e->pad[1] = e->pad[2] = 0;
+    return 0;
+}
+
 yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out) {
     const uint8_t *p = in, *end = in + len;
     uint64_t ts = first_ts;
     for (size_t i = 0; i < n; i++) {
-        uint64_t d, idk;
-        if (get_varint(&p, end, &d) || get_varint(&p, end, &idk)) return YP_ERR_CORRUPT;
-        if (idk >> 32) return YP_ERR_CORRUPT;
-        unsigned kind = (unsigned)(idk & YP_KIND_MASK);
-        if (kind == YP_EV_NONE || kind >= YP_EV_KIND_COUNT) return YP_ERR_CORRUPT;
+        uint64_t d;
+        if (get_varint(&p, end, &d)) return YP_ERR_CORRUPT;
         ts += d;
         out[i].ts = ts;
-        out[i].func_id = (uint32_t)(idk >> YP_KIND_BITS);
-        out[i].kind = (uint8_t)kind;
-        out[i].pad[0] = out[i].pad[1] = out[i].pad[2] = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t idk;
+        if (get_varint(&p, end, &idk) || set_id_kind(&out[i], idk)) return YP_ERR_CORRUPT;
+    }
+    return p == end ? YP_OK : YP_ERR_CORRUPT;
+}
+
+yp_status yp_events_decode_v1(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out) {
+    const uint8_t *p = in, *end = in + len;
+    uint64_t ts = first_ts;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d, idk;
+        if (get_varint(&p, end, &d) || get_varint(&p, end, &idk) || set_id_kind(&out[i], idk))
+            return YP_ERR_CORRUPT;
+        ts += d;
+        out[i].ts = ts;
     }
     return p == end ? YP_OK : YP_ERR_CORRUPT;
 }

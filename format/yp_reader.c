@@ -113,9 +113,9 @@ static yp_status read_header(yp_reader *r, char *errbuf, size_t errlen) {
         fmt_err(errbuf, errlen, "corrupt trace header (checksum mismatch)");
         return YP_ERR_CORRUPT;
     }
-    if (version != YP_FORMAT_VERSION) {
-        fmt_err(errbuf, errlen, "unsupported trace format version %u (this build reads %u)", version,
-                YP_FORMAT_VERSION);
+    if (version < YP_FORMAT_VERSION_MIN || version > YP_FORMAT_VERSION) {
+        fmt_err(errbuf, errlen, "unsupported trace format version %u (this build reads %u to %u)", version,
+                YP_FORMAT_VERSION_MIN, YP_FORMAT_VERSION);
         return YP_ERR_VERSION;
     }
     uint32_t hsize = yp_get_u32(h + YP_FH_SIZE), extra = yp_get_u32(h + YP_FH_EXTRA);
@@ -316,7 +316,10 @@ yp_status yp_reader_next(yp_reader *r, yp_chunk *c) {
             r->done = 1;
             return YP_ERR_NOMEM;
         }
-        if (yp_events_decode(r->raw, k, c->h.n_records, c->h.first_ts, r->ev) != YP_OK) {
+        yp_status ds = r->hdr.version == 1
+                           ? yp_events_decode_v1(r->raw, k, c->h.n_records, c->h.first_ts, r->ev)
+                           : yp_events_decode(r->raw, k, c->h.n_records, c->h.first_ts, r->ev);
+        if (ds != YP_OK) {
             r->st.chunks_bad++;
             return YP_ERR_CORRUPT;
         }

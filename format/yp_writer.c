@@ -27,6 +27,7 @@ struct yp_writer {
     yp_status err;
     int sys_errno; /* errno of the first failed write */
     int level;
+    unsigned ts_shift; /* timestamps are stored >> ts_shift */
     ZSTD_CCtx *cctx;
     uint8_t *raw;
     size_t raw_cap;
@@ -123,7 +124,14 @@ yp_status yp_writer_open(const char *path, const yp_writer_options *opt, yp_writ
     yp_put_u32(hdr + YP_FH_SIZE, YP_FILE_HEADER_SIZE);
     yp_put_u32(hdr + YP_FH_CLOCK, opt->clock_kind);
     yp_put_u32(hdr + YP_FH_EXTRA, (uint32_t)extra);
-    yp_put_f64(hdr + YP_FH_NS_PER_TICK, opt->ns_per_tick > 0 ? opt->ns_per_tick : 1.0);
+    double ns_per_tick = opt->ns_per_tick > 0 ? opt->ns_per_tick : 1.0;
+    /* the power of two of ticks nearest to resolution_ns (a calibrated TSC
+     * tick is 0.5000009 ns, say: 8 of them still make a 4 ns unit) */
+    while (opt->resolution_ns > 0 && w->ts_shift < 32 && ns_per_tick * 1.5 < opt->resolution_ns) {
+        ns_per_tick *= 2;
+        w->ts_shift++;
+    }
+    yp_put_f64(hdr + YP_FH_NS_PER_TICK, ns_per_tick);
     uint64_t wall = opt->start_wall_ns;
     if (!wall) {
         struct timespec ts;
@@ -131,7 +139,7 @@ yp_status yp_writer_open(const char *path, const yp_writer_options *opt, yp_writ
         wall = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     }
     yp_put_u64(hdr + YP_FH_WALL, wall);
-    yp_put_u64(hdr + YP_FH_TICKS, opt->start_ticks);
+    yp_put_u64(hdr + YP_FH_TICKS, opt->start_ticks >> w->ts_shift);
     yp_put_u32(hdr + YP_FH_PID, opt->pid ? opt->pid : (uint32_t)getpid());
     memcpy(hdr + YP_FILE_HEADER_SIZE, pyv, lp);
     memcpy(hdr + YP_FILE_HEADER_SIZE + lp + 1, cmd, lc);
@@ -160,13 +168,37 @@ nomem:
     return YP_ERR_NOMEM;
 }
 
+/* Compress w->raw[0..raw_len) into one zstd frame at w->comp after the
+ * chunk header; when 0 < split < raw_len, a zstd block ends at split (the
+ * two parts get their own entropy tables). Returns the frame's size, 0 on
+ * failure. */
+static size_t compress(yp_writer *w, size_t raw_len, size_t split) {
+    size_t bound = ZSTD_compressBound(raw_len) + 64; /* + one more block header */
+    if (grow(&w->comp, &w->comp_cap, YP_CHUNK_HEADER_SIZE + bound)) return 0;
+    uint8_t *dst = w->comp + YP_CHUNK_HEADER_SIZE;
+    if (split == 0 || split >= raw_len) {
+        size_t k = ZSTD_compress2(w->cctx, dst, bound, w->raw, raw_len);
+        return ZSTD_isError(k) ? 0 : k;
+    }
+    ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
+    ZSTD_CCtx_setPledgedSrcSize(w->cctx, raw_len); /* the frame records its size */
+    ZSTD_outBuffer out = {dst, bound, 0};
+    ZSTD_inBuffer a = {w->raw, split, 0}, b = {w->raw + split, raw_len - split, 0};
+    size_t r = ZSTD_compressStream2(w->cctx, &out, &a, ZSTD_e_flush);
+    if (ZSTD_isError(r) || r != 0 || a.pos != a.size) goto fail;
+    r = ZSTD_compressStream2(w->cctx, &out, &b, ZSTD_e_end);
+    if (ZSTD_isError(r) || r != 0 || b.pos != b.size) goto fail;
+    return out.pos;
+fail:
+    ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
+    return 0;
+}
+
 /* Compress w->raw[0..raw_len) and write one chunk with header h. */
-static yp_status emit(yp_writer *w, yp_chunk_header *h, size_t raw_len) {
+static yp_status emit(yp_writer *w, yp_chunk_header *h, size_t raw_len, size_t split) {
     if (w->err) return w->err;
-    size_t bound = ZSTD_compressBound(raw_len);
-    if (grow(&w->comp, &w->comp_cap, YP_CHUNK_HEADER_SIZE + bound)) return w->err = YP_ERR_NOMEM;
-    size_t k = ZSTD_compress2(w->cctx, w->comp + YP_CHUNK_HEADER_SIZE, bound, w->raw, raw_len);
-    if (ZSTD_isError(k)) return w->err = YP_ERR_NOMEM;
+    size_t k = compress(w, raw_len, split);
+    if (k == 0) return w->err = YP_ERR_NOMEM;
     h->raw_bytes = (uint32_t)raw_len;
     h->comp_bytes = (uint32_t)k;
     h->payload_crc = yp_crc32(0, w->comp + YP_CHUNK_HEADER_SIZE, k);
@@ -204,7 +236,10 @@ yp_status yp_writer_events(yp_writer *w, uint32_t thread_id, const yp_event *ev,
     uint64_t first = ev[0].ts, last = first;
     for (size_t i = 1; i < n; i++)
         if (ev[i].ts > last) last = ev[i].ts;
-    size_t len = yp_events_encode(ev, n, first, w->raw, w->raw_cap);
+    first >>= w->ts_shift;
+    last >>= w->ts_shift;
+    size_t ts_len = 0;
+    size_t len = yp_events_encode(ev, n, first, w->ts_shift, w->raw, w->raw_cap, &ts_len);
     yp_chunk_header h = {0};
     h.kind = YP_CHUNK_EVENTS;
     h.thread_id = thread_id;
@@ -213,7 +248,7 @@ yp_status yp_writer_events(yp_writer *w, uint32_t thread_id, const yp_event *ev,
     h.dropped = dropped;
     h.first_ts = first;
     h.last_ts = last;
-    yp_status st = emit(w, &h, len);
+    yp_status st = emit(w, &h, len, ts_len);
     if (st == YP_OK) {
         w->n_events += n;
         w->n_dropped += dropped;
@@ -265,7 +300,7 @@ yp_status yp_writer_symbols(yp_writer *w, const yp_symbol *syms, size_t n) {
     h.kind = YP_CHUNK_SYMBOLS;
     h.seq = w->misc_seq++;
     h.n_records = (uint32_t)n;
-    return emit(w, &h, (size_t)(p - w->raw));
+    return emit(w, &h, (size_t)(p - w->raw), 0);
 }
 
 yp_status yp_writer_threads(yp_writer *w, const yp_thread_info *th, size_t n) {
@@ -289,7 +324,7 @@ yp_status yp_writer_threads(yp_writer *w, const yp_thread_info *th, size_t n) {
     h.kind = YP_CHUNK_THREADS;
     h.seq = w->misc_seq++;
     h.n_records = (uint32_t)n;
-    return emit(w, &h, (size_t)(p - w->raw));
+    return emit(w, &h, (size_t)(p - w->raw), 0);
 }
 
 yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len) {
@@ -301,7 +336,7 @@ yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len) {
     h.kind = YP_CHUNK_MARKER;
     h.seq = w->misc_seq++;
     h.n_records = 1;
-    return emit(w, &h, len);
+    return emit(w, &h, len, 0);
 }
 
 yp_status yp_writer_flush(yp_writer *w) { return w ? w->err : YP_ERR_ARG; }
@@ -326,7 +361,7 @@ yp_status yp_writer_footer(yp_writer *w, const yp_footer *foot) {
     uint8_t *p = w->raw;
     /* drops still pending in a ring are known to the caller only */
     uint64_t dropped = foot->n_dropped > w->n_dropped ? foot->n_dropped : w->n_dropped;
-    uint64_t v[11] = {w->n_chunks,       w->n_events,   dropped,          foot->end_ticks,
+    uint64_t v[11] = {w->n_chunks,       w->n_events,   dropped,          foot->end_ticks >> w->ts_shift,
                       foot->end_wall_ns, foot->hook_ns, foot->flusher_ns, foot->profiler_bytes,
                       foot->interp_ns,   foot->app_ns,  w->n_index};
     for (int i = 0; i < 11; i++) yp_put_u64(p + 8 * i, v[i]);
@@ -335,7 +370,7 @@ yp_status yp_writer_footer(yp_writer *w, const yp_footer *foot) {
     h.kind = YP_CHUNK_FOOTER;
     h.seq = w->misc_seq++;
     h.n_records = 1;
-    return emit(w, &h, len);
+    return emit(w, &h, len, 0);
 }
 
 yp_status yp_writer_close(yp_writer *w, const yp_footer *foot) {

@@ -384,6 +384,9 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     o.python_version = cfg->python_version;
     o.command_line = cfg->command_line;
     o.zstd_level = cfg->zstd_level;
+    /* 4 ns: below what one clock read costs (rdtsc ~25 ns here), and it
+     * takes the noise bits out of the deltas (docs/format.md) */
+    o.resolution_ns = cfg->resolution_ns == 0 ? 4.0 : cfg->resolution_ns;
     yp_writer *w;
     yp_status st = yp_writer_open(cfg->path, &o, &w, errbuf, errlen);
     if (st) return st;

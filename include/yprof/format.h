@@ -34,7 +34,8 @@
 extern "C" {
 #endif
 
-#define YP_FORMAT_VERSION 1u
+#define YP_FORMAT_VERSION 2u     /* written */
+#define YP_FORMAT_VERSION_MIN 1u /* oldest read */
 
 /* ---- status ------------------------------------------------------------- */
 
@@ -192,15 +193,20 @@ uint32_t yp_crc32(uint32_t crc, const void *data, size_t len);
 size_t yp_events_encode_bound(size_t n);
 
 /* Delta/varint-code n events into out (capacity out_cap, at least
- * yp_events_encode_bound(n)). first_ts is the base of the first delta.
- * Returns the bytes written, or 0 when out_cap is too small. Timestamps
- * going backwards are clamped to the previous one. */
-size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, uint8_t *out, size_t out_cap);
+ * yp_events_encode_bound(n)), timestamps column first, then ids and kinds.
+ * Each ts is stored as ts >> ts_shift; first_ts, the base of the first
+ * delta, is already shifted. *ts_bytes (may be NULL) gets the size of the
+ * timestamp column. Returns the bytes written, or 0 when out_cap is too
+ * small. Timestamps going backwards are clamped to the previous one. */
+size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, unsigned ts_shift, uint8_t *out,
+                        size_t out_cap, size_t *ts_bytes);
 
 /* Decode exactly n events from in[0..len). Every read is bounded by len;
  * YP_ERR_CORRUPT when the bytes don't hold n well-formed events or have
  * bytes left over. */
 yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out);
+/* The same for a format version 1 payload (ts and id varints interleaved). */
+yp_status yp_events_decode_v1(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out);
 
 /* ---- writer ------------------------------------------------------------- */
 
@@ -215,6 +221,10 @@ typedef struct yp_writer_options {
     const char *python_version; /* may be NULL */
     const char *command_line;   /* may be NULL */
     int zstd_level;             /* 0: default (1, fast) */
+    double resolution_ns;       /* 0: every tick kept; else timestamps are
+                                   stored in units of 2^k ticks, the power of
+                                   two nearest to resolution_ns (the header's
+                                   ns_per_tick is then per unit) */
 } yp_writer_options;
 
 /* Create (truncate) path and write the header. On error *out is NULL and,

@@ -153,6 +153,8 @@ typedef struct yp_rec_config {
     uint32_t clock_kind;        /* yp_clock_kind */
     double ns_per_tick;         /* 0: 1.0 */
     int zstd_level;             /* 0: default */
+    double resolution_ns;       /* stored timestamp resolution; 0: 4 ns,
+                                   negative: every clock tick kept */
     const char *python_version; /* header text */
     const char *command_line;
     unsigned ring_bits; /* 0: default (17: 128Ki events, 2 MiB) */

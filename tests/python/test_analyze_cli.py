@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ANALYZE, PY, analyze, run_py
+from conftest import ANALYZE, PY, analyze, db_counts, run_py
 
 PROGRAM = """
 import threading, yprof_record as yp
@@ -163,3 +163,16 @@ def test_random_byte_flips_never_crash(trace, tmp_path):
         f.write_bytes(bytes(d))
         p = analyze(f, "-q", "--no-db", check=False)
         assert p.returncode in (0, 1), (i, p.returncode, p.stderr)
+
+
+def test_format_version_1_traces_stay_readable(tmp_path):
+    # tests/data/trace_v1.yp was written by the version 1 recorder (ts and id
+    # varints interleaved); this build writes version 2 (two columns)
+    v1 = os.path.join(os.path.dirname(__file__), "..", "data", "trace_v1.yp")
+    p = analyze(v1, "--db", tmp_path / "v1.db", "-q")
+    assert p.returncode == 0, p.stderr
+    got = db_counts(tmp_path / "v1.db", "name IN ('f', 'lock.acquire')")
+    assert got == {"f": (24, 2), "lock.acquire": (5, 5)}
+    con = sqlite3.connect(str(tmp_path / "v1.db"))
+    assert con.execute("SELECT events FROM session").fetchone()[0] == 193
+    con.close()

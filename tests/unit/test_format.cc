@@ -94,8 +94,11 @@ TEST(Codec, RoundTripAndStrictness) {
     uint64_t ts = 5;
     auto ev = make_events(rng, 10000, ts);
     std::vector<uint8_t> buf(yp_events_encode_bound(ev.size()));
-    size_t len = yp_events_encode(ev.data(), ev.size(), ev[0].ts, buf.data(), buf.size());
+    size_t ts_len = 0;
+    size_t len = yp_events_encode(ev.data(), ev.size(), ev[0].ts, 0, buf.data(), buf.size(), &ts_len);
     ASSERT_GT(len, 0u);
+    ASSERT_GT(ts_len, ev.size() - 1); // at least a byte per delta
+    ASSERT_LT(ts_len, len);
     std::vector<yp_event> back(ev.size());
     ASSERT_EQ(yp_events_decode(buf.data(), len, ev.size(), ev[0].ts, back.data()), YP_OK);
     for (size_t i = 0; i < ev.size(); i++) {
@@ -109,6 +112,74 @@ TEST(Codec, RoundTripAndStrictness) {
     EXPECT_EQ(yp_events_decode(buf.data(), len + 1, ev.size(), ev[0].ts, back.data()), YP_ERR_CORRUPT);
     back.resize(ev.size() + 1);
     EXPECT_EQ(yp_events_decode(buf.data(), len, ev.size() + 1, ev[0].ts, back.data()), YP_ERR_CORRUPT);
+}
+
+// Format version 1 interleaved (Δts, id<<4|kind) pairs; version 2 traces
+// hold two columns. Old traces must stay readable.
+TEST(Codec, Version1PayloadStillDecodes) {
+    const uint8_t v1[] = {5, (7 << 4) | YP_EV_CALL, 0x80, 0x01, (7 << 4) | YP_EV_RETURN};
+    yp_event back[2];
+    ASSERT_EQ(yp_events_decode_v1(v1, sizeof v1, 2, 100, back), YP_OK);
+    EXPECT_EQ(back[0].ts, 105u);
+    EXPECT_EQ(back[1].ts, 105u + 128u);
+    EXPECT_EQ(back[0].func_id, 7u);
+    EXPECT_EQ(back[1].kind, YP_EV_RETURN);
+    // the same bytes are not a valid version 2 payload (column 2 is short)
+    EXPECT_EQ(yp_events_decode(v1, sizeof v1, 2, 100, back), YP_ERR_CORRUPT);
+}
+
+TEST(Codec, ShiftStoresCoarserTicks) {
+    yp_event ev[3] = {{1000, 1, YP_EV_CALL, {0}}, {1007, 1, YP_EV_RETURN, {0}}, {1100, 2, YP_EV_CALL, {0}}};
+    std::vector<uint8_t> buf(yp_events_encode_bound(3));
+    size_t ts_len = 0;
+    size_t len = yp_events_encode(ev, 3, 1000 >> 3, 3, buf.data(), buf.size(), &ts_len);
+    ASSERT_EQ(ts_len, 3u); // deltas 0, 0, 12: one byte each
+    yp_event back[3];
+    ASSERT_EQ(yp_events_decode(buf.data(), len, 3, 1000 >> 3, back), YP_OK);
+    EXPECT_EQ(back[0].ts, 125u);
+    EXPECT_EQ(back[1].ts, 125u); // 1007 >> 3
+    EXPECT_EQ(back[2].ts, 137u); // 1100 >> 3
+    EXPECT_EQ(back[2].func_id, 2u);
+}
+
+TEST(Format, ResolutionSetsTheUnitOfStoredTimestamps) {
+    std::string p = tmp_path("res");
+    yp_writer_options o{};
+    o.clock_kind = YP_CLOCK_TSC;
+    o.ns_per_tick = 0.5; // a 2 GHz TSC
+    o.start_ticks = 4096;
+    o.resolution_ns = 4.0; // -> units of 8 ticks
+    yp_writer *w = nullptr;
+    ASSERT_EQ(yp_writer_open(p.c_str(), &o, &w, nullptr, 0), YP_OK);
+    std::mt19937_64 rng(9);
+    uint64_t ts = 5000;
+    auto ev = make_events(rng, 5000, ts);
+    ASSERT_EQ(yp_writer_events(w, 1, ev.data(), ev.size(), 0), YP_OK);
+    yp_footer f{};
+    f.end_ticks = ts + 80;
+    ASSERT_EQ(yp_writer_close(w, &f), YP_OK);
+    yp_reader *r;
+    ASSERT_EQ(yp_reader_open(p.c_str(), &r, nullptr, 0), YP_OK);
+    EXPECT_EQ(yp_reader_header(r)->ns_per_tick, 4.0);
+    EXPECT_EQ(yp_reader_header(r)->start_ticks, 512u);
+    yp_chunk c;
+    size_t i = 0;
+    while (yp_reader_next(r, &c) == YP_OK) {
+        if (c.h.kind == YP_CHUNK_EVENTS) {
+            EXPECT_EQ(c.h.first_ts, ev[0].ts >> 3);
+            for (uint32_t k = 0; k < c.h.n_records; k++, i++) {
+                ASSERT_EQ(c.events[k].ts, ev[i].ts >> 3) << i;
+                ASSERT_EQ(c.events[k].func_id, ev[i].func_id);
+            }
+        } else if (c.h.kind == YP_CHUNK_FOOTER) {
+            yp_footer back;
+            ASSERT_EQ(yp_chunk_footer(&c, &back), YP_OK);
+            EXPECT_EQ(back.end_ticks, (ts + 80) >> 3);
+        }
+    }
+    EXPECT_EQ(i, ev.size());
+    yp_reader_close(r);
+    remove(p.c_str());
 }
 
 TEST(Format, RoundTripMillionsOfEventsOverManyThreads) {
