@@ -37,16 +37,62 @@
 
 static Py_ssize_t g_extra_idx = -1;
 static int g_running;
-static uint32_t g_clock = YP_CLOCK_MONOTONIC; /* yp_clock_kind */
-static double g_ns_per_tick = 1.0;
+static uint32_t g_clock = YP_CLOCK_MONOTONIC; /* yp_clock_kind of the recorded timestamps */
+static uint32_t g_wall = YP_CLOCK_MONOTONIC;  /* the wall clock every event reads */
+static double g_wall_ns = 1.0;                /* ns per wall tick */
+static uint64_t g_sync_ticks;                 /* cpu clock: gaps longer than this resync */
 static int g_builtins = 1;
 static yp_ptrtab g_cfuncs;
 static char g_ignore_prefix[1024];
 static size_t g_ignore_len;
 
-static inline uint64_t now_ticks(void) { return yp_clock_ticks(g_clock); }
+static inline uint64_t wall_ticks(void) { return yp_clock_ticks(g_wall); }
 
-uint64_t yp_hook_now(void) { return now_ticks(); }
+/* ---- the CPU clock ----------------------------------------------------------------------
+ *
+ * CLOCK_THREAD_CPUTIME_ID is a system call (~380 ns here, 15x a TSC read), so
+ * the CPU clock is read at an event only when the thread may have been off
+ * the CPU since the last one: when the wall-clock gap since its previous
+ * event exceeds 10 us (a blocking call, a wait for the GIL, a preemption:
+ * all far longer), and every 512th event. Between reads a thread running
+ * Python code is on the CPU, so its CPU time advances with the wall clock
+ * (TSC). If a read finds the estimate ahead of the real CPU time (the
+ * thread was off the CPU within a short gap), the estimate never goes back:
+ * the excess is taken out of the next increments. */
+
+#define CPU_SYNC_GAP_NS 10000.0
+#define CPU_SYNC_EVERY 512
+
+__attribute__((noinline)) static uint64_t cpu_sync(yp_ring *r) {
+    r->cpu_left = CPU_SYNC_EVERY;
+    uint64_t real = yp_clock_thread_cpu_ns();
+    if (real >= r->cpu_est) {
+        r->cpu_est = real;
+        r->cpu_debt = 0;
+    } else {
+        r->cpu_debt = r->cpu_est - real;
+    }
+    return r->cpu_est;
+}
+
+static inline uint64_t cpu_now(yp_ring *r, uint64_t wall) {
+    uint64_t d = wall - r->cpu_wall; /* a clock going back: huge, resync */
+    r->cpu_wall = wall;
+    if (__builtin_expect(d > g_sync_ticks || r->cpu_left-- == 0, 0)) return cpu_sync(r);
+    uint64_t inc = (uint64_t)((double)d * g_wall_ns);
+    if (__builtin_expect(r->cpu_debt != 0, 0)) {
+        uint64_t a = inc < r->cpu_debt ? inc : r->cpu_debt;
+        inc -= a;
+        r->cpu_debt -= a;
+    }
+    return r->cpu_est += inc;
+}
+
+/* The timestamp of an event at wall time `wall` in thread r. */
+static inline uint64_t ev_ts(yp_ring *r, uint64_t wall) {
+    return g_clock == YP_CLOCK_THREAD_CPU ? cpu_now(r, wall) : wall;
+}
+
 int yp_hook_running(void) { return g_running; }
 
 void yp_hook_ignore_cfunc(const void *ml) { yp_ptrtab_put(&g_cfuncs, ml, 0); }
@@ -104,18 +150,18 @@ static void name_thread(yp_ring *r) {
     g_slow = 1;
 }
 
-static yp_ring *ring_slow(uint64_t ts) {
+static yp_ring *ring_slow(uint64_t wall) {
     yp_ring *r = yp_rec_ring_slow();
     if (!r) return NULL;
     name_thread(r);
-    yp_ring_push(r, ts, 0, YP_EV_THREAD_START);
+    yp_ring_push(r, ev_ts(r, wall), 0, YP_EV_THREAD_START);
     return r;
 }
 
-static inline yp_ring *get_ring(uint64_t ts) {
+static inline yp_ring *get_ring(uint64_t wall) {
     yp_ring *r = yp_tls_ring;
     if (__builtin_expect(r && !r->name_pending, 1)) return r;
-    if (!r) return ring_slow(ts);
+    if (!r) return ring_slow(wall);
     name_thread(r); /* a thread threading had not registered yet */
     return r;
 }
@@ -287,7 +333,7 @@ static inline uint32_t cfunc_id(PyObject *arg) {
 
 /* Pollution, sampled: every 64th event reads the clock again at its end and
  * counts its own hook time 64 times. */
-static inline void sample_hook_time(yp_ring *r, uint64_t ts) {
+static inline void sample_hook_time(yp_ring *r, uint64_t wall) {
     if (__builtin_expect(--r->sample == 0 || r->sample > SAMPLE_EVERY, 0)) {
         if (g_slow) { /* a first sight: not a typical event, sample the next */
             g_slow = 0;
@@ -295,16 +341,16 @@ static inline void sample_hook_time(yp_ring *r, uint64_t ts) {
             return;
         }
         r->sample = SAMPLE_EVERY;
-        uint64_t t1 = now_ticks();
-        double d = t1 > ts ? (double)(t1 - ts) * g_ns_per_tick : 0.0;
+        uint64_t t1 = wall_ticks();
+        double d = t1 > wall ? (double)(t1 - wall) * g_wall_ns : 0.0;
         atomic_fetch_add_explicit(&r->hook_ns, (uint64_t)(d * SAMPLE_EVERY), memory_order_relaxed);
     }
 }
 
 static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
     (void)obj;
-    uint64_t ts = now_ticks();
-    yp_ring *r = get_ring(ts);
+    uint64_t wall = wall_ticks();
+    yp_ring *r = get_ring(wall);
     if (!r) return 0;
     uint32_t id;
     uint8_t kind;
@@ -331,8 +377,8 @@ static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
     default: return 0;
     }
     if (id == 0 || id == IGNORED_ID) return 0;
-    yp_ring_push(r, ts, id, kind);
-    sample_hook_time(r, ts);
+    yp_ring_push(r, ev_ts(r, wall), id, kind);
+    sample_hook_time(r, wall);
     return 0;
 }
 
@@ -346,13 +392,13 @@ static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
 
 static inline PyObject *mon_code_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
     if (!g_running || n < 1 || !PyCode_Check(args[0])) Py_RETURN_NONE;
-    uint64_t ts = now_ticks();
-    yp_ring *r = get_ring(ts);
+    uint64_t wall = wall_ticks();
+    yp_ring *r = get_ring(wall);
     if (!r) Py_RETURN_NONE;
     uint32_t id = code_id_of((PyCodeObject *)args[0], NULL);
     if (id && id != IGNORED_ID) {
-        yp_ring_push(r, ts, id, kind);
-        sample_hook_time(r, ts);
+        yp_ring_push(r, ev_ts(r, wall), id, kind);
+        sample_hook_time(r, wall);
     }
     Py_RETURN_NONE;
 }
@@ -374,13 +420,13 @@ static inline PyObject *mon_c_event(PyObject *const *args, Py_ssize_t n, uint8_t
     if (!g_running || !g_builtins || n < 4) Py_RETURN_NONE;
     PyObject *callable = args[2];
     if (!PyCFunction_Check(callable) && Py_TYPE(callable) != &PyMethodDescr_Type) Py_RETURN_NONE;
-    uint64_t ts = now_ticks();
-    yp_ring *r = get_ring(ts);
+    uint64_t wall = wall_ticks();
+    yp_ring *r = get_ring(wall);
     if (!r) Py_RETURN_NONE;
     uint32_t id = callable_id(callable, args[3]);
     if (id && id != IGNORED_ID) {
-        yp_ring_push(r, ts, id, kind);
-        sample_hook_time(r, ts);
+        yp_ring_push(r, ev_ts(r, wall), id, kind);
+        sample_hook_time(r, wall);
     }
     Py_RETURN_NONE;
 }
@@ -493,12 +539,19 @@ int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int mon
         }
     }
     g_clock = clock_kind;
-    g_ns_per_tick = ns_per_tick > 0 ? ns_per_tick : 1.0;
+    if (clock_kind == YP_CLOCK_THREAD_CPU) {
+        g_wall = yp_clock_pick_wall(&g_wall_ns);
+    } else {
+        g_wall = clock_kind;
+        g_wall_ns = ns_per_tick > 0 ? ns_per_tick : 1.0;
+    }
+    g_sync_ticks = (uint64_t)(CPU_SYNC_GAP_NS / g_wall_ns);
     g_builtins = builtins;
-    uint64_t ts = now_ticks();
-    yp_ring *r = get_ring(ts);
+    uint64_t wall = wall_ticks();
+    yp_ring *r = get_ring(wall);
     /* Other threads' REC_START: their next event opens the interval. */
     if (r) {
+        uint64_t ts = ev_ts(r, wall);
         yp_ring_push(r, ts, 0, YP_EV_REC_START);
         push_open_frames(r, ts);
     }
@@ -514,13 +567,13 @@ void yp_hook_stop(void) {
     g_running = 0;
     /* Wall clock: every thread's interval ends now. CPU clock: each thread's
      * at its own last event. */
-    yp_rec_mark_all(YP_EV_REC_STOP, g_clock == YP_CLOCK_THREAD_CPU ? 0 : now_ticks());
+    yp_rec_mark_all(YP_EV_REC_STOP, g_clock == YP_CLOCK_THREAD_CPU ? 0 : wall_ticks());
 }
 
 void yp_hook_bootstrap_thread(void) {
     if (!g_running || g_monitoring) return;
     PyEval_SetProfile(yp_profile, NULL);
-    (void)get_ring(now_ticks());
+    (void)get_ring(wall_ticks());
 }
 
 void yp_hook_after_fork_child(void) {

@@ -23,7 +23,6 @@ void yp_hook_stop(void);
 void yp_hook_bootstrap_thread(void);
 int yp_hook_running(void);
 /* Timestamp in the recording's clock. */
-uint64_t yp_hook_now(void);
 /* Mark the C functions of this module as not recorded. */
 void yp_hook_ignore_cfunc(const void *method_def);
 /* Python code under this path prefix (the yprof_record package) is not

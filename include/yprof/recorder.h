@@ -100,6 +100,11 @@ typedef struct yp_ring {
     uint64_t last_ts;     /* last timestamp pushed (producer) */
     struct yp_ring *next; /* registry list; registry lock */
     uint64_t capacity_bytes;
+    /* the CPU clock between reads (producer; pymod/yp_hook.c) */
+    uint64_t cpu_wall; /* wall ticks at the thread's last event */
+    uint64_t cpu_est;  /* CPU time then, ns */
+    uint64_t cpu_debt; /* estimate found ahead of the real clock, ns */
+    uint32_t cpu_left; /* events until the next forced read */
 } yp_ring;
 
 /* Wake the flusher now (called by the push every 16Ki events). */

@@ -142,6 +142,40 @@ def test_cpu_clock_does_not_count_sleep(yp, tmp_path):
     yp._close()  # a different clock next time means a new trace anyway
 
 
+@pytest.mark.parametrize("builtins", [True, False])
+def test_cpu_clock_follows_thread_time_under_gil_contention(tmp_path, builtins):
+    # Two call-heavy threads share the GIL, so each runs about half the wall
+    # time. The recorder reads the real CPU clock only after gaps (GIL waits
+    # are gaps) and every 512 events: each thread's recorded time must still
+    # follow its own time.thread_time(), not the wall clock.
+    p = run_py(tmp_path, """
+        import threading, time, yprof_record as yp
+        def leaf(i): return i + 1
+        def work(out):
+            w0 = time.perf_counter(); c0 = time.thread_time()
+            s = 0
+            while time.perf_counter() - w0 < 0.4:
+                for i in range(100): s += leaf(i)
+            out.append((time.thread_time() - c0, time.perf_counter() - w0))
+        yp.start("c.yp", clock="cpu", builtins=%s)
+        outs = [[], []]
+        ts = [threading.Thread(target=work, args=(o,), name="w%%d" %% k) for k, o in enumerate(outs)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        yp.stop()
+        s = yp.get_stats()
+        for k, o in enumerate(outs):
+            cpu, wall = o[0]
+            rec = s.function("work", thread="w%%d" %% k).total_s
+            print("thread", k, "cpu", cpu, "wall", wall, "recorded", rec)
+            assert abs(rec - cpu) < 0.15 * cpu + 0.005, (rec, cpu, wall)
+        # the two threads did compete: each got well under the wall time
+        assert sum(o[0][0] for o in outs) < 1.5 * max(o[0][1] for o in outs)
+        print("ok")
+    """ % builtins)
+    assert "ok" in p.stdout, p.stdout + p.stderr
+
+
 @pytest.mark.parametrize("clock_env", ["", "monotonic"])
 def test_wall_clock_times_are_real_seconds(tmp_path, clock_env):
     # TSC (calibrated) where the kernel uses it, else CLOCK_MONOTONIC
