@@ -24,11 +24,9 @@
 #include <string.h>
 
 #if PY_VERSION_HEX >= 0x030C0000
-#define YP_GET_EXTRA PyUnstable_Code_GetExtra
 #define YP_SET_EXTRA PyUnstable_Code_SetExtra
 #define YP_REQUEST_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
 #else
-#define YP_GET_EXTRA _PyCode_GetExtra
 #define YP_SET_EXTRA _PyCode_SetExtra
 #define YP_REQUEST_EXTRA _PyEval_RequestCodeExtraIndex
 #endif
@@ -235,9 +233,19 @@ static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
     return id;
 }
 
+/* The id on the code object, read directly: CPython's own holder
+ * (_PyCodeObjectExtra in Objects/codeobject.c, the same layout since 3.7),
+ * without the call and checks of PyUnstable_Code_GetExtra on every event.
+ * Written only through PyUnstable_Code_SetExtra (code_id_slow). */
+typedef struct {
+    Py_ssize_t ce_size;
+    void *ce_extras[1];
+} yp_code_extra;
+
 static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame) {
-    void *extra = NULL;
-    if (YP_GET_EXTRA((PyObject *)co, g_extra_idx, &extra) == 0 && extra) return (uint32_t)(uintptr_t)extra;
+    const yp_code_extra *x = (const yp_code_extra *)co->co_extra;
+    if (__builtin_expect(x && g_extra_idx < x->ce_size && x->ce_extras[g_extra_idx], 1))
+        return (uint32_t)(uintptr_t)x->ce_extras[g_extra_idx];
     return code_id_slow(frame, co);
 }
 
@@ -419,7 +427,11 @@ static inline uint32_t callable_id(PyObject *callable, PyObject *self_arg) {
 static inline PyObject *mon_c_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
     if (!g_running || !g_builtins || n < 4) Py_RETURN_NONE;
     PyObject *callable = args[2];
-    if (!PyCFunction_Check(callable) && Py_TYPE(callable) != &PyMethodDescr_Type) Py_RETURN_NONE;
+    PyTypeObject *tp = Py_TYPE(callable);
+    /* CALL fires at every call site: a Python function or bound method (the
+     * common case) leaves here at the first compare */
+    if (tp == &PyFunction_Type || tp == &PyMethod_Type) Py_RETURN_NONE;
+    if (tp != &PyMethodDescr_Type && !PyCFunction_Check(callable)) Py_RETURN_NONE;
     uint64_t wall = wall_ticks();
     yp_ring *r = get_ring(wall);
     if (!r) Py_RETURN_NONE;
