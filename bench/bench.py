@@ -12,8 +12,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from workloads import WORKLOADS  # noqa: E402
 
-CONFIGS = ["none", "floor", "yprof", "yprof-cpu", "yprof-nobuiltins", "cProfile", "yappi", "yappi-cpu",
-           "viztracer", "pyinstrument"]
+CONFIGS = ["none", "floor", "floor-tsc", "yprof", "yprof-cpu", "yprof-nobuiltins", "cProfile", "yappi",
+           "yappi-cpu", "viztracer", "pyinstrument"]
+SLOW = 30.0  # a configuration this many times slower than none runs one round only
 
 
 def run(config, workload):
@@ -33,27 +34,46 @@ def main():
     configs = a.configs.split(",")
     if sys.version_info >= (3, 12) and a.configs == ",".join(CONFIGS):
         # the two hook kinds: sys.monitoring (yprof's default there) and setprofile
-        configs[2:2] = ["floor-mon"]
+        configs[3:3] = ["floor-mon", "floor-mon-tsc"]
         configs.insert(configs.index("yprof") + 1, "yprof-setprofile")
     names = a.workloads.split(",")
     res = {(w, c): [] for w in names for c in configs}
+    slow = set()
     for r in range(a.rounds):
         for w in names:
             for c in configs:
+                if (w, c) in slow:
+                    continue
                 out = run(c, w)
                 if out:
                     res[(w, c)].append(out)
+                    base = res[(w, "none")]
+                    if c != "none" and base and out["t"] > SLOW * base[0]["t"]:
+                        slow.add((w, c))  # e.g. yappi on 20,000 functions: minutes per run
         print("round %d/%d done" % (r + 1, a.rounds), file=sys.stderr)
     print("Python %s, %d rounds, median time / median unprofiled time\n" % (sys.version.split()[0], a.rounds))
-    head = "| workload | " + " | ".join(configs[1:]) + " | yprof ns/event | bytes/event | yprof pct | events |"
+    head = ("| workload | " + " | ".join(configs[1:]) +
+            " | yprof÷floor | yprof÷ideal | yprof ns/event | bytes/event | yprof pct | events |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for w in names:
         base = statistics.median(x["t"] for x in res[(w, "none")]) if res[(w, "none")] else None
         cells = []
+        ratio = {}
         for c in configs[1:]:
             xs = res[(w, c)]
-            cells.append("%.2fx" % (statistics.median(x["t"] for x in xs) / base) if xs and base else "n/a")
+            if xs and base:
+                ratio[c] = statistics.median(x["t"] for x in xs) / base
+                cells.append("%.2fx%s" % (ratio[c], "¹" if len(xs) == 1 and a.rounds > 1 else ""))
+            else:
+                cells.append("n/a")
+
+        def over(floors):  # yprof's overhead over the cheapest floor's
+            fs = [ratio[f] for f in floors if f in ratio]
+            if "yprof" not in ratio or not fs or min(fs) <= 1.0:
+                return "n/a"
+            return "%.2f" % ((ratio["yprof"] - 1) / (min(fs) - 1))
+        cells += [over(["floor", "floor-mon"]), over(["floor-tsc", "floor-mon-tsc"])]
         y = res.get((w, "yprof"), [])
         if y and base:
             ev = statistics.median(x["events"] for x in y)
@@ -65,6 +85,9 @@ def main():
         else:
             cells += ["n/a"] * 4
         print("| %s | %s |" % (w, " | ".join(cells)))
+    print("\n¹ one run: slower than %gx in round 1, not repeated. yprof÷floor: yprof's overhead "
+          "(ratio − 1) over the cheapest empty hook's; yprof÷ideal: over the cheapest hook that reads the "
+          "TSC and stores 16 bytes per event." % SLOW)
 
 
 if __name__ == "__main__":

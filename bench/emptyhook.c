@@ -1,9 +1,50 @@
-/* emptyhook.c — the floor: an empty C profile hook (setprofile on every
- * version; on 3.12+ also an empty sys.monitoring tool with C callables).
+/* emptyhook.c — the floors: an empty C profile hook (setprofile on every
+ * version; on 3.12+ also an empty sys.monitoring tool with C callables), and
+ * the same hooks doing only what any timing recorder must: read the TSC and
+ * store a 16-byte record (an "ideal recorder": no ids, no flusher).
  * Built by bench/run.sh for the benchmark only. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <x86intrin.h>
+
+typedef struct {
+    uint64_t ts;
+    uint32_t id;
+    uint8_t kind, pad[3];
+} rec16;
+#define BUF_N (1u << 17)
+static _Thread_local __attribute__((tls_model("initial-exec"))) rec16 *tl_buf;
+static _Thread_local __attribute__((tls_model("initial-exec"))) uint64_t tl_n;
+
+static inline void record(uint32_t id, uint8_t kind) {
+    rec16 *b = tl_buf;
+    if (!b && !(b = tl_buf = calloc(BUF_N, sizeof *b))) return; /* one per thread, kept */
+    rec16 *e = &b[tl_n++ & (BUF_N - 1)];
+    e->ts = __rdtsc();
+    e->id = id;
+    e->kind = kind;
+}
+
+static int tsc_hook(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
+    (void)o;
+    (void)arg;
+    record((uint32_t)(uintptr_t)f, (uint8_t)what);
+    return 0;
+}
+
+static PyObject *tsc_vc(PyObject *self, PyObject *const *args, size_t n, PyObject *kw) {
+    (void)self;
+    (void)kw;
+    if (PyVectorcall_NARGS(n) >= 3) { /* CALL, C_RETURN, C_RAISE: C callables only */
+        PyTypeObject *tp = Py_TYPE(args[2]);
+        if (tp != &PyCFunction_Type && tp != &PyMethodDescr_Type) Py_RETURN_NONE;
+    }
+    record((uint32_t)(uintptr_t)args[0], (uint8_t)PyVectorcall_NARGS(n));
+    Py_RETURN_NONE;
+}
 
 static int empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
     (void)o;
@@ -13,12 +54,18 @@ static int empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
     return 0;
 }
 
+static Py_tracefunc g_hook = empty;
+
+/* set(True|False|"tsc"): install the empty hook, remove it, or install the
+ * ideal recorder's hook */
 static PyObject *py_set(PyObject *self, PyObject *on) {
     (void)self;
+    g_hook = PyUnicode_Check(on) ? tsc_hook : empty;
+    Py_tracefunc f = PyObject_IsTrue(on) ? g_hook : NULL;
 #if PY_VERSION_HEX >= 0x030C0000
-    PyEval_SetProfileAllThreads(PyObject_IsTrue(on) ? empty : NULL, NULL);
+    PyEval_SetProfileAllThreads(f, NULL);
 #else
-    PyEval_SetProfile(PyObject_IsTrue(on) ? empty : NULL, NULL);
+    PyEval_SetProfile(f, NULL);
 #endif
     Py_RETURN_NONE;
 }
@@ -34,21 +81,23 @@ static PyObject *noop_vc(PyObject *self, PyObject *const *args, size_t n, PyObje
 static PyMethodDef noop_def = {"noop", (PyCFunction)(void (*)(void))noop_vc, METH_FASTCALL | METH_KEYWORDS,
                                NULL};
 
-static PyObject *py_noop(PyObject *self, PyObject *unused) {
-    (void)unused;
-    return PyCFunction_New(&noop_def, self);
+static PyMethodDef tsc_def = {"tsc", (PyCFunction)(void (*)(void))tsc_vc, METH_FASTCALL | METH_KEYWORDS, NULL};
+
+/* noop(): a C callable doing nothing; noop("tsc"): one that records */
+static PyObject *py_noop(PyObject *self, PyObject *args) {
+    return PyCFunction_New(PyTuple_GET_SIZE(args) ? &tsc_def : &noop_def, self);
 }
 
 static PyObject *py_thread(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
-    PyEval_SetProfile(empty, NULL);
+    PyEval_SetProfile(g_hook, NULL);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {{"set", py_set, METH_O, "install/remove the empty hook"},
                                 {"thread", py_thread, METH_NOARGS, "install in this thread"},
-                                {"noop", py_noop, METH_NOARGS, "a C callable doing nothing"},
+                                {"noop", py_noop, METH_VARARGS, "a C callable doing nothing (or recording)"},
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {
     PyModuleDef_HEAD_INIT, "emptyhook", NULL, -1, methods, NULL, NULL, NULL, NULL};

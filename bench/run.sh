@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The overhead benchmark, one command:  bench/run.sh [PYTHON] [bench.py options]
 # Creates bench/.venv-<version>, installs yprof from this tree and the peers
-# (yappi, viztracer, pyinstrument) from PyPI, builds the empty-hook floor
+# (yappi, viztracer, pyinstrument; pyperformance for its benchmark programs)
+# from PyPI, builds the empty-hook floor
 # module, and prints the table that docs/performance.md holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ PY=${1:-python3}
 VER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 VENV=bench/.venv-$VER
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check yappi viztracer pyinstrument
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check yappi viztracer pyinstrument pyperformance
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
 INC=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 EXT=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')

@@ -14,25 +14,26 @@ import workloads  # noqa: E402
 def main():
     config, name = sys.argv[1], sys.argv[2]
     work = workloads.WORKLOADS[name]
-    workloads.prepare()
+    workloads.prepare(name)
     tmp = tempfile.mkdtemp(prefix="ypbench")
     extra = {}
     start = stop = lambda: None
-    if config == "floor":
+    if config in ("floor", "floor-tsc"):
         import emptyhook
+        how = "tsc" if config == "floor-tsc" else True
 
         def start():
+            emptyhook.set(how)
             threading.setprofile(lambda *a: emptyhook.thread())
-            emptyhook.set(True)
 
         def stop():
             emptyhook.set(False)
             threading.setprofile(None)
-    elif config == "floor-mon":
+    elif config in ("floor-mon", "floor-mon-tsc"):
         import emptyhook
         mon = sys.monitoring
         E = mon.events
-        noop = emptyhook.noop()
+        noop = emptyhook.noop("tsc") if config == "floor-mon-tsc" else emptyhook.noop()
         evs = [E.PY_START, E.PY_RESUME, E.PY_THROW, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND, E.CALL,
                E.C_RETURN, E.C_RAISE]
 

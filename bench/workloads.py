@@ -5,7 +5,7 @@ import threading
 def fib_work():
     def fib(n):
         return n if n < 2 else fib(n - 1) + fib(n - 2)
-    fib(24)
+    fib(27)
 
 
 class Vec:
@@ -112,13 +112,74 @@ def _make_functions(n):
 
 
 _FEW = _MANY = None
+_PYPERF = {}
+_TESTS = None
 
 
-def prepare():
-    """Built before timing: the per-event cost must not include compiling."""
-    global _FEW, _MANY
+def _pyperformance(name):
+    """A benchmark module shipped in the pyperformance package (bench/run.sh
+    installs it): real programs nobody here wrote."""
+    import importlib.util
+    import os
+    import pyperformance
+    path = os.path.join(os.path.dirname(pyperformance.__file__), "data-files", "benchmarks", "bm_" + name,
+                        "run_benchmark.py")
+    spec = importlib.util.spec_from_file_location("bm_" + name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _cpython_tests():
+    """CPython's own test.test_json and test.test_difflib, minus the json CLI
+    tests (they time a subprocess, not this interpreter), the deep-recursion
+    tests (they probe the recursion limit, which profilers move) and the
+    unicode sweeps (a second of one loop: no calls to record)."""
+    import unittest
+    import test.test_difflib
+    import test.test_json
+    suite = unittest.TestSuite()
+    for mod in (test.test_json, test.test_difflib):
+        for t in _flatten(unittest.defaultTestLoader.loadTestsFromModule(mod)):
+            if not any(x in t.id() for x in ("test_tool", "test_recursion", "test_unicode")):
+                suite.addTest(t)
+    return suite
+
+
+def _flatten(suite):
+    for t in suite:
+        if hasattr(t, "__iter__"):
+            yield from _flatten(t)
+        else:
+            yield t
+
+
+def prepare(name=None):
+    """Built before timing: the per-event cost must not include compiling
+    or importing."""
+    global _FEW, _MANY, _TESTS
     _FEW = _make_functions(10)
     _MANY = _make_functions(20000)
+    if name in ("richards", "deltablue"):
+        _PYPERF[name] = _pyperformance(name)
+    if name == "cpython tests (json+difflib)":
+        _TESTS = _cpython_tests()
+
+
+def richards_work():
+    _PYPERF["richards"].Richards().run(3)
+
+
+def deltablue_work():
+    _PYPERF["deltablue"].delta_blue(2000)
+
+
+def cpython_tests_work():
+    import io
+    import unittest
+    r = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(_TESTS)
+    if not r.wasSuccessful():
+        raise SystemExit("CPython tests failed: %s" % (r.failures + r.errors)[:1])
 
 
 def _call_all(fs, rounds):
@@ -129,19 +190,22 @@ def _call_all(fs, rounds):
 
 
 def few_functions_work():
-    _call_all(_FEW, 20000)  # 400k calls over 10 functions
+    _call_all(_FEW, 80000)  # 1.6M calls over 10 functions
 
 
 def many_functions_work():
-    _call_all(_MANY, 10)  # 400k calls over 20,000 functions
+    _call_all(_MANY, 40)  # 1.6M calls over 20,000 functions
 
 
 WORKLOADS = {
     "fib": fib_work,
     "oo+builtins": oo_work,
+    "richards": richards_work,
+    "deltablue": deltablue_work,
     "4 threads": threads4_work,
     "16 threads": threads16_work,
     "stdlib (ast/json/email)": stdlib_work,
+    "cpython tests (json+difflib)": cpython_tests_work,
     "tcp server": tcp_work,
     "10 functions": few_functions_work,
     "20000 functions": many_functions_work,
