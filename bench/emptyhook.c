@@ -81,7 +81,8 @@ static PyObject *noop_vc(PyObject *self, PyObject *const *args, size_t n, PyObje
 static PyMethodDef noop_def = {"noop", (PyCFunction)(void (*)(void))noop_vc, METH_FASTCALL | METH_KEYWORDS,
                                NULL};
 
-static PyMethodDef tsc_def = {"tsc", (PyCFunction)(void (*)(void))tsc_vc, METH_FASTCALL | METH_KEYWORDS, NULL};
+static PyMethodDef tsc_def = {"tsc", (PyCFunction)(void (*)(void))tsc_vc, METH_FASTCALL | METH_KEYWORDS,
+                              NULL};
 
 /* noop(): a C callable doing nothing; noop("tsc"): one that records */
 static PyObject *py_noop(PyObject *self, PyObject *args) {
