@@ -1,0 +1,114 @@
+"""Instructions per event, counted by callgrind (repeatable where timings on
+these machines are not): the hook's share on the application thread and the
+flusher's on its own thread, with 10 and with 20,000 functions (the O(1)
+claim). Fixed costs cancel: each figure is the difference between two runs
+of N and 2N calls, divided by the difference in events.
+
+    bench/run.sh creates the venv and builds emptyhook; then
+    bench/.venv-3.13/bin/python bench/instructions.py
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import gc, sys
+gc.disable()  # a collection landing in one run and not the other is noise here
+n, rounds, mode, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ns = {}
+exec(compile("\n".join("def f%d(x): return x" % i for i in range(n)), "<many>", "exec"), ns)
+fs = [ns["f%d" % i] for i in range(n)]
+for f in fs:  # first sight of every function (ids, symbols) outside the difference
+    f(0)
+if mode == "yprof":
+    import yprof_record as yp
+    # a ring that holds the whole run: valgrind runs one thread at a time,
+    # so the flusher cannot drain while the application thread runs
+    yp.start(out, _ring_bits=21)
+    for f in fs:
+        f(0)
+elif mode == "floor" and sys.version_info >= (3, 12):  # the cheaper empty hook there
+    import emptyhook
+    mon = sys.monitoring
+    E = mon.events
+    mon.use_tool_id(4, "floor")
+    mask = 0
+    for ev in (E.PY_START, E.PY_RESUME, E.PY_THROW, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND, E.CALL, E.C_RETURN,
+               E.C_RAISE):
+        mon.register_callback(4, ev, emptyhook.noop())
+        mask |= ev
+    mon.set_events(4, mask)
+elif mode == "floor":
+    import emptyhook
+    emptyhook.set(True)
+for _ in range(rounds):
+    for f in fs:
+        f(1)
+        f(2)
+if mode == "yprof":
+    yp.stop()
+"""
+
+
+HOOK_FUNCS = ("yp_mon_start", "yp_mon_return", "yp_mon_unwind", "yp_mon_ccall", "yp_mon_creturn", "yp_profile")
+
+
+def totals(prefix):
+    """(all instructions, instructions inside yprof's hook functions)."""
+    total = hook = 0
+    for path in glob.glob(prefix + "*"):
+        with open(path) as f:
+            for line in f:
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    total += int(line.split()[1])
+                    break
+        out = subprocess.run(["callgrind_annotate", "--inclusive=yes", path], capture_output=True,
+                             text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if parts and parts[0].replace(",", "").isdigit() and any(
+                    ":" + fn + " " in line or line.rstrip().endswith(":" + fn) for fn in HOOK_FUNCS):
+                hook += int(parts[0].replace(",", ""))
+    return total, hook
+
+
+def measure(tmp, n, rounds, mode):
+    prefix = os.path.join(tmp, "cg.%s.%d.%d" % (mode, n, rounds))
+    script = os.path.join(tmp, "child.py")
+    with open(script, "w") as f:
+        f.write(CHILD)
+    subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + prefix,
+                    sys.executable, script, str(n), str(rounds), mode, os.path.join(tmp, "t.yp")],
+                   check=True, capture_output=True)
+    return totals(prefix)
+
+
+def main():
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is needed (apt-get install valgrind)")
+    tmp = tempfile.mkdtemp(prefix="ypinstr")
+    print("Python %s, callgrind instructions per recorded event (2 events per call)\n" % sys.version.split()[0])
+    print("| functions | empty hook (interpreter + call) | yprof's hook functions | rest of yprof "
+          "(flusher: coding, zstd, live stats) | yprof total |")
+    print("|---|---|---|---|---|")
+    for n, r in ((10, 8000), (20000, 4)):
+        calls = 2 * n * r  # extra calls between the N and 2N runs
+        events = 2 * calls
+        tot, hook = {}, 0
+        for mode in ("none", "floor", "yprof"):
+            (ta, ha), (tb, hb) = measure(tmp, n, r, mode), measure(tmp, n, 2 * r, mode)
+            tot[mode] = tb - ta
+            if mode == "yprof":
+                hook = hb - ha
+        floor = (tot["floor"] - tot["none"]) / events
+        total = (tot["yprof"] - tot["none"]) / events
+        h = hook / events
+        print("| %d | %.0f | %.0f | %.0f | %.0f |" % (n, floor, h, total - floor - h, total))
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
