@@ -51,9 +51,10 @@ void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
     fprintf(out, "  duration %.3f s, %" PRIu64 " events, %" PRIu64 " dropped, %zu thread(s)%s\n",
             ss->duration_s, ss->events, ss->dropped_events, s->n_threads,
             ss->complete ? "" : ", trace incomplete");
-    fprintf(out,
-            "  pollution %.1f%% of %.3f s: hook %.3f s, flusher %.3f s, interpreter %.3f s; memory %s\n\n",
-            ss->pollution_pct, ss->app_s, ss->hook_s, ss->flusher_s, ss->interp_s, mem);
+    fprintf(out, "  pollution %.1f%% of %.3f s: hook %.3f s, interpreter %.3f s; memory %s\n",
+            ss->pollution_pct, ss->app_s, ss->hook_s, ss->interp_s, mem);
+    fprintf(out, "  flusher %.3f s of CPU beside the application (%.0f%% of a core)\n\n", ss->flusher_s,
+            ss->flusher_pct);
 
     if (o->show_threads) {
         fprintf(out, "%5s %-24s %16s %9s %9s %9s %11s %8s\n", "id", "thread", "ident", "native", "wall_s",

@@ -87,7 +87,8 @@ void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_res
     ss->interp_s = (double)res->foot.interp_ns * 1e-9;
     ss->app_s = (double)res->foot.app_ns * 1e-9;
     ss->profiler_bytes = res->foot.profiler_bytes;
-    ss->pollution_pct = ss->app_s > 0 ? 100.0 * (ss->hook_s + ss->flusher_s + ss->interp_s) / ss->app_s : 0;
+    ss->pollution_pct = ss->app_s > 0 ? 100.0 * (ss->hook_s + ss->interp_s) / ss->app_s : 0;
+    ss->flusher_pct = ss->app_s > 0 ? 100.0 * ss->flusher_s / ss->app_s : 0;
     ss->complete = res->has_footer;
     ss->bad_chunks = res->rs.chunks_bad;
     ss->bytes_read = res->rs.bytes_ok;

@@ -80,19 +80,22 @@ static inline int set_id_kind(yp_event *e, uint64_t idk) {
 }
 
 yp_status yp_events_decode(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out) {
-    const uint8_t *p = in, *end = in + len;
+    /* where the id column starts: after the n-th byte without a continuation
+     * bit (a byte count, cheap); then one pass reads both columns */
+    const uint8_t *end = in + len, *ids = in;
+    size_t left = n;
+    while (left && ids < end) left -= !(*ids++ & 0x80);
+    if (left) return YP_ERR_CORRUPT;
+    const uint8_t *p = in, *q = ids;
     uint64_t ts = first_ts;
     for (size_t i = 0; i < n; i++) {
-        uint64_t d;
-        if (get_varint(&p, end, &d)) return YP_ERR_CORRUPT;
+        uint64_t d, idk;
+        if (get_varint(&p, ids, &d) || get_varint(&q, end, &idk) || set_id_kind(&out[i], idk))
+            return YP_ERR_CORRUPT;
         ts += d;
         out[i].ts = ts;
     }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t idk;
-        if (get_varint(&p, end, &idk) || set_id_kind(&out[i], idk)) return YP_ERR_CORRUPT;
-    }
-    return p == end ? YP_OK : YP_ERR_CORRUPT;
+    return p == ids && q == end ? YP_OK : YP_ERR_CORRUPT;
 }
 
 yp_status yp_events_decode_v1(const uint8_t *in, size_t len, size_t n, uint64_t first_ts, yp_event *out) {

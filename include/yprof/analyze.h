@@ -107,7 +107,8 @@ typedef struct yp_session {
     double duration_s; /* first to last event over all threads */
     uint64_t events, dropped_events;
     double hook_s, flusher_s, interp_s, app_s;
-    double pollution_pct; /* (hook + flusher + interp) / app * 100 */
+    double pollution_pct; /* (hook + interp) / app * 100: what the app's threads lost */
+    double flusher_pct;   /* flusher / app * 100: CPU taken on another core */
     uint64_t profiler_bytes;
     int complete;        /* footer seen */
     uint64_t bad_chunks; /* skipped for damage */

@@ -200,9 +200,12 @@ def clear_stats():
 
 
 def pollution():
-    """The profiler's own cost: pct (share of the recorded run time), hook_s,
-    flusher_s, interp_s (estimated interpreter slow-down caused by having a
-    hook at all), app_s (recorded wall time) and bytes (memory held)."""
+    """The profiler's own cost: pct (share of the recorded run time the
+    application's threads spent on the profiler: hook_s + interp_s),
+    flusher_pct (the flusher's CPU, flusher_s, as a share of the same time:
+    another core's, when one is free), hook_s, wait_s, flusher_s, interp_s
+    (estimated interpreter slow-down caused by having a hook at all), app_s
+    (recorded wall time) and bytes (memory held)."""
     return _yprof._pollution()
 
 

@@ -85,7 +85,9 @@ def test_stats_object(yp, tmp_path):
     st = pstats.Stats(str(tmp_path / "live.pstats")).stats
     assert [v[1] for k, v in st.items() if k[2] == "f"] == [5]
     p = yp.pollution()
-    assert set(p) >= {"pct", "hook_s", "flusher_s", "bytes", "interp_s"}
+    assert set(p) >= {"pct", "flusher_pct", "hook_s", "flusher_s", "bytes", "interp_s"}
+    assert p["pct"] == pytest.approx(100 * (p["hook_s"] + p["interp_s"]) / p["app_s"])
+    assert p["flusher_pct"] == pytest.approx(100 * p["flusher_s"] / p["app_s"])
     assert p["bytes"] > 0 and p["pct"] >= 0
 
 

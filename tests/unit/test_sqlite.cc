@@ -51,6 +51,7 @@ TEST(Sqlite, WritesTheDocumentedSchema) {
     res.hdr.python_version = "3.11.7";
     res.hdr.command_line = "python srv.py";
     res.foot.hook_ns = 1000000;
+    res.foot.flusher_ns = 3000000;
     res.foot.app_ns = 10000000;
     res.has_footer = 1;
     yp_stats_set_session(s, "/tmp/t.yp", &res);
@@ -63,7 +64,8 @@ TEST(Sqlite, WritesTheDocumentedSchema) {
     EXPECT_EQ(q1(db, "SELECT count(*) FROM session"), 1);
     EXPECT_EQ(qs(db, "SELECT python_version FROM session"), "3.11.7");
     EXPECT_EQ(q1(db, "SELECT events FROM session"), 8);
-    EXPECT_DOUBLE_EQ(q1(db, "SELECT pollution_pct FROM session"), 10.0);
+    EXPECT_DOUBLE_EQ(q1(db, "SELECT pollution_pct FROM session"), 10.0); // the flusher's is apart
+    EXPECT_DOUBLE_EQ(q1(db, "SELECT flusher_pct FROM session"), 30.0);
     EXPECT_EQ(q1(db, "SELECT count(*) FROM threads"), 2);
     EXPECT_EQ(qs(db, "SELECT name FROM threads WHERE native_id = 8"), "worker-1");
     EXPECT_EQ(q1(db, "SELECT builtin FROM functions WHERE name = 'list.append'"), 1);
