@@ -44,6 +44,8 @@ static yp_ptrtab g_cfuncs;
 static char g_ignore_prefix[1024];
 static size_t g_ignore_len;
 
+#define SAMPLE_EVERY 64 /* hook time is sampled on one event in 64 */
+
 static inline uint64_t wall_ticks(void) { return yp_clock_ticks(g_wall); }
 
 /* ---- the CPU clock ----------------------------------------------------------------------
@@ -151,6 +153,7 @@ static void name_thread(yp_ring *r) {
 static yp_ring *ring_slow(uint64_t wall) {
     yp_ring *r = yp_rec_ring_slow();
     if (!r) return NULL;
+    r->sample = SAMPLE_EVERY;
     name_thread(r);
     yp_ring_push(r, ev_ts(r, wall), 0, YP_EV_THREAD_START);
     return r;
@@ -337,13 +340,11 @@ static inline uint32_t cfunc_id(PyObject *arg) {
 
 /* ---- the hook ---------------------------------------------------------------------- */
 
-#define SAMPLE_EVERY 64
-
 /* Pollution, sampled: every 64th event reads the clock again at its end and
  * counts its own hook time 64 times. */
 static inline void sample_hook_time(yp_ring *r, uint64_t wall) {
-    if (__builtin_expect(--r->sample == 0 || r->sample > SAMPLE_EVERY, 0)) {
-        if (g_slow) { /* a first sight: not a typical event, sample the next */
+    if (__builtin_expect(--r->sample == 0, 0)) { /* ring_slow starts it at SAMPLE_EVERY */
+        if (g_slow) {                            /* a first sight: not a typical event, sample the next */
             g_slow = 0;
             r->sample = 1;
             return;
@@ -424,7 +425,7 @@ static inline uint32_t callable_id(PyObject *callable, PyObject *self_arg) {
     return 0;
 }
 
-static inline PyObject *mon_c_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
+__attribute__((noinline)) static PyObject *mon_c_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
     if (!g_running || !g_builtins || n < 4) Py_RETURN_NONE;
     PyObject *callable = args[2];
     PyTypeObject *tp = Py_TYPE(callable);
@@ -457,6 +458,12 @@ PyObject *yp_mon_unwind(PyObject *self, PyObject *const *args, Py_ssize_t n) {
 }
 PyObject *yp_mon_ccall(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     (void)self;
+    /* CALL fires at every call site: reject Python callables here, before
+     * mon_c_event's stack frame is set up */
+    if (n >= 3) {
+        PyTypeObject *tp = Py_TYPE(args[2]);
+        if (tp == &PyFunction_Type || tp == &PyMethod_Type) Py_RETURN_NONE;
+    }
     return mon_c_event(args, n, YP_EV_C_CALL);
 }
 PyObject *yp_mon_creturn(PyObject *self, PyObject *const *args, Py_ssize_t n) {

@@ -34,6 +34,7 @@ yp_ring *yp_ring_new(unsigned bits) {
     }
     r->ev = p;
     r->mask = ((uint64_t)1 << bits) - 1;
+    r->limit = r->mask;
     r->capacity_bytes = bytes;
     return r;
 }
@@ -51,7 +52,15 @@ static void write_at(yp_ring *r, uint64_t h, uint64_t ts, uint32_t id, uint8_t k
     e->kind = kind;
 }
 
+static void push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
+
 void yp_ring_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+    push_slow(r, ts, func_id, kind);
+    /* h - tail_cache <= mask - 1  <=>  h < tail_cache + mask */
+    r->limit = r->pending_drop ? 0 : r->tail_cache + r->mask;
+}
+
+static void push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     uint64_t cap = r->mask + 1;
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);

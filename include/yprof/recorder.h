@@ -80,7 +80,8 @@ typedef struct yp_ring {
     uint64_t pending_drop;    /* dropped since the last successful push */
     uint64_t mask;            /* capacity - 1 (capacity a power of two) */
     yp_event *ev;             /* mmap'd, capacity events */
-    uint64_t hook_ticks;      /* sampled hook time (see yp_hook.c) */
+    uint64_t limit;           /* the fast path pushes while head < limit:
+                                 tail_cache + mask, or 0 while dropping */
     uint32_t sample;          /* hook timing sampler countdown */
     uint32_t thread_id;
     char pad1[64 - 8 * 7];
@@ -117,7 +118,7 @@ void yp_ring_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
  * has room. Only the ring's producer may call it. */
 static inline void yp_ring_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (__builtin_expect(h - r->tail_cache > r->mask - 1 || r->pending_drop, 0)) {
+    if (__builtin_expect(h >= r->limit, 0)) { /* full (one slot kept), or dropping */
         yp_ring_full(r, ts, func_id, kind);
         return;
     }
