@@ -7,7 +7,6 @@ of N and 2N calls, divided by the difference in events.
     bench/run.sh creates the venv and builds emptyhook; then
     bench/.venv-3.13/bin/python bench/instructions.py
 """
-import glob
 import os
 import shutil
 import subprocess
@@ -53,26 +52,13 @@ if mode == "yprof":
 """
 
 
-HOOK_FUNCS = ("yp_mon_start", "yp_mon_return", "yp_mon_unwind", "yp_mon_ccall", "yp_mon_creturn", "yp_profile")
-
-
 def totals(prefix):
-    """(all instructions, instructions inside yprof's hook functions)."""
-    total = hook = 0
-    for path in glob.glob(prefix + "*"):
-        with open(path) as f:
-            for line in f:
-                if line.startswith("totals:") or line.startswith("summary:"):
-                    total += int(line.split()[1])
-                    break
-        out = subprocess.run(["callgrind_annotate", "--inclusive=yes", path], capture_output=True,
-                             text=True).stdout
-        for line in out.splitlines():
-            parts = line.split()
-            if parts and parts[0].replace(",", "").isdigit() and any(
-                    ":" + fn + " " in line or line.rstrip().endswith(":" + fn) for fn in HOOK_FUNCS):
-                hook += int(parts[0].replace(",", ""))
-    return total, hook
+    """Instructions of the whole run, every thread."""
+    with open(prefix) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                return int(line.split()[1])
+    raise SystemExit("no totals in " + prefix)
 
 
 def measure(tmp, n, rounds, mode):
@@ -91,22 +77,15 @@ def main():
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     tmp = tempfile.mkdtemp(prefix="ypinstr")
     print("Python %s, callgrind instructions per recorded event (2 events per call)\n" % sys.version.split()[0])
-    print("| functions | empty hook (interpreter + call) | yprof over the empty hook, all threads | "
-          "of which inside yprof's hook functions | yprof total |")
-    print("|---|---|---|---|---|")
+    print("| functions | empty hook (interpreter + call) | yprof over the empty hook, all threads | yprof total |")
+    print("|---|---|---|---|")
     for n, r in ((10, 8000), (20000, 4)):
         calls = 2 * n * r  # extra calls between the N and 2N runs
         events = 2 * calls
-        tot, hook = {}, 0
-        for mode in ("none", "floor", "yprof"):
-            (ta, ha), (tb, hb) = measure(tmp, n, r, mode), measure(tmp, n, 2 * r, mode)
-            tot[mode] = tb - ta
-            if mode == "yprof":
-                hook = hb - ha
+        tot = {mode: measure(tmp, n, 2 * r, mode) - measure(tmp, n, r, mode) for mode in ("none", "floor", "yprof")}
         floor = (tot["floor"] - tot["none"]) / events
         total = (tot["yprof"] - tot["none"]) / events
-        h = hook / events
-        print("| %d | %.0f | %.0f | %.0f | %.0f |" % (n, floor, total - floor, h, total))
+        print("| %d | %.0f | %.0f | %.0f |" % (n, floor, total - floor, total))
     shutil.rmtree(tmp)
 
 

@@ -153,7 +153,6 @@ static void name_thread(yp_ring *r) {
 static yp_ring *ring_slow(uint64_t wall) {
     yp_ring *r = yp_rec_ring_slow();
     if (!r) return NULL;
-    r->sample = SAMPLE_EVERY;
     name_thread(r);
     yp_ring_push(r, ev_ts(r, wall), 0, YP_EV_THREAD_START);
     return r;
@@ -343,7 +342,7 @@ static inline uint32_t cfunc_id(PyObject *arg) {
 /* Pollution, sampled: every 64th event reads the clock again at its end and
  * counts its own hook time 64 times. */
 static inline void sample_hook_time(yp_ring *r, uint64_t wall) {
-    if (__builtin_expect(--r->sample == 0, 0)) { /* ring_slow starts it at SAMPLE_EVERY */
+    if (__builtin_expect(--r->sample == 0, 0)) { /* the recorder starts it at 64 (yp_flusher.c) */
         if (g_slow) {                            /* a first sight: not a typical event, sample the next */
             g_slow = 0;
             r->sample = 1;
@@ -427,12 +426,8 @@ static inline uint32_t callable_id(PyObject *callable, PyObject *self_arg) {
 
 __attribute__((noinline)) static PyObject *mon_c_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
     if (!g_running || !g_builtins || n < 4) Py_RETURN_NONE;
-    PyObject *callable = args[2];
-    PyTypeObject *tp = Py_TYPE(callable);
-    /* CALL fires at every call site: a Python function or bound method (the
-     * common case) leaves here at the first compare */
-    if (tp == &PyFunction_Type || tp == &PyMethod_Type) Py_RETURN_NONE;
-    if (tp != &PyMethodDescr_Type && !PyCFunction_Check(callable)) Py_RETURN_NONE;
+    PyObject *callable = args[2]; /* Python callables: rejected by yp_mon_ccall */
+    if (Py_TYPE(callable) != &PyMethodDescr_Type && !PyCFunction_Check(callable)) Py_RETURN_NONE;
     uint64_t wall = wall_ticks();
     yp_ring *r = get_ring(wall);
     if (!r) Py_RETURN_NONE;

@@ -91,6 +91,21 @@ def test_stats_object(yp, tmp_path):
     assert p["bytes"] > 0 and p["pct"] >= 0
 
 
+def test_hook_time_is_sampled(yp, tmp_path):
+    # every 64th event times itself: 40,000 events must have been sampled
+    def g(i):
+        return i
+
+    yp.clear_stats()
+    yp.start(str(tmp_path / "h.yp"))
+    for i in range(20000):
+        g(i)
+    yp.stop()
+    p = yp.pollution()
+    assert yp.get_stats().function("*g").ncalls == 20000
+    assert 0 < p["hook_s"] < p["app_s"], p
+
+
 def test_python_dash_m_runs_script_and_module(tmp_path):
     (tmp_path / "prog.py").write_text("import sys\ndef h(): return 1\nfor _ in range(3): h()\n"
                                       "print('args', sys.argv[1:])\n")
