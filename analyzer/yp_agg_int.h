@@ -20,6 +20,7 @@ typedef struct yp_nent {
     uint32_t parent, func_id, depth, c_valid;
     uint64_t ncalls, self, total;
     uint32_t c_func, c_fidx, c_eidx, c_node; /* last callee (see frame_open) */
+    uint32_t fidx, eidx;                     /* this node's function and edge entries */
 } yp_nent;
 
 typedef struct yp_frame {

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
+#include <random>
+#include <set>
 #include <vector>
 
 #include "yp_test_util.h"
@@ -239,6 +242,102 @@ TEST(Agg, UnknownFunctionIdsGetAName) {
     g.feed(1, {E(0, 99, C), E(1, 99, R)});
     Snap s(g.a);
     ASSERT_TRUE(s.fn("<unknown function #99>"));
+}
+
+// A naive model of the same accounting (cProfile's rules, maps keyed by
+// function and by caller/callee pair, call paths as strings), against which
+// the aggregator's index caches must agree on every random program.
+struct Model {
+    struct St {
+        uint64_t ncalls = 0, prim = 0, self = 0, total = 0;
+        int active = 0;
+    };
+    struct Fr {
+        uint32_t f;
+        uint64_t start, child = 0;
+    };
+    std::map<uint32_t, St> fn;
+    std::map<std::pair<uint32_t, uint32_t>, St> ed;
+    std::set<std::vector<uint32_t>> paths;
+    std::vector<Fr> stack;
+    void call(uint32_t f, uint64_t ts) {
+        St &s = fn[f];
+        s.ncalls++;
+        s.prim += s.active == 0;
+        s.active++;
+        if (!stack.empty()) {
+            St &e = ed[{stack.back().f, f}];
+            e.ncalls++;
+            e.prim += e.active == 0;
+            e.active++;
+        }
+        stack.push_back({f, ts});
+        std::vector<uint32_t> path;
+        for (auto &x : stack) path.push_back(x.f);
+        paths.insert(path);
+    }
+    void ret(uint64_t ts) {
+        Fr fr = stack.back();
+        stack.pop_back();
+        uint64_t el = ts - fr.start, self = el - fr.child;
+        St &s = fn[fr.f];
+        s.self += self;
+        if (--s.active == 0) s.total += el;
+        if (!stack.empty()) {
+            St &e = ed[{stack.back().f, fr.f}];
+            e.self += self;
+            if (--e.active == 0) e.total += el;
+            stack.back().child += el;
+        }
+    }
+};
+
+TEST(Agg, RandomProgramsMatchANaiveModel) {
+    std::mt19937 rng(12345);
+    for (int prog = 0; prog < 200; prog++) {
+        Agg g;
+        Model m;
+        std::vector<yp_event> ev;
+        uint64_t ts = 0;
+        int n = 50 + (int)(rng() % 400);
+        for (int i = 0; i < n || !m.stack.empty(); i++) {
+            ts += 1 + rng() % 7;
+            bool call = i < n && (m.stack.empty() || (m.stack.size() < 6 && rng() % 2));
+            if (call) {
+                uint32_t f = 1 + rng() % 4; // recursion, loops and repeated paths all happen
+                m.call(f, ts);
+                ev.push_back(E(ts, f, C));
+            } else {
+                ev.push_back(E(ts, m.stack.back().f, R));
+                m.ret(ts);
+            }
+            if (rng() % 64 == 0) { // batch boundaries anywhere
+                g.feed(1, ev);
+                ev.clear();
+            }
+        }
+        g.feed(1, ev);
+        Snap s(g.a);
+        const char *names[] = {"", "a", "b", "c", "d"};
+        for (auto &kv : m.fn) {
+            const yp_fstat *f = s.fn(names[kv.first]);
+            ASSERT_TRUE(f) << "program " << prog;
+            EXPECT_EQ(f->ncalls, kv.second.ncalls) << "program " << prog << " " << names[kv.first];
+            EXPECT_EQ(f->primitive_calls, kv.second.prim) << "program " << prog;
+            EXPECT_DOUBLE_EQ(f->self_s, (double)kv.second.self) << "program " << prog;
+            EXPECT_DOUBLE_EQ(f->total_s, (double)kv.second.total) << "program " << prog;
+        }
+        ASSERT_EQ(s.s->n_edges, m.ed.size()) << "program " << prog;
+        for (auto &kv : m.ed) {
+            const yp_edge *e = s.edge(names[kv.first.first], names[kv.first.second]);
+            ASSERT_TRUE(e) << "program " << prog;
+            EXPECT_EQ(e->ncalls, kv.second.ncalls) << "program " << prog;
+            EXPECT_EQ(e->primitive_calls, kv.second.prim) << "program " << prog;
+            EXPECT_DOUBLE_EQ(e->self_s, (double)kv.second.self) << "program " << prog;
+            EXPECT_DOUBLE_EQ(e->total_s, (double)kv.second.total) << "program " << prog;
+        }
+        EXPECT_EQ(s.s->n_nodes, m.paths.size()) << "program " << prog;
+    }
 }
 
 } // namespace
