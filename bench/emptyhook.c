@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <x86intrin.h>
@@ -78,16 +79,37 @@ static PyObject *noop_vc(PyObject *self, PyObject *const *args, size_t n, PyObje
     Py_RETURN_NONE;
 }
 
-static PyMethodDef noop_def = {"noop", (PyCFunction)(void (*)(void))noop_vc, METH_FASTCALL | METH_KEYWORDS,
-                               NULL};
+#if PY_VERSION_HEX >= 0x030C0000
+/* The cheapest C callable there is: an object whose own vectorcall slot is
+ * the function, so the interpreter calls it directly (no builtin-function
+ * wrapper, no recursion check). yprof registers the same kind of object. */
+typedef struct {
+    PyObject_HEAD vectorcallfunc vc;
+} vcobj;
 
-static PyMethodDef tsc_def = {"tsc", (PyCFunction)(void (*)(void))tsc_vc, METH_FASTCALL | METH_KEYWORDS,
-                              NULL};
+static PyTypeObject vc_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "emptyhook.Callback",
+    .tp_basicsize = sizeof(vcobj),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(vcobj, vc),
+    .tp_call = PyVectorcall_Call,
+};
 
 /* noop(): a C callable doing nothing; noop("tsc"): one that records */
 static PyObject *py_noop(PyObject *self, PyObject *args) {
-    return PyCFunction_New(PyTuple_GET_SIZE(args) ? &tsc_def : &noop_def, self);
+    (void)self;
+    vcobj *o = PyObject_New(vcobj, &vc_type);
+    if (o) o->vc = PyTuple_GET_SIZE(args) ? tsc_vc : noop_vc;
+    return (PyObject *)o;
 }
+#else
+static PyObject *py_noop(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    PyErr_SetString(PyExc_RuntimeError, "sys.monitoring needs Python 3.12+");
+    return NULL;
+}
+#endif
 
 static PyObject *py_thread(PyObject *self, PyObject *unused) {
     (void)self;
@@ -102,4 +124,9 @@ static PyMethodDef methods[] = {{"set", py_set, METH_O, "install/remove the empt
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {
     PyModuleDef_HEAD_INIT, "emptyhook", NULL, -1, methods, NULL, NULL, NULL, NULL};
-PyMODINIT_FUNC PyInit_emptyhook(void) { return PyModule_Create(&def); }
+PyMODINIT_FUNC PyInit_emptyhook(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyType_Ready(&vc_type) < 0) return NULL;
+#endif
+    return PyModule_Create(&def);
+}

@@ -439,20 +439,25 @@ __attribute__((noinline)) static PyObject *mon_c_event(PyObject *const *args, Py
     Py_RETURN_NONE;
 }
 
-PyObject *yp_mon_start(PyObject *self, PyObject *const *args, Py_ssize_t n) {
-    (void)self;
-    return mon_code_event(args, n, YP_EV_CALL);
+PyObject *yp_mon_start(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    (void)cb;
+    (void)kwnames;
+    return mon_code_event(args, PyVectorcall_NARGS(nargsf), YP_EV_CALL);
 }
-PyObject *yp_mon_return(PyObject *self, PyObject *const *args, Py_ssize_t n) {
-    (void)self;
-    return mon_code_event(args, n, YP_EV_RETURN);
+PyObject *yp_mon_return(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    (void)cb;
+    (void)kwnames;
+    return mon_code_event(args, PyVectorcall_NARGS(nargsf), YP_EV_RETURN);
 }
-PyObject *yp_mon_unwind(PyObject *self, PyObject *const *args, Py_ssize_t n) {
-    (void)self;
-    return mon_code_event(args, n, YP_EV_UNWIND);
+PyObject *yp_mon_unwind(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    (void)cb;
+    (void)kwnames;
+    return mon_code_event(args, PyVectorcall_NARGS(nargsf), YP_EV_UNWIND);
 }
-PyObject *yp_mon_ccall(PyObject *self, PyObject *const *args, Py_ssize_t n) {
-    (void)self;
+PyObject *yp_mon_ccall(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    (void)cb;
+    (void)kwnames;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     /* CALL fires at every call site: reject Python callables here, before
      * mon_c_event's stack frame is set up */
     if (n >= 3) {
@@ -461,9 +466,10 @@ PyObject *yp_mon_ccall(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     }
     return mon_c_event(args, n, YP_EV_C_CALL);
 }
-PyObject *yp_mon_creturn(PyObject *self, PyObject *const *args, Py_ssize_t n) {
-    (void)self;
-    return mon_c_event(args, n, YP_EV_C_RETURN);
+PyObject *yp_mon_creturn(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    (void)cb;
+    (void)kwnames;
+    return mon_c_event(args, PyVectorcall_NARGS(nargsf), YP_EV_C_RETURN);
 }
 void yp_hook_set_missing(PyObject *missing) {
     Py_XINCREF(missing);

@@ -477,11 +477,6 @@ static PyObject *py_set_missing(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
 #if PY_VERSION_HEX >= 0x030C0000
-    {"_mon_start", (PyCFunction)(void (*)(void))yp_mon_start, METH_FASTCALL, "monitoring: call"},
-    {"_mon_return", (PyCFunction)(void (*)(void))yp_mon_return, METH_FASTCALL, "monitoring: return"},
-    {"_mon_unwind", (PyCFunction)(void (*)(void))yp_mon_unwind, METH_FASTCALL, "monitoring: unwind"},
-    {"_mon_ccall", (PyCFunction)(void (*)(void))yp_mon_ccall, METH_FASTCALL, "monitoring: C call"},
-    {"_mon_creturn", (PyCFunction)(void (*)(void))yp_mon_creturn, METH_FASTCALL, "monitoring: C return"},
 #endif
     {"_set_missing", py_set_missing, METH_O, "monitoring: sys.monitoring.MISSING"},
     {"_noop", (PyCFunction)(void (*)(void))py_noop, METH_FASTCALL, "calibration: an empty callback"},
@@ -512,6 +507,10 @@ static struct PyModuleDef moddef = {
 PyMODINIT_FUNC PyInit__yprof(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
+    if (yp_moncb_add(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     for (PyMethodDef *d = methods; d->ml_name; d++) yp_hook_ignore_cfunc(d);
     snprintf(g_pyversion, sizeof g_pyversion, "%s", Py_GetVersion());
     char *sp = strchr(g_pyversion, ' ');

@@ -1,4 +1,4 @@
-/* yp_pymod_int.h — what the extension's two C files share. */
+/* yp_pymod_int.h — what the extension's C files share. */
 #ifndef YP_PYMOD_INT_H
 #define YP_PYMOD_INT_H
 
@@ -11,12 +11,16 @@
 /* Install / remove the hook on every thread of the interpreter, and push
  * REC_START (with the caller's current stack as OPEN frames). Need the GIL. */
 int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int monitoring);
-/* sys.monitoring callbacks (3.12+), METH_FASTCALL. */
-PyObject *yp_mon_start(PyObject *self, PyObject *const *args, Py_ssize_t n);
-PyObject *yp_mon_return(PyObject *self, PyObject *const *args, Py_ssize_t n);
-PyObject *yp_mon_unwind(PyObject *self, PyObject *const *args, Py_ssize_t n);
-PyObject *yp_mon_ccall(PyObject *self, PyObject *const *args, Py_ssize_t n);
-PyObject *yp_mon_creturn(PyObject *self, PyObject *const *args, Py_ssize_t n);
+/* sys.monitoring callbacks (3.12+), vectorcall functions (yp_moncb.c makes
+ * the objects that carry them). */
+PyObject *yp_mon_start(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+PyObject *yp_mon_return(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+PyObject *yp_mon_unwind(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+PyObject *yp_mon_ccall(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+PyObject *yp_mon_creturn(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+/* Add the callback objects to the module as _mon_start, _mon_return, ...
+ * (nothing before 3.12). -1 with an exception set on failure. */
+int yp_moncb_add(PyObject *module);
 void yp_hook_set_missing(PyObject *missing);
 void yp_hook_stop(void);
 /* For threading.setprofile: install the hook in the calling thread. */
