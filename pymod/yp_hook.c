@@ -46,7 +46,10 @@ static size_t g_ignore_len;
 
 #define SAMPLE_EVERY 64 /* hook time is sampled on one event in 64 */
 
-static inline uint64_t wall_ticks(void) { return yp_clock_ticks(g_wall); }
+static inline uint64_t wall_ticks(void) {
+    if (__builtin_expect(g_wall == YP_CLOCK_TSC, 1)) return yp_clock_tsc();
+    return yp_clock_ticks(g_wall);
+}
 
 /* ---- the CPU clock ----------------------------------------------------------------------
  *
@@ -251,12 +254,29 @@ static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame) {
     return code_id_slow(frame, co);
 }
 
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* 3.11's frame object and the interpreter frame it points to, as far as the
+ * code object (Include/internal/pycore_frame.h, fixed for the 3.11 series):
+ * read directly instead of calling PyFrame_GetCode, a call through the PLT
+ * plus a reference count round trip on every event. */
+typedef struct {
+    PyObject *f_func, *f_globals, *f_builtins, *f_locals;
+    PyCodeObject *f_code;
+} yp_iframe311;
+typedef struct {
+    PyObject_HEAD PyFrameObject *f_back;
+    yp_iframe311 *f_frame;
+} yp_frame311;
+#endif
+
 static inline uint32_t code_id(PyFrameObject *frame) {
-#if PY_VERSION_HEX >= 0x03090000
-    PyCodeObject *co = PyFrame_GetCode(frame);
-    Py_DECREF(co); /* the frame keeps it alive */
+#if PY_VERSION_HEX >= 0x030C0000
+    PyCodeObject *co = PyFrame_GetCode(frame); /* only the forced setprofile mode comes here */
+    Py_DECREF(co);                             /* the frame keeps it alive */
+#elif PY_VERSION_HEX >= 0x030B0000
+    PyCodeObject *co = ((const yp_frame311 *)frame)->f_frame->f_code;
 #else
-    PyCodeObject *co = frame->f_code;
+    PyCodeObject *co = frame->f_code; /* a public field up to 3.10 */
 #endif
     return code_id_of(co, frame);
 }
