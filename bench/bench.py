@@ -36,6 +36,9 @@ def main():
         # the two hook kinds: sys.monitoring (yprof's default there) and setprofile
         configs[3:3] = ["floor-mon", "floor-mon-tsc"]
         configs.insert(configs.index("yprof") + 1, "yprof-setprofile")
+    if (3, 9) <= sys.version_info < (3, 12) and a.configs == ",".join(CONFIGS):
+        # PEP 523 frame evaluation: Python frames only, so beside yprof-nobuiltins
+        configs[3:3] = ["floor-pep523", "floor-pep523-tsc"]
     names = a.workloads.split(",")
     res = {(w, c): [] for w in names for c in configs}
     slow = set()

@@ -36,17 +36,6 @@ static int tsc_hook(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
     return 0;
 }
 
-static PyObject *tsc_vc(PyObject *self, PyObject *const *args, size_t n, PyObject *kw) {
-    (void)self;
-    (void)kw;
-    if (PyVectorcall_NARGS(n) >= 3) { /* CALL, C_RETURN, C_RAISE: C callables only */
-        PyTypeObject *tp = Py_TYPE(args[2]);
-        if (tp != &PyCFunction_Type && tp != &PyMethodDescr_Type) Py_RETURN_NONE;
-    }
-    record((uint32_t)(uintptr_t)args[0], (uint8_t)PyVectorcall_NARGS(n));
-    Py_RETURN_NONE;
-}
-
 static int empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
     (void)o;
     (void)f;
@@ -71,6 +60,18 @@ static PyObject *py_set(PyObject *self, PyObject *on) {
     Py_RETURN_NONE;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+static PyObject *tsc_vc(PyObject *self, PyObject *const *args, size_t n, PyObject *kw) {
+    (void)self;
+    (void)kw;
+    if (PyVectorcall_NARGS(n) >= 3) { /* CALL, C_RETURN, C_RAISE: C callables only */
+        PyTypeObject *tp = Py_TYPE(args[2]);
+        if (tp != &PyCFunction_Type && tp != &PyMethodDescr_Type) Py_RETURN_NONE;
+    }
+    record((uint32_t)(uintptr_t)args[0], (uint8_t)PyVectorcall_NARGS(n));
+    Py_RETURN_NONE;
+}
+
 static PyObject *noop_vc(PyObject *self, PyObject *const *args, size_t n, PyObject *kw) {
     (void)self;
     (void)args;
@@ -79,7 +80,6 @@ static PyObject *noop_vc(PyObject *self, PyObject *const *args, size_t n, PyObje
     Py_RETURN_NONE;
 }
 
-#if PY_VERSION_HEX >= 0x030C0000
 /* The cheapest C callable there is: an object whose own vectorcall slot is
  * the function, so the interpreter calls it directly (no builtin-function
  * wrapper, no recursion check). yprof registers the same kind of object. */
@@ -118,9 +118,52 @@ static PyObject *py_thread(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030C0000
+/* PEP 523: a frame-evaluation function wrapping the default one (3.9-3.11;
+ * 3.8 keeps the slot in a private struct, 3.12+ has sys.monitoring). It sees
+ * every Python frame start and end (generator resumes included) and no C
+ * function. On 3.11 a Python-to-Python call then leaves the interpreter's
+ * inlined call path for a C-level recursion, which is part of its cost. */
+#if PY_VERSION_HEX >= 0x030B0000
+typedef struct _PyInterpreterFrame *evalframe;
+#else
+typedef PyFrameObject *evalframe;
+#endif
+static _PyFrameEvalFunction g_default_eval;
+
+static PyObject *eval_empty(PyThreadState *ts, evalframe f, int exc) { return g_default_eval(ts, f, exc); }
+
+static PyObject *eval_tsc(PyThreadState *ts, evalframe f, int exc) {
+    record((uint32_t)(uintptr_t)f, 0);
+    PyObject *r = g_default_eval(ts, f, exc);
+    record((uint32_t)(uintptr_t)f, 3);
+    return r;
+}
+
+/* eval(True|False|"tsc"): install the empty frame evaluator, remove it, or
+ * install the recording one */
+static PyObject *py_eval(PyObject *self, PyObject *on) {
+    (void)self;
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    if (!g_default_eval) g_default_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
+    _PyFrameEvalFunction f = g_default_eval;
+    if (PyObject_IsTrue(on)) f = PyUnicode_Check(on) ? eval_tsc : eval_empty;
+    _PyInterpreterState_SetEvalFrameFunc(interp, f);
+    Py_RETURN_NONE;
+}
+#else
+static PyObject *py_eval(PyObject *self, PyObject *on) {
+    (void)self;
+    (void)on;
+    PyErr_SetString(PyExc_RuntimeError, "the PEP 523 floor is built for 3.9-3.11");
+    return NULL;
+}
+#endif
+
 static PyMethodDef methods[] = {{"set", py_set, METH_O, "install/remove the empty hook"},
                                 {"thread", py_thread, METH_NOARGS, "install in this thread"},
                                 {"noop", py_noop, METH_VARARGS, "a C callable doing nothing (or recording)"},
+                                {"eval", py_eval, METH_O, "install/remove a PEP 523 frame evaluator"},
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {
     PyModuleDef_HEAD_INIT, "emptyhook", NULL, -1, methods, NULL, NULL, NULL, NULL};

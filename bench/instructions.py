@@ -1,8 +1,10 @@
 """Instructions per event, counted by callgrind (repeatable where timings on
-these machines are not): the hook's share on the application thread and the
-flusher's on its own thread, with 10 and with 20,000 functions (the O(1)
-claim). Fixed costs cancel: each figure is the difference between two runs
-of N and 2N calls, divided by the difference in events.
+these machines are not), with 10 and with 20,000 functions (the O(1)
+claim): the empty hook, the ideal recorder (empty hook + rdtsc + a 16-byte
+store), yprof's hook (everything but draining) and yprof's drain (decode,
+live aggregation, coding, zstd: the flusher's work, wherever it ran). Fixed
+costs cancel: each figure is the difference between two runs of N and 2N
+calls, divided by the difference in events.
 
     bench/run.sh creates the venv and builds emptyhook; then
     bench/.venv-3.13/bin/python bench/instructions.py
@@ -29,7 +31,7 @@ if mode == "yprof":
     yp.start(out, _ring_bits=21)
     for f in fs:
         f(0)
-elif mode == "floor" and sys.version_info >= (3, 12):  # the cheaper empty hook there
+elif mode in ("floor", "ideal") and sys.version_info >= (3, 12):  # the cheaper hook there
     import emptyhook
     mon = sys.monitoring
     E = mon.events
@@ -37,12 +39,12 @@ elif mode == "floor" and sys.version_info >= (3, 12):  # the cheaper empty hook 
     mask = 0
     for ev in (E.PY_START, E.PY_RESUME, E.PY_THROW, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND, E.CALL, E.C_RETURN,
                E.C_RAISE):
-        mon.register_callback(4, ev, emptyhook.noop())
+        mon.register_callback(4, ev, emptyhook.noop("tsc") if mode == "ideal" else emptyhook.noop())
         mask |= ev
     mon.set_events(4, mask)
-elif mode == "floor":
+elif mode in ("floor", "ideal"):
     import emptyhook
-    emptyhook.set(True)
+    emptyhook.set("tsc" if mode == "ideal" else True)
 for _ in range(rounds):
     for f in fs:
         f(1)
@@ -53,12 +55,23 @@ if mode == "yprof":
 
 
 def totals(prefix):
-    """Instructions of the whole run, every thread."""
+    """Instructions of the whole run (every thread), and those inside the
+    recorder's drain_locked (inclusive)."""
+    total = None
     with open(prefix) as f:
         for line in f:
             if line.startswith("totals:") or line.startswith("summary:"):
-                return int(line.split()[1])
-    raise SystemExit("no totals in " + prefix)
+                total = int(line.split()[1])
+    if total is None:
+        raise SystemExit("no totals in " + prefix)
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", prefix],
+                         check=True, capture_output=True, text=True).stdout
+    drain = 0
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and ":drain_locked" in line and "=>" not in line:
+            drain = int(parts[0].replace(",", ""))
+    return total, drain
 
 
 def measure(tmp, n, rounds, mode):
@@ -76,16 +89,20 @@ def main():
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     tmp = tempfile.mkdtemp(prefix="ypinstr")
-    print("Python %s, callgrind instructions per recorded event (2 events per call)\n" % sys.version.split()[0])
-    print("| functions | empty hook (interpreter + call) | yprof over the empty hook, all threads | yprof total |")
-    print("|---|---|---|---|")
+    print("Python %s, callgrind instructions per event (2 events per call), over no hook\n" % sys.version.split()[0])
+    print("| functions | empty hook | ideal recorder | yprof hook | yprof drain | yprof hook ÷ empty | yprof hook ÷ ideal |")
+    print("|---|---|---|---|---|---|---|")
     for n, r in ((10, 8000), (20000, 4)):
-        calls = 2 * n * r  # extra calls between the N and 2N runs
-        events = 2 * calls
-        tot = {mode: measure(tmp, n, 2 * r, mode) - measure(tmp, n, r, mode) for mode in ("none", "floor", "yprof")}
-        floor = (tot["floor"] - tot["none"]) / events
-        total = (tot["yprof"] - tot["none"]) / events
-        print("| %d | %.0f | %.0f | %.0f |" % (n, floor, total - floor, total))
+        events = 4 * n * r  # extra events between the N and 2N runs
+        tot, drain = {}, {}
+        for mode in ("none", "floor", "ideal", "yprof"):
+            (t2, d2), (t1, d1) = measure(tmp, n, 2 * r, mode), measure(tmp, n, r, mode)
+            tot[mode], drain[mode] = (t2 - t1) / events, (d2 - d1) / events
+        floor = tot["floor"] - tot["none"]
+        ideal = tot["ideal"] - tot["none"]
+        hook = tot["yprof"] - drain["yprof"] - tot["none"]
+        print("| %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |" %
+              (n, floor, ideal, hook, drain["yprof"], hook / floor, hook / ideal))
     shutil.rmtree(tmp)
 
 

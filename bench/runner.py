@@ -29,6 +29,15 @@ def main():
         def stop():
             emptyhook.set(False)
             threading.setprofile(None)
+    elif config in ("floor-pep523", "floor-pep523-tsc"):
+        import emptyhook
+        how = "tsc" if config == "floor-pep523-tsc" else True
+
+        def start():
+            emptyhook.eval(how)
+
+        def stop():
+            emptyhook.eval(False)
     elif config in ("floor-mon", "floor-mon-tsc"):
         import emptyhook
         mon = sys.monitoring

@@ -118,6 +118,11 @@ static const char *utf8_or(PyObject *o, const char *dflt) {
 
 static int g_slow; /* this event took a slow path: don't sample its time */
 
+/* This thread is inside a slow path that may run Python code (a thread's
+ * name is a property). setprofile and sys.monitoring don't call a hook from
+ * inside itself; the frame evaluator must check (yp_eval). */
+static YP_THREAD_LOCAL int tls_in_slow;
+
 /* Name the calling thread from threading's table of running threads,
  * without side effects: threading.current_thread() would register a
  * _DummyThread for a thread that threading has not registered yet (its first
@@ -125,6 +130,7 @@ static int g_slow; /* this event took a slow path: don't sample its time */
  * the hook tries again on each of the thread's next 200 events; after that
  * the names Python reports at stop()/get_stats() take over. */
 static void name_thread(yp_ring *r) {
+    tls_in_slow++;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     uint64_t ident = (uint64_t)PyThread_get_thread_ident();
@@ -151,6 +157,7 @@ static void name_thread(yp_ring *r) {
     PyErr_Clear();
     PyErr_Restore(et, ev, tb);
     g_slow = 1;
+    tls_in_slow--;
 }
 
 static yp_ring *ring_slow(uint64_t wall) {
@@ -198,11 +205,13 @@ static PyObject *guess_qualname(PyFrameObject *frame, PyCodeObject *co) {
 }
 #endif
 
-/* frame may be NULL (sys.monitoring callbacks): the module then comes from
- * the current frame's globals, which at a start or return event are the
+/* frame may be NULL (sys.monitoring callbacks, the frame evaluator): the
+ * module then comes from `globals` when given (borrowed), else from the
+ * current frame's globals, which at a start or return event are the
  * function's own. */
-static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
+static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co, PyObject *globals_hint) {
     g_slow = 1;
+    tls_in_slow++;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     uint32_t id = 0;
@@ -213,12 +222,14 @@ static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
     } else {
 #if PY_VERSION_HEX >= 0x030B0000
         PyObject *qn = PyObject_GetAttrString((PyObject *)co, "co_qualname");
-        PyObject *globals = frame ? PyFrame_GetGlobals(frame) : PyEval_GetGlobals();
+        PyObject *globals = frame          ? PyFrame_GetGlobals(frame)
+                            : globals_hint ? globals_hint
+                                           : PyEval_GetGlobals();
         if (!frame) Py_XINCREF(globals);
 #else
         PyObject *qn = guess_qualname(frame, co);
         if (!qn) qn = PyObject_GetAttrString((PyObject *)co, "co_name");
-        PyObject *globals = frame ? frame->f_globals : PyEval_GetGlobals();
+        PyObject *globals = frame ? frame->f_globals : globals_hint ? globals_hint : PyEval_GetGlobals();
         Py_XINCREF(globals);
 #endif
         PyObject *modname =
@@ -235,6 +246,7 @@ static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co) {
     PyErr_Clear();
     if (id && YP_SET_EXTRA((PyObject *)co, g_extra_idx, (void *)(uintptr_t)id) != 0) PyErr_Clear();
     PyErr_Restore(et, ev, tb);
+    tls_in_slow--;
     return id;
 }
 
@@ -251,7 +263,7 @@ static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame) {
     const yp_code_extra *x = (const yp_code_extra *)co->co_extra;
     if (__builtin_expect(x && g_extra_idx < x->ce_size && x->ce_extras[g_extra_idx], 1))
         return (uint32_t)(uintptr_t)x->ce_extras[g_extra_idx];
-    return code_id_slow(frame, co);
+    return code_id_slow(frame, co, NULL);
 }
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
@@ -262,6 +274,11 @@ static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame) {
 typedef struct {
     PyObject *f_func, *f_globals, *f_builtins, *f_locals;
     PyCodeObject *f_code;
+    PyObject *frame_obj;
+    void *previous, *prev_instr;
+    int stacktop;
+    char is_entry; /* bool */
+    char owner;    /* 0: FRAME_OWNED_BY_THREAD, 1: by a generator */
 } yp_iframe311;
 typedef struct {
     PyObject_HEAD PyFrameObject *f_back;
@@ -496,6 +513,100 @@ void yp_hook_set_missing(PyObject *missing) {
     Py_XSETREF(g_missing, missing);
 }
 
+/* ---- PEP 523 frame evaluation (3.9-3.11, Python functions only) -------------------------
+ *
+ * With builtins=False the setprofile hook is mostly the interpreter's cost of
+ * having a profile hook at all: every frame leaves the fast paths. A frame
+ * evaluation function wrapping the default one sees exactly the Python
+ * frames setprofile reports as calls and returns (generator resumes and
+ * yields included) and leaves the interpreter on its fast paths. It is
+ * interpreter-wide, so every thread is covered at once. The id is taken
+ * once, at entry; the frame is not touched after it has been evaluated. */
+
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030C0000
+#define YP_HAVE_EVAL 1
+#if PY_VERSION_HEX >= 0x030B0000
+typedef struct _PyInterpreterFrame yp_evalframe;
+static inline PyCodeObject *evalframe_code(yp_evalframe *f) { return ((yp_iframe311 *)f)->f_code; }
+static inline PyObject *evalframe_globals(yp_evalframe *f) { return ((yp_iframe311 *)f)->f_globals; }
+static inline PyFrameObject *evalframe_obj(yp_evalframe *f) {
+    (void)f;
+    return NULL; /* 3.11 names methods by co_qualname: no frame object needed */
+}
+/* 3.11 evaluates a generator function's new frame once just to run
+ * RETURN_GENERATOR (it makes the generator and returns it); setprofile
+ * reports no call for that. Later resumes run on a generator-owned frame. */
+static inline int evalframe_makes_generator(yp_evalframe *f, PyCodeObject *co) {
+    return (co->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)) &&
+           ((yp_iframe311 *)f)->owner == 0;
+}
+#else
+typedef PyFrameObject yp_evalframe;
+static inline PyCodeObject *evalframe_code(yp_evalframe *f) { return f->f_code; }
+static inline PyObject *evalframe_globals(yp_evalframe *f) { return f->f_globals; }
+static inline PyFrameObject *evalframe_obj(yp_evalframe *f) { return f; }
+static inline int evalframe_makes_generator(yp_evalframe *f, PyCodeObject *co) {
+    (void)f;
+    (void)co;
+    return 0; /* before 3.11 a generator function's call makes the generator without evaluating */
+}
+#endif
+
+static _PyFrameEvalFunction g_prev_eval; /* the default evaluator */
+
+static inline void eval_push(uint32_t id, uint8_t kind) {
+    uint64_t wall = wall_ticks();
+    yp_ring *r = get_ring(wall);
+    if (!r) return;
+    yp_ring_push(r, ev_ts(r, wall), id, kind);
+    sample_hook_time(r, wall);
+}
+
+static PyObject *yp_eval(PyThreadState *ts, yp_evalframe *f, int throwflag) {
+    if (__builtin_expect(!g_running || tls_in_slow, 0)) return g_prev_eval(ts, f, throwflag);
+    PyCodeObject *co = evalframe_code(f);
+    const yp_code_extra *x = (const yp_code_extra *)co->co_extra;
+    uint32_t id;
+    if (__builtin_expect(x && g_extra_idx < x->ce_size && x->ce_extras[g_extra_idx], 1))
+        id = (uint32_t)(uintptr_t)x->ce_extras[g_extra_idx];
+    else
+        id = code_id_slow(evalframe_obj(f), co, evalframe_globals(f));
+    if (id == 0 || id == IGNORED_ID || evalframe_makes_generator(f, co)) return g_prev_eval(ts, f, throwflag);
+    eval_push(id, YP_EV_CALL);
+    PyObject *res = g_prev_eval(ts, f, throwflag);
+    if (__builtin_expect(g_running, 1)) eval_push(id, res ? YP_EV_RETURN : YP_EV_UNWIND);
+    return res;
+}
+
+static PyObject *eval_empty(PyThreadState *ts, yp_evalframe *f, int throwflag) {
+    return g_prev_eval(ts, f, throwflag);
+}
+
+/* Install `fn` (NULL: the evaluator found at the first call, normally the
+ * default) if the slot holds that one or one of ours; 0 on success, -1 when
+ * another evaluator has been installed since (a debugger's, say). */
+static int eval_set(_PyFrameEvalFunction fn) {
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    _PyFrameEvalFunction cur = _PyInterpreterState_GetEvalFrameFunc(interp);
+    if (!g_prev_eval) g_prev_eval = cur;
+    if (cur != g_prev_eval && cur != yp_eval && cur != eval_empty) return -1;
+    _PyInterpreterState_SetEvalFrameFunc(interp, fn ? fn : g_prev_eval);
+    return 0;
+}
+#else
+#define YP_HAVE_EVAL 0
+#endif
+
+int yp_hook_empty_eval(int on) {
+#if YP_HAVE_EVAL
+    if (g_running) return -1;
+    return eval_set(on ? eval_empty : NULL);
+#else
+    (void)on;
+    return -1;
+#endif
+}
+
 /* ---- calibration: an empty hook ------------------------------------------------------- */
 
 static int yp_empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
@@ -567,9 +678,11 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
     for (int i = 0; i < n; i++) Py_DECREF(chain[i]);
 }
 
-static int g_monitoring; /* events come from sys.monitoring, not setprofile */
+static int g_kind = YP_HOOK_SETPROFILE; /* where events come from */
 
-int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int monitoring) {
+int yp_hook_kind(void) { return g_kind; }
+
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind) {
     if (g_running) return 0;
     if (g_extra_idx < 0) {
         g_extra_idx = YP_REQUEST_EXTRA(NULL);
@@ -596,14 +709,24 @@ int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int mon
         push_open_frames(r, ts);
     }
     g_running = 1;
-    g_monitoring = monitoring;
-    if (!monitoring) set_profile_all(yp_profile);
+    g_kind = kind;
+#if YP_HAVE_EVAL
+    if (kind == YP_HOOK_EVAL && (builtins || eval_set(yp_eval) != 0)) g_kind = YP_HOOK_SETPROFILE;
+#else
+    if (kind == YP_HOOK_EVAL) g_kind = YP_HOOK_SETPROFILE;
+#endif
+    if (g_kind == YP_HOOK_SETPROFILE) set_profile_all(yp_profile);
     return 0;
 }
 
 void yp_hook_stop(void) {
     if (!g_running) return;
-    if (!g_monitoring) set_profile_all(NULL);
+    if (g_kind == YP_HOOK_SETPROFILE) set_profile_all(NULL);
+#if YP_HAVE_EVAL
+    /* frames being evaluated still return through yp_eval: it passes them
+     * on once g_running is 0 */
+    if (g_kind == YP_HOOK_EVAL) eval_set(NULL);
+#endif
     g_running = 0;
     /* Wall clock: every thread's interval ends now. CPU clock: each thread's
      * at its own last event. */
@@ -611,7 +734,7 @@ void yp_hook_stop(void) {
 }
 
 void yp_hook_bootstrap_thread(void) {
-    if (!g_running || g_monitoring) return;
+    if (!g_running || g_kind != YP_HOOK_SETPROFILE) return;
     PyEval_SetProfile(yp_profile, NULL);
     (void)get_ring(wall_ticks());
 }

@@ -84,11 +84,11 @@ static void totals(yp_rec_totals *t) {
 static PyObject *py_start(PyObject *self, PyObject *args) {
     (void)self;
     const char *path, *cmdline;
-    int clock_cpu, builtins, monitoring;
+    int clock_cpu, builtins, hook_kind;
     unsigned ring_bits, flush_ms, wait_ms;
     double interp_ratio;
-    if (!PyArg_ParseTuple(args, "sppsIIIdp", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
-                          &wait_ms, &interp_ratio, &monitoring))
+    if (!PyArg_ParseTuple(args, "sppsIIIdi", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
+                          &wait_ms, &interp_ratio, &hook_kind))
         return NULL;
     if (yp_hook_running()) Py_RETURN_FALSE;
     double nspt = 1.0;
@@ -135,7 +135,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         }
     }
     yp_rec_resume();
-    if (yp_hook_start(ck, nspt, builtins, monitoring) != 0) Py_RETURN_FALSE;
+    if (yp_hook_start(ck, nspt, builtins, hook_kind) != 0) Py_RETURN_FALSE;
     if (g_started_at == 0) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -454,18 +454,24 @@ static PyObject *py_empty_hook(PyObject *self, PyObject *arg) {
     return PyBool_FromLong(yp_hook_empty(on) == 0);
 }
 
+static PyObject *py_empty_eval(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    return PyBool_FromLong(yp_hook_empty_eval(on) == 0);
+}
+
+static PyObject *py_hook_kind(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(yp_hook_kind());
+}
+
 static PyObject *py_fail_allocs(PyObject *self, PyObject *arg) {
     (void)self;
     unsigned long long n = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
     yp_rec_fail_allocs(n);
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_noop(PyObject *self, PyObject *const *args, Py_ssize_t n) {
-    (void)self;
-    (void)args;
-    (void)n;
     Py_RETURN_NONE;
 }
 
@@ -479,9 +485,8 @@ static PyMethodDef methods[] = {
 #if PY_VERSION_HEX >= 0x030C0000
 #endif
     {"_set_missing", py_set_missing, METH_O, "monitoring: sys.monitoring.MISSING"},
-    {"_noop", (PyCFunction)(void (*)(void))py_noop, METH_FASTCALL, "calibration: an empty callback"},
     {"_start", py_start, METH_VARARGS,
-     "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp)"},
+     "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp, hook_kind)"},
     {"_stop", py_stop, METH_NOARGS, "stop recording; the trace gets a footer"},
     {"_close", py_close, METH_NOARGS, "stop and close the trace"},
     {"_bootstrap", py_bootstrap, METH_NOARGS, "install the hook in this thread"},
@@ -498,6 +503,8 @@ static PyMethodDef methods[] = {
     {"_set_ignore_prefix", py_set_ignore_prefix, METH_O, "do not record code under this path"},
     {"_after_fork_child", py_after_fork_child, METH_NOARGS, "reset in a forked child"},
     {"_empty_hook", py_empty_hook, METH_O, "calibration: an empty hook in this thread"},
+    {"_empty_eval", py_empty_eval, METH_O, "calibration: an empty PEP 523 frame evaluator"},
+    {"_hook_kind", py_hook_kind, METH_NOARGS, "0 setprofile, 1 sys.monitoring, 2 PEP 523 evaluator"},
     {"_fail_allocs", py_fail_allocs, METH_O, "test only: fail the next N allocations"},
     {NULL, NULL, 0, NULL}};
 

@@ -35,6 +35,16 @@ static PyTypeObject moncb_type = {
     .tp_doc = "A sys.monitoring callback of the yprof hook (called directly through vectorcall).",
 };
 
+/* The calibration's empty callback (yprof_record/_calibrate.py): the same
+ * kind of object, doing nothing. */
+static PyObject *mon_noop(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    (void)cb;
+    (void)args;
+    (void)nargsf;
+    (void)kwnames;
+    Py_RETURN_NONE;
+}
+
 static int add(PyObject *m, const char *attr, vectorcallfunc vc) {
     yp_moncb *o = PyObject_New(yp_moncb, &moncb_type);
     if (!o) return -1;
@@ -51,7 +61,7 @@ int yp_moncb_add(PyObject *m) {
     if (PyType_Ready(&moncb_type) < 0) return -1;
     return add(m, "_mon_start", yp_mon_start) || add(m, "_mon_return", yp_mon_return) ||
                    add(m, "_mon_unwind", yp_mon_unwind) || add(m, "_mon_ccall", yp_mon_ccall) ||
-                   add(m, "_mon_creturn", yp_mon_creturn)
+                   add(m, "_mon_creturn", yp_mon_creturn) || add(m, "_mon_noop", mon_noop)
                ? -1
                : 0;
 }

@@ -8,9 +8,23 @@
 
 #include "yprof/recorder.h"
 
+/* Where the events come from. */
+enum {
+    YP_HOOK_SETPROFILE = 0, /* PyEval_SetProfile on every thread */
+    YP_HOOK_MONITORING = 1, /* sys.monitoring callbacks (3.12+), registered from Python */
+    YP_HOOK_EVAL = 2        /* a PEP 523 frame evaluator (3.9-3.11, builtins=False only) */
+};
+
 /* Install / remove the hook on every thread of the interpreter, and push
- * REC_START (with the caller's current stack as OPEN frames). Need the GIL. */
-int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int monitoring);
+ * REC_START (with the caller's current stack as OPEN frames). Need the GIL.
+ * YP_HOOK_EVAL falls back to setprofile where it cannot be used (builtins
+ * recorded, another evaluator installed, other versions): yp_hook_kind()
+ * says which is in use. */
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind);
+int yp_hook_kind(void);
+/* An empty PEP 523 evaluator on (1) or off (0), for the calibration; -1 when
+ * not available or while recording. */
+int yp_hook_empty_eval(int on);
 /* sys.monitoring callbacks (3.12+), vectorcall functions (yp_moncb.c makes
  * the objects that carry them). */
 PyObject *yp_mon_start(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);

@@ -44,6 +44,13 @@ _yprof._set_ignore_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 # hook there too (used by the benchmark to compare the two).
 _MONITORING = hasattr(sys, "monitoring") and os.environ.get("YPROF_HOOK", "") != "setprofile"
 _tool = None
+# On 3.9-3.11 with builtins=False, a PEP 523 frame evaluator (Python frames
+# only, no profile hook: the interpreter keeps its fast paths); also
+# switched off by YPROF_HOOK=setprofile. The C side falls back to setprofile
+# when another evaluator is installed.
+_EVAL = (3, 9) <= sys.version_info < (3, 12) and os.environ.get("YPROF_HOOK", "") != "setprofile"
+_HOOK_SETPROFILE, _HOOK_MONITORING, _HOOK_EVAL = 0, 1, 2
+_HOOK_NAMES = {_HOOK_SETPROFILE: "setprofile", _HOOK_MONITORING: "sys.monitoring", _HOOK_EVAL: "frame-eval"}
 
 
 def _monitoring_on(builtins):
@@ -132,19 +139,24 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
         cmdline = " ".join([sys.executable] + list(sys.argv))
         from . import _calibrate
         # sys.monitoring when its tool id is free, else the setprofile hook
-        use_mon = _MONITORING and _tool is None
-        ratio = _calibrate.interp_ratio(use_mon)
+        if _MONITORING and _tool is None:
+            kind = _HOOK_MONITORING
+        elif _EVAL and not builtins:
+            kind = _HOOK_EVAL
+        else:
+            kind = _HOOK_SETPROFILE
+        ratio = _calibrate.interp_ratio(kind)
         started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
-                                _ring_bits, _flush_ms, _wait_ms, ratio, use_mon)
+                                _ring_bits, _flush_ms, _wait_ms, ratio, kind)
         if started:
             _options.update(path=path, clock=clock, builtins=bool(builtins))
-            if use_mon and not _monitoring_on(bool(builtins)):
+            if kind == _HOOK_MONITORING and not _monitoring_on(bool(builtins)):
                 # every tool id taken: fall back to the setprofile hook
                 _yprof._stop()
-                started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
-                                        _ring_bits, _flush_ms, _wait_ms, ratio, False)
-                use_mon = False
-            if not use_mon:
+                started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline, _ring_bits,
+                                        _flush_ms, _wait_ms, _calibrate.interp_ratio(_HOOK_SETPROFILE),
+                                        _HOOK_SETPROFILE)
+            if _yprof._hook_kind() == _HOOK_SETPROFILE:
                 threading.setprofile(_thread_hook)
             _thread_names()
         return started
@@ -210,8 +222,12 @@ def pollution():
 
 
 def status():
-    """Recorder state: running, path, write errors, dropped events, ..."""
-    return _yprof._status()
+    """Recorder state: running, path, hook (where events come from:
+    "sys.monitoring", "frame-eval" or "setprofile"), write errors, dropped
+    events, ..."""
+    st = _yprof._status()
+    st["hook"] = _HOOK_NAMES.get(_yprof._hook_kind(), "?")
+    return st
 
 
 class profile:

@@ -1,7 +1,9 @@
 """Estimate of the interpreter's own slow-down while a profile hook is set.
 
 On 3.12+, where yprof uses sys.monitoring, the empty hook is an empty C
-callback registered for the same events under a spare tool id.
+callback registered for the same events under a spare tool id; for the PEP
+523 frame evaluator (3.9-3.11, builtins=False) it is an evaluator that only
+calls the default one.
 
 On CPython 3.8-3.11 (less so on 3.12+) having any profile hook takes the
 interpreter off its fast paths, a cost outside the hook that the hook cannot
@@ -16,7 +18,7 @@ import time
 
 from . import _yprof
 
-_per_event_ns = None
+_per_event_ns = {}  # by hook kind
 
 
 def _loop(n):
@@ -50,7 +52,7 @@ def _empty_monitoring(on, _state={}):
             _state["tool"] = tool
             mask = 0
             for ev in evs:
-                mon.register_callback(tool, ev, _yprof._noop)
+                mon.register_callback(tool, ev, _yprof._mon_noop)
                 mask |= ev
             mon.set_events(tool, mask)
             return True
@@ -64,12 +66,12 @@ def _empty_monitoring(on, _state={}):
     return True
 
 
-def interp_ratio(monitoring=False):
-    """Extra interpreter ns per recorded event (>= 0), measured once."""
-    global _per_event_ns
-    if _per_event_ns is None:
+def interp_ratio(kind=0):
+    """Extra interpreter ns per recorded event (>= 0), measured once per hook
+    kind (0 setprofile, 1 sys.monitoring, 2 PEP 523 frame evaluator)."""
+    if kind not in _per_event_ns:
         n = 20000
-        hook = _empty_monitoring if monitoring else _yprof._empty_hook
+        hook = {1: _empty_monitoring, 2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
         try:
             base = _best(n, 5)
             if not hook(True):
@@ -80,7 +82,7 @@ def interp_ratio(monitoring=False):
                 hook(False)
             # events per loop: n calls + n returns of f (the loop's own
             # frame and range() are constant overhead)
-            _per_event_ns = max(0.0, (hooked - base) / (2 * n) * 1e9)
+            _per_event_ns[kind] = max(0.0, (hooked - base) / (2 * n) * 1e9)
         except Exception:
-            _per_event_ns = 0.0
-    return _per_event_ns
+            _per_event_ns[kind] = 0.0
+    return _per_event_ns[kind]

@@ -4,6 +4,7 @@ import pstats
 import subprocess
 import sys
 
+import pytest
 from conftest import PY, analyze, db_counts, run_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -24,11 +25,18 @@ import sys
 sys.path.insert(0, %r)
 import workload_mix
 import yprof_record as yp
-yp.start("mix.yp")
+yp.start("mix.yp", builtins=%r)
+print(yp.status()["hook"])
 workload_mix.main()
 yp.stop()
 yp.get_stats().to_pstats("live.pstats")
 """
+
+# (builtins, YPROF_HOOK) -> the hook that must be in use on this Python
+HOOKS = [(True, "", "sys.monitoring" if sys.version_info >= (3, 12) else "setprofile"),
+         (False, "", "sys.monitoring" if sys.version_info >= (3, 12) else
+          "frame-eval" if sys.version_info >= (3, 9) else "setprofile"),
+         (False, "setprofile", "setprofile")]
 
 
 def load(path):
@@ -39,9 +47,12 @@ def load(path):
     return out
 
 
-def test_counts_equal_cprofile_for_every_python_function(tmp_path):
+@pytest.mark.parametrize("builtins,env,hook", HOOKS)
+def test_counts_equal_cprofile_for_every_python_function(tmp_path, builtins, env, hook):
+    # every hook yprof can use: the same counts as cProfile, function by function
     run_py(tmp_path, CPROFILE % HERE, name="cp.py")
-    run_py(tmp_path, YPROF % HERE, name="yp.py")
+    p = run_py(tmp_path, YPROF % (HERE, builtins), name="yp.py", env={"YPROF_HOOK": env})
+    assert p.stdout.split()[0] == hook
     analyze(tmp_path / "mix.yp", "--pstats", tmp_path / "offline.pstats", "-q")
     ref = {k: v for k, v in load(tmp_path / "cprofile.pstats").items() if k[0] == "workload_mix.py"}
     assert len(ref) >= 15
@@ -56,7 +67,7 @@ def test_counts_equal_cprofile_for_every_python_function(tmp_path):
 
 def test_builtins_are_recorded_with_cprofile_names(tmp_path):
     run_py(tmp_path, CPROFILE % HERE, name="cp.py")
-    run_py(tmp_path, YPROF % HERE, name="yp.py")
+    run_py(tmp_path, YPROF % (HERE, True), name="yp.py")
     ref = pstats.Stats(str(tmp_path / "cprofile.pstats")).stats
     got = pstats.Stats(str(tmp_path / "live.pstats")).stats
     for key in [("~", 0, "<method 'append' of 'list' objects>"), ("~", 0, "<built-in method builtins.len>")]:

@@ -5,7 +5,12 @@ import sys
 import threading
 import time
 
+import pytest
 from conftest import analyze, db_counts
+
+# builtins=False runs on the PEP 523 frame evaluator on 3.9-3.11 (another
+# hook kind, interpreter-wide): every threaded scenario runs with both
+BOTH = pytest.mark.parametrize("builtins", [True, False], ids=["builtins", "python-only"])
 
 
 def work(n):
@@ -17,8 +22,9 @@ def per_thread(k):
         work(i)
 
 
-def test_64_threads_exact_counts(yp, tmp_path):
-    yp.start(str(tmp_path / "t64.yp"))
+@BOTH
+def test_64_threads_exact_counts(yp, tmp_path, builtins):
+    yp.start(str(tmp_path / "t64.yp"), builtins=builtins)
     ths = [threading.Thread(target=per_thread, args=(i + 1,), name="w%02d" % i) for i in range(64)]
     for t in ths:
         t.start()
@@ -36,7 +42,8 @@ def test_64_threads_exact_counts(yp, tmp_path):
     assert db_counts(tmp_path / "t64.db", "name = 'work'")["work"][0] == 64 * 65 // 2
 
 
-def test_threads_alive_before_start_are_recorded(yp, tmp_path):
+@BOTH
+def test_threads_alive_before_start_are_recorded(yp, tmp_path, builtins):
     go, done = threading.Event(), threading.Event()
 
     def body():
@@ -44,15 +51,16 @@ def test_threads_alive_before_start_are_recorded(yp, tmp_path):
         per_thread(100)
         done.set()
 
-    t = threading.Thread(target=body, name="early")
+    name = "early-%d" % builtins  # the live stats keep the other variant's thread (cleared)
+    t = threading.Thread(target=body, name=name)
     t.start()
     time.sleep(0.05)
-    yp.start(str(tmp_path / "early.yp"))
+    yp.start(str(tmp_path / "early.yp"), builtins=builtins)
     go.set()
     done.wait()
     yp.stop()
     t.join()
-    early = yp.get_stats().thread("early")
+    early = yp.get_stats().thread(name)
     assert [f.ncalls for f in early.functions if f.name == "work"] == [100]
 
 
@@ -73,7 +81,8 @@ def test_start_in_one_thread_stop_in_another(yp, tmp_path):
     analyze(path, "-q")
 
 
-def test_1000_start_stop_cycles_from_random_threads_under_load(yp, tmp_path):
+@BOTH
+def test_1000_start_stop_cycles_from_random_threads_under_load(yp, tmp_path, builtins):
     path = str(tmp_path / "cycles.yp")
     old = sys.getswitchinterval()
     sys.setswitchinterval(0.0002)  # or the cyclers wait 16 x 5 ms for the GIL
@@ -95,7 +104,7 @@ def test_1000_start_stop_cycles_from_random_threads_under_load(yp, tmp_path):
 
     def cycler(n):
         for _ in range(n):
-            (yp.start(path) if rng.random() < 0.5 else yp.stop())
+            (yp.start(path, builtins=builtins) if rng.random() < 0.5 else yp.stop())
             cycles[0] += 1
 
     cyclers = [threading.Thread(target=cycler, args=(250,)) for _ in range(4)]
