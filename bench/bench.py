@@ -39,6 +39,7 @@ def main():
     if (3, 9) <= sys.version_info < (3, 12) and a.configs == ",".join(CONFIGS):
         # PEP 523 frame evaluation: Python frames only, so beside yprof-nobuiltins
         configs[3:3] = ["floor-pep523", "floor-pep523-tsc"]
+        configs.insert(configs.index("yprof-nobuiltins") + 1, "yprof-frame-eval")
     names = a.workloads.split(",")
     res = {(w, c): [] for w in names for c in configs}
     slow = set()

@@ -61,9 +61,11 @@ def main():
     elif config.startswith("yprof"):
         if config == "yprof-setprofile":
             os.environ["YPROF_HOOK"] = "setprofile"
+        if config == "yprof-frame-eval":  # opt-in PEP 523 hook, Python frames only (3.9-3.11)
+            os.environ["YPROF_HOOK"] = "frame-eval"
         import yprof_record as yp
         clock = "cpu" if config == "yprof-cpu" else "wall"
-        builtins = config != "yprof-nobuiltins"
+        builtins = config not in ("yprof-nobuiltins", "yprof-frame-eval")
         path = os.path.join(tmp, "t.yp")
 
         def start():

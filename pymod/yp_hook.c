@@ -521,7 +521,10 @@ void yp_hook_set_missing(PyObject *missing) {
  * frames setprofile reports as calls and returns (generator resumes and
  * yields included) and leaves the interpreter on its fast paths. It is
  * interpreter-wide, so every thread is covered at once. The id is taken
- * once, at entry; the frame is not touched after it has been evaluated. */
+ * once, at entry; the frame is not touched after it has been evaluated.
+ * Opt-in (YPROF_HOOK=frame-eval, yprof_record/__init__.py): on 3.11 any
+ * evaluator stops the interpreter from inlining Python calls, so deep
+ * recursion that plain 3.11 runs could overflow the C stack. */
 
 #if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030C0000
 #define YP_HAVE_EVAL 1

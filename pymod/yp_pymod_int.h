@@ -12,7 +12,7 @@
 enum {
     YP_HOOK_SETPROFILE = 0, /* PyEval_SetProfile on every thread */
     YP_HOOK_MONITORING = 1, /* sys.monitoring callbacks (3.12+), registered from Python */
-    YP_HOOK_EVAL = 2        /* a PEP 523 frame evaluator (3.9-3.11, builtins=False only) */
+    YP_HOOK_EVAL = 2        /* a PEP 523 frame evaluator (3.9-3.11, builtins=False, opt-in) */
 };
 
 /* Install / remove the hook on every thread of the interpreter, and push

@@ -44,11 +44,15 @@ _yprof._set_ignore_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 # hook there too (used by the benchmark to compare the two).
 _MONITORING = hasattr(sys, "monitoring") and os.environ.get("YPROF_HOOK", "") != "setprofile"
 _tool = None
-# On 3.9-3.11 with builtins=False, a PEP 523 frame evaluator (Python frames
-# only, no profile hook: the interpreter keeps its fast paths); also
-# switched off by YPROF_HOOK=setprofile. The C side falls back to setprofile
-# when another evaluator is installed.
-_EVAL = (3, 9) <= sys.version_info < (3, 12) and os.environ.get("YPROF_HOOK", "") != "setprofile"
+# On 3.9-3.11 with builtins=False, YPROF_HOOK=frame-eval (read at each
+# start()) selects a PEP 523 frame evaluator: Python frames only, no profile
+# hook, so the interpreter keeps its fast paths (half the overhead on 3.11).
+# Opt-in because on 3.11 any frame evaluator makes every Python call recurse
+# on the C stack (the interpreter stops inlining them): a program that
+# raised the recursion limit and recurses tens of thousands deep, which
+# plain 3.11 runs, would overflow it (docs/api.md). The C side falls back to
+# setprofile when another evaluator is installed.
+_EVAL_VERSIONS = (3, 9) <= sys.version_info < (3, 12)
 _HOOK_SETPROFILE, _HOOK_MONITORING, _HOOK_EVAL = 0, 1, 2
 _HOOK_NAMES = {_HOOK_SETPROFILE: "setprofile", _HOOK_MONITORING: "sys.monitoring", _HOOK_EVAL: "frame-eval"}
 
@@ -141,7 +145,7 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
         # sys.monitoring when its tool id is free, else the setprofile hook
         if _MONITORING and _tool is None:
             kind = _HOOK_MONITORING
-        elif _EVAL and not builtins:
+        elif _EVAL_VERSIONS and not builtins and os.environ.get("YPROF_HOOK", "") == "frame-eval":
             kind = _HOOK_EVAL
         else:
             kind = _HOOK_SETPROFILE

@@ -34,7 +34,8 @@ yp.get_stats().to_pstats("live.pstats")
 
 # (builtins, YPROF_HOOK) -> the hook that must be in use on this Python
 HOOKS = [(True, "", "sys.monitoring" if sys.version_info >= (3, 12) else "setprofile"),
-         (False, "", "sys.monitoring" if sys.version_info >= (3, 12) else
+         (False, "", "sys.monitoring" if sys.version_info >= (3, 12) else "setprofile"),
+         (False, "frame-eval", "sys.monitoring" if sys.version_info >= (3, 12) else
           "frame-eval" if sys.version_info >= (3, 9) else "setprofile"),
          (False, "setprofile", "setprofile")]
 
@@ -124,3 +125,25 @@ def test_sys_exit_inside_profiled_script(tmp_path):
     analyze(tmp_path / "exit.yp", "-q")
     counts = db_counts(tmp_path / "exit.db")
     assert counts["f"] == (1, 1) and counts["g"] == (1, 1)
+
+
+def test_deep_recursion_with_a_raised_limit_does_not_crash(tmp_path):
+    # Plain 3.11+ runs Python recursion without C recursion; the default
+    # hooks must not change that (a PEP 523 evaluator would: it is opt-in)
+    p = run_py(tmp_path, """
+        import sys
+        import yprof_record as yp
+        sys.setrecursionlimit(200000)
+        def d(n):
+            return 0 if n == 0 else 1 + d(n - 1)
+        for builtins in (True, False):
+            yp.clear_stats()
+            yp.start("deep.yp", builtins=builtins)
+            assert d(60000) == 60000
+            yp.stop()
+            print(yp.get_stats().function("d").ncalls)
+    """, check=False)
+    if sys.version_info < (3, 11):
+        pytest.skip("before 3.11 plain CPython recurses on the C stack too")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["60001", "60001"]
