@@ -116,7 +116,8 @@ static const char *utf8_or(PyObject *o, const char *dflt) {
     return s ? s : dflt;
 }
 
-static int g_slow; /* this event took a slow path: don't sample its time */
+static int g_slow;                      /* this event took a slow path: don't sample its time */
+static int g_kind = YP_HOOK_SETPROFILE; /* where events come from (yp_hook_start) */
 
 /* This thread is inside a slow path that may run Python code (a thread's
  * name is a property). setprofile and sys.monitoring don't call a hook from
@@ -259,11 +260,11 @@ typedef struct {
     void *ce_extras[1];
 } yp_code_extra;
 
-static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame) {
+static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame, PyObject *globals_hint) {
     const yp_code_extra *x = (const yp_code_extra *)co->co_extra;
     if (__builtin_expect(x && g_extra_idx < x->ce_size && x->ce_extras[g_extra_idx], 1))
         return (uint32_t)(uintptr_t)x->ce_extras[g_extra_idx];
-    return code_id_slow(frame, co, NULL);
+    return code_id_slow(frame, co, globals_hint);
 }
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
@@ -295,7 +296,7 @@ static inline uint32_t code_id(PyFrameObject *frame) {
 #else
     PyCodeObject *co = frame->f_code; /* a public field up to 3.10 */
 #endif
-    return code_id_of(co, frame);
+    return code_id_of(co, frame, NULL);
 }
 
 /* Split "pkg.mod.Type" into module "pkg.mod" and "Type" (module "builtins"
@@ -440,7 +441,7 @@ static inline PyObject *mon_code_event(PyObject *const *args, Py_ssize_t n, uint
     uint64_t wall = wall_ticks();
     yp_ring *r = get_ring(wall);
     if (!r) Py_RETURN_NONE;
-    uint32_t id = code_id_of((PyCodeObject *)args[0], NULL);
+    uint32_t id = code_id_of((PyCodeObject *)args[0], NULL, NULL);
     if (id && id != IGNORED_ID) {
         yp_ring_push(r, ev_ts(r, wall), id, kind);
         sample_hook_time(r, wall);
@@ -568,16 +569,14 @@ static inline void eval_push(uint32_t id, uint8_t kind) {
 static PyObject *yp_eval(PyThreadState *ts, yp_evalframe *f, int throwflag) {
     if (__builtin_expect(!g_running || tls_in_slow, 0)) return g_prev_eval(ts, f, throwflag);
     PyCodeObject *co = evalframe_code(f);
-    const yp_code_extra *x = (const yp_code_extra *)co->co_extra;
-    uint32_t id;
-    if (__builtin_expect(x && g_extra_idx < x->ce_size && x->ce_extras[g_extra_idx], 1))
-        id = (uint32_t)(uintptr_t)x->ce_extras[g_extra_idx];
-    else
-        id = code_id_slow(evalframe_obj(f), co, evalframe_globals(f));
+    uint32_t id = code_id_of(co, evalframe_obj(f), evalframe_globals(f));
     if (id == 0 || id == IGNORED_ID || evalframe_makes_generator(f, co)) return g_prev_eval(ts, f, throwflag);
     eval_push(id, YP_EV_CALL);
     PyObject *res = g_prev_eval(ts, f, throwflag);
-    if (__builtin_expect(g_running, 1)) eval_push(id, res ? YP_EV_RETURN : YP_EV_UNWIND);
+    /* after a stop() (and maybe a start() onto another hook, which reports
+     * this frame's return itself) while the frame ran: nothing to push */
+    if (__builtin_expect(g_running && g_kind == YP_HOOK_EVAL, 1))
+        eval_push(id, res ? YP_EV_RETURN : YP_EV_UNWIND);
     return res;
 }
 
@@ -680,8 +679,6 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
     }
     for (int i = 0; i < n; i++) Py_DECREF(chain[i]);
 }
-
-static int g_kind = YP_HOOK_SETPROFILE; /* where events come from */
 
 int yp_hook_kind(void) { return g_kind; }
 

@@ -482,8 +482,6 @@ static PyObject *py_set_missing(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-#if PY_VERSION_HEX >= 0x030C0000
-#endif
     {"_set_missing", py_set_missing, METH_O, "monitoring: sys.monitoring.MISSING"},
     {"_start", py_start, METH_VARARGS,
      "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp, hook_kind)"},

@@ -254,3 +254,29 @@ def test_threads_created_from_c(yp, tmp_path):
         assert f is not None and f.ncalls == 25
     else:
         assert f is None
+
+
+def test_switching_hooks_inside_a_running_frame(yp, tmp_path, monkeypatch):
+    # A frame entered under the frame evaluator (3.9-3.11) returns after a
+    # stop() and a start() onto setprofile: its return must be reported once,
+    # by the hook now in use (twice would be one unmatched return)
+    monkeypatch.setenv("YPROF_HOOK", "frame-eval")
+    path = str(tmp_path / "switch.yp")
+
+    def switch():
+        yp.stop()
+        yp.start(path, builtins=True)
+        work(1)
+        return 1
+
+    yp.start(path, builtins=False)
+    first = yp.status()["hook"]
+    switch()
+    yp.stop()
+    assert first == ("frame-eval" if (3, 9) <= sys.version_info < (3, 12) else
+                     "sys.monitoring" if sys.version_info >= (3, 12) else "setprofile")
+    st = yp.get_stats()
+    main = st.thread(threading.current_thread().name)
+    assert main.unmatched_returns == 0
+    assert st.function("work").ncalls == 1
+    assert [f.ncalls for f in st.functions if f.name.endswith("switch")] == [1]
