@@ -328,6 +328,26 @@ static void on_return(yp_athread *t, uint32_t func_id, uint64_t ts) {
     while (t->depth >= d) close_top(&tb, t->stack, &t->depth, ts);
 }
 
+/* How an event moves the stack depth (unwinding aside), by kind. */
+static const int8_t k_step[16] = {
+    [YP_EV_CALL] = 1,    [YP_EV_C_CALL] = 1,    [YP_EV_OPEN] = 1,
+    [YP_EV_RETURN] = -1, [YP_EV_C_RETURN] = -1, [YP_EV_UNWIND] = -1,
+};
+
+/* With thousands of functions most call-tree lookups miss the cache (the
+ * hashed slot is random): start loading the slot of a call LOOKAHEAD events
+ * ahead, when its caller is a frame on the stack now. dd is the depth change
+ * of the events in between; a wrong guess (an unwind, a dip below and back)
+ * only wastes the prefetch. */
+#define LOOKAHEAD 16
+#define PREFETCH_MIN_SLOTS 16384 /* 256 KiB: smaller maps stay in the cache */
+
+static inline void prefetch_call(const yp_athread *t, const yp_event *e, int64_t dd) {
+    int64_t d = (int64_t)t->depth + dd;
+    if (dd > 0 || d <= 0) return;
+    yp_map_prefetch(&t->nmap, ((uint64_t)(t->stack[d - 1].nidx + 1u) << 32) | e->func_id);
+}
+
 yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped) {
     if (!a || (!ev && n)) return YP_ERR_ARG;
     yp_athread *t = get_thread(a, thread_id);
@@ -337,7 +357,16 @@ yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_
         interval_end(t, t->last_ts);
         t->dropped += dropped;
     }
+    int far = t->nmap.cap >= PREFETCH_MIN_SLOTS;
+    int64_t dd = 0; /* depth change over events [i, i + LOOKAHEAD) */
+    for (size_t j = 0; far && j < n && j < LOOKAHEAD; j++) dd += k_step[ev[j].kind & 15];
     for (size_t i = 0; i < n; i++) {
+        if (far && i + LOOKAHEAD < n) {
+            int step = k_step[ev[i + LOOKAHEAD].kind & 15];
+            if (step > 0) prefetch_call(t, &ev[i + LOOKAHEAD], dd);
+            dd += step;
+        }
+        if (far) dd -= k_step[ev[i].kind & 15];
         uint64_t ts = ev[i].ts < t->last_ts ? t->last_ts : ev[i].ts;
         if (!t->seen) {
             t->seen = 1;

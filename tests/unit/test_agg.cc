@@ -340,4 +340,69 @@ TEST(Agg, RandomProgramsMatchANaiveModel) {
     }
 }
 
+// Thousands of call paths: the aggregator then loads call-tree slots ahead of
+// time (yp_agg_events' look-ahead), and guesses the caller of a call 16
+// events ahead; returns that close two frames at once (an exception leaving
+// both) make some of those guesses wrong. Statistics must not change.
+TEST(Agg, ManyPathsMatchANaiveModel) {
+    std::mt19937 rng(777);
+    Agg g;
+    Model m;
+    std::vector<yp_event> ev;
+    uint64_t ts = 0;
+    for (int i = 0; i < 120000 || !m.stack.empty(); i++) {
+        ts += 1 + rng() % 7;
+        bool call = i < 120000 && (m.stack.empty() || (m.stack.size() < 6 && rng() % 2));
+        if (call) {
+            uint32_t f = 100 + rng() % 3000; // ids 1-4 have names (Agg)
+            m.call(f, ts);
+            ev.push_back(E(ts, f, C));
+        } else if (m.stack.size() >= 2 && m.stack.back().f != m.stack[m.stack.size() - 2].f &&
+                   rng() % 8 == 0) { // unwinds two frames (the return names the lower one)
+            ev.push_back(E(ts, m.stack[m.stack.size() - 2].f, R));
+            m.ret(ts);
+            m.ret(ts);
+        } else {
+            ev.push_back(E(ts, m.stack.back().f, R));
+            m.ret(ts);
+        }
+        if (rng() % 1024 == 0) {
+            g.feed(1, ev);
+            ev.clear();
+        }
+    }
+    g.feed(1, ev);
+    Snap s(g.a);
+    ASSERT_GT(m.paths.size(), 20000u); // far more than the look-ahead's threshold (8,192 paths)
+    EXPECT_EQ(s.s->n_nodes, m.paths.size());
+    auto id_of = [&](uint32_t func) {
+        uint32_t id = 0;
+        sscanf(s.s->funcs[func].name, "<unknown function #%u>", &id);
+        return id;
+    };
+    std::map<uint32_t, const yp_fstat *> fs;
+    for (size_t i = 0; i < s.s->n_fstats; i++) fs[id_of(s.s->fstats[i].func)] = &s.s->fstats[i];
+    ASSERT_EQ(fs.size(), m.fn.size());
+    for (auto &kv : m.fn) {
+        const yp_fstat *f = fs[kv.first];
+        ASSERT_TRUE(f) << kv.first;
+        EXPECT_EQ(f->ncalls, kv.second.ncalls) << kv.first;
+        EXPECT_EQ(f->primitive_calls, kv.second.prim) << kv.first;
+        EXPECT_DOUBLE_EQ(f->self_s, (double)kv.second.self) << kv.first;
+        EXPECT_DOUBLE_EQ(f->total_s, (double)kv.second.total) << kv.first;
+    }
+    std::map<std::pair<uint32_t, uint32_t>, const yp_edge *> es;
+    for (size_t i = 0; i < s.s->n_edges; i++)
+        es[{id_of(s.s->edges[i].caller), id_of(s.s->edges[i].callee)}] = &s.s->edges[i];
+    ASSERT_EQ(es.size(), m.ed.size());
+    for (auto &kv : m.ed) {
+        const yp_edge *e = es[kv.first];
+        ASSERT_TRUE(e);
+        EXPECT_EQ(e->ncalls, kv.second.ncalls);
+        EXPECT_EQ(e->primitive_calls, kv.second.prim);
+        EXPECT_DOUBLE_EQ(e->self_s, (double)kv.second.self);
+        EXPECT_DOUBLE_EQ(e->total_s, (double)kv.second.total);
+    }
+}
+
 } // namespace
