@@ -26,10 +26,11 @@
 
 static yp_agg *g_agg;
 static pthread_mutex_t g_agg_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t g_app_ns;              /* recorded wall time over closed intervals */
-static uint64_t g_interval_t0;         /* start of the running interval */
-static uint64_t g_interp_ns;           /* estimated interpreter slow-down */
-static double g_interp_per_event = -1; /* calibrated ns of interpreter slow-down per event */
+/* Written with the GIL, read by the flusher too (sink_totals): atomics. */
+static _Atomic uint64_t g_app_ns;              /* recorded wall time over closed intervals */
+static _Atomic uint64_t g_interval_t0;         /* start of the running interval; 0 when stopped */
+static uint64_t g_interp_ns;                   /* estimated interpreter slow-down */
+static _Atomic double g_interp_per_event = -1; /* calibrated ns of interpreter slow-down per event */
 static char g_pyversion[64];
 static uint32_t g_clock_kind; /* clock of the live stats */
 /* the recorder's cumulative counters when the live stats were last cleared */
@@ -66,16 +67,29 @@ static void sink_thread(void *ctx, const yp_thread_info *t) {
 }
 
 static uint64_t app_ns_now(void) {
-    return g_app_ns + (yp_hook_running() ? yp_clock_mono_ns() - g_interval_t0 : 0);
+    uint64_t t0 = g_interval_t0;
+    return g_app_ns + (t0 ? yp_clock_mono_ns() - t0 : 0);
 }
 
-static void totals(yp_rec_totals *t) {
+/* The interval running since g_interval_t0 ends now. */
+static void interval_end(void) {
+    uint64_t t0 = atomic_exchange(&g_interval_t0, 0);
+    if (t0) g_app_ns += yp_clock_mono_ns() - t0;
+}
+
+static void sink_totals(void *ctx, yp_rec_totals *t) {
+    (void)ctx;
     t->app_ns = app_ns_now();
     pthread_mutex_lock(&g_agg_mu);
     t->extra_bytes = yp_agg_bytes(g_agg) + yp_hook_bytes();
     uint64_t events = yp_agg_events_seen(g_agg);
     pthread_mutex_unlock(&g_agg_mu);
-    t->interp_ns = g_interp_per_event > 0 ? (uint64_t)(g_interp_per_event * (double)events) : 0;
+    double per_event = g_interp_per_event;
+    t->interp_ns = per_event > 0 ? (uint64_t)(per_event * (double)events) : 0;
+}
+
+static void totals(yp_rec_totals *t) {
+    sink_totals(NULL, t);
     g_interp_ns = t->interp_ns;
 }
 
@@ -126,7 +140,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         cfg.ring_bits = ring_bits;
         cfg.flush_ms = flush_ms;
         cfg.wait_ms = wait_ms;
-        cfg.sink = (yp_sink){sink_events, sink_symbol, sink_thread, NULL};
+        cfg.sink = (yp_sink){sink_events, sink_symbol, sink_thread, sink_totals, NULL};
         char err[512];
         yp_status st = yp_rec_open(&cfg, err, sizeof err);
         if (st != YP_OK) {
@@ -150,7 +164,7 @@ static PyObject *py_stop(PyObject *self, PyObject *noargs) {
     (void)noargs;
     if (!yp_hook_running()) Py_RETURN_FALSE;
     yp_hook_stop();
-    g_app_ns += yp_clock_mono_ns() - g_interval_t0;
+    interval_end();
     yp_rec_totals t;
     totals(&t);
     Py_BEGIN_ALLOW_THREADS yp_rec_checkpoint(&t);
@@ -162,7 +176,7 @@ static PyObject *py_close(PyObject *self, PyObject *noargs) {
     (void)noargs;
     if (yp_hook_running()) {
         yp_hook_stop();
-        g_app_ns += yp_clock_mono_ns() - g_interval_t0;
+        interval_end();
     }
     yp_rec_totals t;
     totals(&t);
@@ -444,6 +458,7 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *noargs) {
     pthread_mutex_init(&g_agg_mu, NULL);
     g_agg = NULL;
     g_app_ns = 0;
+    g_interval_t0 = 0; /* the child does not record */
     Py_RETURN_NONE;
 }
 

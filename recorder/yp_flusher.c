@@ -50,7 +50,8 @@ static struct {
     int thread_started;
     int stop_req;                 /* wake_mu */
     uint64_t sync_req, sync_done; /* wake_mu */
-    unsigned flush_ms, ring_bits;
+    unsigned flush_ms, ring_bits, marker_ms;
+    uint64_t marker_at; /* drain_mu: monotonic ns of the next MARKER */
     _Atomic unsigned wait_ms;
     yp_ring *rings;          /* reg_mu */
     uint32_t next_thread_id; /* reg_mu */
@@ -75,6 +76,7 @@ static struct {
     .done_cv = PTHREAD_COND_INITIALIZER,
     .flush_ms = 20,
     .ring_bits = 17,
+    .marker_ms = 500,
 };
 
 int yp_rec_alloc_should_fail(void) {
@@ -338,6 +340,34 @@ static void drain_locked(void) {
 
 static uint64_t self_cpu_ns(void) { return yp_clock_thread_cpu_ns(); }
 
+static void make_footer(yp_footer *f, const yp_rec_totals *tot);
+
+/* Every marker_ms while the file is being written, the pollution figures
+ * so far as a MARKER chunk: a process killed before its next stop() (which
+ * writes them in a footer) still leaves them. On the flusher thread. */
+static void maybe_marker(void) {
+    if (!R.sink.totals) return;
+    uint64_t now = yp_clock_mono_ns();
+    if (now < R.marker_at) return;
+    R.marker_at = now + (uint64_t)R.marker_ms * 1000000u;
+    yp_rec_totals t = {0};
+    R.sink.totals(R.sink.ctx, &t);
+    yp_footer f;
+    make_footer(&f, &t); /* takes drain_mu and reg_mu itself */
+    char text[256];
+    int n = snprintf(text, sizeof text,
+                     "hook_ns=%llu\nflusher_ns=%llu\ninterp_ns=%llu\napp_ns=%llu\nprofiler_bytes=%llu\n",
+                     (unsigned long long)f.hook_ns, (unsigned long long)f.flusher_ns,
+                     (unsigned long long)f.interp_ns, (unsigned long long)f.app_ns,
+                     (unsigned long long)f.profiler_bytes);
+    pthread_mutex_lock(&R.drain_mu);
+    if (n > 0 && (size_t)n < sizeof text && file_ok()) { /* not after a stop()'s footer */
+        yp_writer_marker(R.w, text, (size_t)n);
+        note_write_error();
+    }
+    pthread_mutex_unlock(&R.drain_mu);
+}
+
 static void *flusher_main(void *arg) {
     (void)arg;
     uint64_t cpu0 = self_cpu_ns();
@@ -357,6 +387,7 @@ static void *flusher_main(void *arg) {
         pthread_mutex_lock(&R.drain_mu);
         drain_locked();
         pthread_mutex_unlock(&R.drain_mu);
+        maybe_marker();
         uint64_t cpu = self_cpu_ns();
         atomic_fetch_add(&R.flusher_ns, cpu - cpu0);
         cpu0 = cpu;
@@ -397,6 +428,8 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     R.sink = cfg->sink;
     R.flush_ms = cfg->flush_ms ? cfg->flush_ms : 20;
     if (cfg->ring_bits) R.ring_bits = cfg->ring_bits;
+    R.marker_ms = cfg->marker_ms ? cfg->marker_ms : 500;
+    R.marker_at = yp_clock_mono_ns() + (uint64_t)R.marker_ms * 1000000u;
     atomic_store(&R.wait_ms, cfg->wait_ms ? cfg->wait_ms : 50);
     R.werr = YP_OK;
     R.error_text[0] = 0;

@@ -147,10 +147,15 @@ void yp_ring_release(yp_ring *r, uint64_t head);
 
 /* Where the flusher sends what it writes (the live aggregator). Called on the
  * flusher thread, or on a thread calling yp_rec_sync/close, never two at once. */
+struct yp_rec_totals;
 typedef struct yp_sink {
     void (*events)(void *ctx, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped);
     void (*symbol)(void *ctx, const yp_symbol *s);
     void (*thread)(void *ctx, const yp_thread_info *t);
+    /* The figures the recorder cannot know (recorded time, interpreter
+     * slow-down), for the MARKER chunk it writes every marker_ms; may be
+     * NULL. Called on the flusher thread. */
+    void (*totals)(void *ctx, struct yp_rec_totals *t);
     void *ctx;
 } yp_sink;
 
@@ -166,6 +171,8 @@ typedef struct yp_rec_config {
     unsigned ring_bits; /* 0: default (17: 128Ki events, 2 MiB) */
     unsigned flush_ms;  /* 0: default 20 ms */
     unsigned wait_ms;   /* full ring wait before dropping; default 50 */
+    unsigned marker_ms; /* pollution figures written every marker_ms while
+                           recording, so a killed process leaves them; 0: 500 */
     yp_sink sink;
 } yp_rec_config;
 

@@ -1,6 +1,7 @@
 """Crashes, full disks, allocation failures, fork, shutdown, memory."""
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,13 +29,21 @@ def test_sigkill_mid_run_leaves_a_readable_trace(tmp_path):
     script.write_text(BUSY)
     p = subprocess.Popen([PY, str(script)], cwd=str(tmp_path), stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready"
-    time.sleep(0.8)
+    time.sleep(1.2)
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=10)
     r = analyze(tmp_path / "kill.yp")
     assert "cut short" in r.stderr and "warning" in r.stderr
     calls = db_counts(tmp_path / "kill.db", "name='work'")["work"][0]
     assert calls > 10000  # at most the last flush interval (20 ms) is lost
+    # no footer, but the pollution figures of the last MARKER (every 500 ms)
+    con = sqlite3.connect(str(tmp_path / "kill.db"))
+    complete, app_s, hook_s, prof_bytes = con.execute(
+        "SELECT complete, app_s, hook_s, profiler_bytes FROM session").fetchone()
+    con.close()
+    assert complete == 0
+    assert 0.4 <= app_s <= 1.3 + 0.5, app_s  # recorded for ~1.2 s, figures at most 500 ms old
+    assert hook_s > 0 and prof_bytes > 2 ** 20  # the rings the threads wrote
 
 
 def test_file_size_limit_app_runs_on_and_error_is_visible(tmp_path):

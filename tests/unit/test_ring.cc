@@ -181,4 +181,73 @@ TEST(Recorder, AllocationFailuresAreCountedNotFatal) {
     EXPECT_GT(yp_rec_symbol_add("y", "m", "f", 1, 0), 0u); // next one works
 }
 
+// While recording, the flusher writes the pollution figures every marker_ms
+// (MARKER chunks), asking the sink for what only the caller knows: a trace
+// whose process dies before its footer still has them.
+TEST(Recorder, MarkersCarryThePollutionFiguresWhileRecording) {
+    std::string path = std::string(::testing::TempDir()) + "yp_mark_" + std::to_string(getpid()) + ".yp";
+    static std::atomic<uint64_t> asked{0};
+    asked = 0;
+    yp_rec_config cfg{};
+    cfg.path = path.c_str();
+    cfg.flush_ms = 2;
+    cfg.marker_ms = 5;
+    cfg.sink.totals = [](void *, yp_rec_totals *t) {
+        uint64_t n = ++asked;
+        t->app_ns = n * 1000000; // 1 ms more at every marker
+        t->interp_ns = 123;
+        t->extra_bytes = 4096;
+    };
+    char err[256];
+    ASSERT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_OK) << err;
+    uint32_t f = yp_rec_symbol_add("work", "test", "/t.py", 1, 0);
+    std::thread th([&] {
+        yp_ring *r = yp_rec_ring();
+        ASSERT_TRUE(r);
+        for (int i = 0; i < 60; i++) {
+            yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_CALL);
+            yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_RETURN);
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    });
+    th.join();
+    EXPECT_EQ(yp_rec_sync(5000), 0);
+
+    // read the file as it is now, before any footer: the markers are there
+    yp_reader *rd;
+    ASSERT_EQ(yp_reader_open(path.c_str(), &rd, err, sizeof err), YP_OK) << err;
+    yp_chunk c;
+    int markers = 0;
+    std::string last;
+    while (yp_reader_next(rd, &c) == YP_OK) {
+        EXPECT_NE(c.h.kind, YP_CHUNK_FOOTER);
+        if (c.h.kind != YP_CHUNK_MARKER) continue;
+        markers++;
+        last.assign((const char *)c.payload, c.h.raw_bytes);
+    }
+    yp_reader_close(rd);
+    EXPECT_GE(markers, 3); // 60+ ms of recording, one every 5 ms (a busy machine may skip some)
+    EXPECT_LE((uint64_t)markers, asked.load());
+    EXPECT_NE(last.find("interp_ns=123\n"), std::string::npos) << last;
+    EXPECT_NE(last.find("app_ns=" + std::to_string((uint64_t)markers * 1000000) + "\n"), std::string::npos)
+        << last;
+    EXPECT_NE(last.find("hook_ns="), std::string::npos);
+    EXPECT_NE(last.find("profiler_bytes="), std::string::npos);
+
+    // the analyzer takes them for a trace cut short (no footer yet)
+    yp_agg *a = yp_agg_new();
+    yp_load_result res;
+    ASSERT_EQ(yp_load_trace(path.c_str(), a, &res, err, sizeof err, nullptr), YP_OK) << err;
+    EXPECT_FALSE(res.has_footer);
+    EXPECT_EQ(res.foot.interp_ns, 123u);
+    // the last marker read (the flusher goes on writing them meanwhile)
+    EXPECT_GE(res.foot.app_ns, (uint64_t)markers * 1000000);
+    EXPECT_LE(res.foot.app_ns, asked.load() * 1000000);
+    EXPECT_EQ(res.foot.app_ns % 1000000, 0u);
+    EXPECT_GE(res.foot.profiler_bytes, 4096u);
+    yp_agg_free(a);
+    ASSERT_EQ(yp_rec_close(nullptr), YP_OK);
+    remove(path.c_str());
+}
+
 } // namespace
