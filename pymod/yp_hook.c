@@ -556,7 +556,10 @@ static inline int evalframe_makes_generator(yp_evalframe *f, PyCodeObject *co) {
 }
 #endif
 
-static _PyFrameEvalFunction g_prev_eval; /* the default evaluator */
+/* CPython's own evaluator. Only it is wrapped: another tool's evaluator (a
+ * debugger's, a JIT's) is left alone and yprof uses setprofile instead, so
+ * neither removes or reinstalls the other's. */
+static const _PyFrameEvalFunction g_prev_eval = _PyEval_EvalFrameDefault;
 
 static inline void eval_push(uint32_t id, uint8_t kind) {
     uint64_t wall = wall_ticks();
@@ -584,13 +587,11 @@ static PyObject *eval_empty(PyThreadState *ts, yp_evalframe *f, int throwflag) {
     return g_prev_eval(ts, f, throwflag);
 }
 
-/* Install `fn` (NULL: the evaluator found at the first call, normally the
- * default) if the slot holds that one or one of ours; 0 on success, -1 when
- * another evaluator has been installed since (a debugger's, say). */
+/* Install `fn` (NULL: CPython's default) if the slot holds the default or
+ * one of ours; 0 on success, -1 when another tool's evaluator is there. */
 static int eval_set(_PyFrameEvalFunction fn) {
     PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
     _PyFrameEvalFunction cur = _PyInterpreterState_GetEvalFrameFunc(interp);
-    if (!g_prev_eval) g_prev_eval = cur;
     if (cur != g_prev_eval && cur != yp_eval && cur != eval_empty) return -1;
     _PyInterpreterState_SetEvalFrameFunc(interp, fn ? fn : g_prev_eval);
     return 0;

@@ -118,6 +118,15 @@ def _thread_names():
     _yprof._thread_names(names)
 
 
+def _eval_slot_free():
+    """No other PEP 523 evaluator is installed (a debugger's, a JIT's): yprof
+    leaves it alone and uses setprofile, calibrated as setprofile."""
+    if not _yprof._empty_eval(True):
+        return False
+    _yprof._empty_eval(False)
+    return True
+
+
 def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
           _flush_ms=0, _wait_ms=0):
     """Start recording every thread (running ones and those started later).
@@ -145,7 +154,8 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
         # sys.monitoring when its tool id is free, else the setprofile hook
         if _MONITORING and _tool is None:
             kind = _HOOK_MONITORING
-        elif _EVAL_VERSIONS and not builtins and os.environ.get("YPROF_HOOK", "") == "frame-eval":
+        elif (_EVAL_VERSIONS and not builtins and os.environ.get("YPROF_HOOK", "") == "frame-eval"
+              and _eval_slot_free()):
             kind = _HOOK_EVAL
         else:
             kind = _HOOK_SETPROFILE

@@ -1,12 +1,15 @@
 """Threads: every thread recorded, exact per-thread counts, start/stop from
 any thread, many cycles under load, live stats from other threads."""
+import os
 import random
+import shutil
+import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from conftest import analyze, db_counts
+from conftest import analyze, db_counts, run_py
 
 # builtins=False with YPROF_HOOK=frame-eval runs on the PEP 523 frame
 # evaluator on 3.9-3.11 (another hook kind, interpreter-wide): every
@@ -280,3 +283,31 @@ def test_switching_hooks_inside_a_running_frame(yp, tmp_path, monkeypatch):
     assert main.unmatched_returns == 0
     assert st.function("work").ncalls == 1
     assert [f.ncalls for f in st.functions if f.name.endswith("switch")] == [1]
+
+
+@pytest.mark.skipif(not (3, 9) <= sys.version_info < (3, 12), reason="the PEP 523 hook is for 3.9-3.11")
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build a foreign evaluator")
+def test_frame_eval_leaves_a_foreign_evaluator_alone(tmp_path):
+    # Another tool's PEP 523 evaluator (the benchmark's empty one, built here)
+    # is installed first: YPROF_HOOK=frame-eval must not replace it, and must
+    # record on setprofile instead, with exact counts.
+    import sysconfig
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "emptyhook.c")
+    so = tmp_path / ("emptyhook" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-I" + sysconfig.get_paths()["include"], src, "-o", str(so)],
+                   check=True)
+    p = run_py(tmp_path, """
+        import sys, yprof_record as yp
+        from yprof_record import _yprof
+        sys.path.insert(0, ".")
+        import emptyhook
+        emptyhook.eval(True)
+        def work(i): return i
+        yp.start("foreign.yp", builtins=False)
+        hook = yp.status()["hook"]
+        for i in range(1000): work(i)
+        yp.stop()
+        taken = not _yprof._empty_eval(True)  # the slot still holds the foreign evaluator
+        print(hook, taken, yp.get_stats().function("work").ncalls)
+    """, env={"YPROF_HOOK": "frame-eval"})
+    assert p.stdout.split() == ["setprofile", "True", "1000"]
