@@ -6,7 +6,9 @@ overhead in ns per event of each and their ratio. The machine's slow drifts
 then hit both sizes alike.
 
     bench/run.sh creates the venv; then
-    bench/.venv-3.13/bin/python bench/o1.py [rounds] [clock]
+    bench/.venv-3.13/bin/python bench/o1.py [rounds] [wall|cpu] [builtins|nobuiltins]
+
+(with YPROF_HOOK=frame-eval and nobuiltins: the PEP 523 hook on 3.9-3.11)
 """
 import gc
 import os
@@ -25,6 +27,7 @@ EVENTS = 3_200_000  # 1.6 M calls and their returns
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 11
     clock = sys.argv[2] if len(sys.argv) > 2 else "wall"
+    builtins = (sys.argv[3] if len(sys.argv) > 3 else "builtins") == "builtins"
     sizes = {"10 functions": workloads.few_functions_work, "20000 functions": workloads.many_functions_work}
     workloads.prepare("10 functions")  # makes both function sets
     tmp = tempfile.mkdtemp(prefix="ypo1")
@@ -36,7 +39,8 @@ def main():
         for name, work in sizes.items():
             for mode in ("none", "yprof"):
                 if mode == "yprof":
-                    yp.start(os.path.join(tmp, "o1.yp"), clock=clock)
+                    yp.start(os.path.join(tmp, "o1.yp"), clock=clock, builtins=builtins)
+                    hook = yp.status()["hook"]
                 t = time.perf_counter()
                 work()
                 t = time.perf_counter() - t
@@ -53,8 +57,8 @@ def main():
               (name, statistics.median(times[(name, "none")]) * 1e3, statistics.median(times[(name, "yprof")]) * 1e3,
                ns[name]))
     a, b = ns["10 functions"], ns["20000 functions"]
-    print("Python %d.%d, %d rounds, %s clock: 20,000 / 10 functions = %.2f (target: within 0.90-1.10)" %
-          (sys.version_info[0], sys.version_info[1], rounds, clock, b / a if a else float("nan")))
+    print("Python %d.%d, %d rounds, %s clock, builtins=%s, %s: 20,000 / 10 functions = %.2f (target: 0.90-1.10)" %
+          (sys.version_info[0], sys.version_info[1], rounds, clock, builtins, hook, b / a if a else float("nan")))
 
 
 if __name__ == "__main__":
