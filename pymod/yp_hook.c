@@ -116,8 +116,8 @@ static const char *utf8_or(PyObject *o, const char *dflt) {
     return s ? s : dflt;
 }
 
-static int g_slow;                      /* this event took a slow path: don't sample its time */
 static int g_kind = YP_HOOK_SETPROFILE; /* where events come from (yp_hook_start) */
+static Py_tracefunc g_profile_fn;       /* the setprofile hook in use (yp_hook_start) */
 
 /* This thread is inside a slow path that may run Python code (a thread's
  * name is a property). setprofile and sys.monitoring don't call a hook from
@@ -157,24 +157,24 @@ static void name_thread(yp_ring *r) {
     Py_XDECREF(modname);
     PyErr_Clear();
     PyErr_Restore(et, ev, tb);
-    g_slow = 1;
     tls_in_slow--;
 }
 
+/* A thread's first event: its ring, its name, THREAD_START. The ring's
+ * check point brings the thread's next events back here (push_slow) while
+ * its name is not known, else to the first sample. */
 static yp_ring *ring_slow(uint64_t wall) {
     yp_ring *r = yp_rec_ring_slow();
     if (!r) return NULL;
     name_thread(r);
+    yp_ring_set_check(r, r->name_pending ? 1 : SAMPLE_EVERY); /* never sample the first event */
     yp_ring_push(r, ev_ts(r, wall), 0, YP_EV_THREAD_START);
     return r;
 }
 
 static inline yp_ring *get_ring(uint64_t wall) {
     yp_ring *r = yp_tls_ring;
-    if (__builtin_expect(r && !r->name_pending, 1)) return r;
-    if (!r) return ring_slow(wall);
-    name_thread(r); /* a thread threading had not registered yet */
-    return r;
+    return __builtin_expect(r != NULL, 1) ? r : ring_slow(wall);
 }
 
 #if PY_VERSION_HEX < 0x030B0000
@@ -211,7 +211,6 @@ static PyObject *guess_qualname(PyFrameObject *frame, PyCodeObject *co) {
  * current frame's globals, which at a start or return event are the
  * function's own. */
 static uint32_t code_id_slow(PyFrameObject *frame, PyCodeObject *co, PyObject *globals_hint) {
-    g_slow = 1;
     tls_in_slow++;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
@@ -260,11 +259,17 @@ typedef struct {
     void *ce_extras[1];
 } yp_code_extra;
 
-static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame, PyObject *globals_hint) {
+/* The id, or 0 when the code has none yet. */
+static inline uint32_t code_id_fast(const PyCodeObject *co) {
     const yp_code_extra *x = (const yp_code_extra *)co->co_extra;
-    if (__builtin_expect(x && g_extra_idx < x->ce_size && x->ce_extras[g_extra_idx], 1))
+    if (__builtin_expect(x && g_extra_idx < x->ce_size, 1))
         return (uint32_t)(uintptr_t)x->ce_extras[g_extra_idx];
-    return code_id_slow(frame, co, globals_hint);
+    return 0;
+}
+
+static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame, PyObject *globals_hint) {
+    uint32_t id = code_id_fast(co);
+    return __builtin_expect(id != 0, 1) ? id : code_id_slow(frame, co, globals_hint);
 }
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
@@ -287,17 +292,19 @@ typedef struct {
 } yp_frame311;
 #endif
 
-static inline uint32_t code_id(PyFrameObject *frame) {
+static inline PyCodeObject *frame_code(PyFrameObject *frame) {
 #if PY_VERSION_HEX >= 0x030C0000
     PyCodeObject *co = PyFrame_GetCode(frame); /* only the forced setprofile mode comes here */
     Py_DECREF(co);                             /* the frame keeps it alive */
+    return co;
 #elif PY_VERSION_HEX >= 0x030B0000
-    PyCodeObject *co = ((const yp_frame311 *)frame)->f_frame->f_code;
+    return ((const yp_frame311 *)frame)->f_frame->f_code;
 #else
-    PyCodeObject *co = frame->f_code; /* a public field up to 3.10 */
+    return frame->f_code; /* a public field up to 3.10 */
 #endif
-    return code_id_of(co, frame, NULL);
 }
+
+static inline uint32_t code_id(PyFrameObject *frame) { return code_id_of(frame_code(frame), frame, NULL); }
 
 /* Split "pkg.mod.Type" into module "pkg.mod" and "Type" (module "builtins"
  * when there is no dot). */
@@ -313,7 +320,6 @@ static void split_tp_name(const char *tp, char *mod, size_t nmod, const char **s
 }
 
 static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
-    g_slow = 1;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     const char *meth = fn->m_ml->ml_name ? fn->m_ml->ml_name : "?";
@@ -354,7 +360,6 @@ static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
  * keyed by the same PyMethodDef as the bound builtin method, so both paths
  * give one id and one name. */
 static uint32_t descr_id_slow(PyMethodDescrObject *d) {
-    g_slow = 1;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     char name[512], mod[256];
@@ -367,7 +372,58 @@ static uint32_t descr_id_slow(PyMethodDescrObject *d) {
     return id;
 }
 
-static inline uint32_t cfunc_id(PyObject *arg) {
+/* ---- the hook ----------------------------------------------------------------------
+ *
+ * Every hook has a fast path that only loads and stores: the ring from a
+ * thread-local pointer, the id from the code object (or the C function
+ * table), one ring store behind one compare. Anything else (a thread's first
+ * event, a function's first sight, a full ring, the flusher's nudge, the
+ * time sample) leaves it through a call to a slow path that does the whole
+ * event. Each hook comes twice: for the TSC as the recording clock (the
+ * default: the clock read is the timestamp) and for any clock. */
+
+#define YP_HOT static inline __attribute__((always_inline))
+
+/* The wall clock and the event's timestamp; tsc: a constant. */
+YP_HOT uint64_t now_wall(int tsc) { return tsc ? yp_clock_tsc() : wall_ticks(); }
+YP_HOT uint64_t now_ts(yp_ring *r, uint64_t wall, int tsc) { return tsc ? wall : ev_ts(r, wall); }
+
+/* The ring's slow path, for an event whose hook started at `wall`. At the
+ * ring's check point: retry the thread's name while it is not known, or
+ * sample this event's hook time (the clock read on entry here: the fast
+ * path's cost up to its push) and count it SAMPLE_EVERY times. An event
+ * that took another slow path (typical 0) is not typical: sample the next. */
+__attribute__((noinline)) static int push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id,
+                                               uint8_t kind, int typical) {
+    uint64_t t1 = wall_ticks();
+    if (!yp_ring_push_slow(r, ts, id, kind)) return 0;
+    uint64_t next = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (r->name_pending) {
+        name_thread(r);
+        typical = 0;
+    }
+    if (!typical) {
+        yp_ring_set_check(r, next);
+        return 0;
+    }
+    double d = t1 > wall ? (double)(t1 - wall) * g_wall_ns : 0.0;
+    atomic_fetch_add_explicit(&r->hook_ns, (uint64_t)(d * SAMPLE_EVERY), memory_order_relaxed);
+    yp_ring_set_check(r, next + SAMPLE_EVERY - 1);
+    return 0;
+}
+
+/* Push; 0 (a return value the callers tail-call the slow path for). */
+YP_HOT int record(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint8_t kind, int typical) {
+    if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) return 0;
+    return push_slow(r, wall, ts, id, kind, typical);
+}
+
+/* An id that needs the slow path (0: none yet) or is not recorded, in one
+ * compare. */
+YP_HOT int id_unusual(uint32_t id) { return id - 1u >= IGNORED_ID - 1u; }
+
+/* The id of a C function or bound builtin method, 0 when not recorded. */
+static uint32_t cfunc_id(PyObject *arg) {
     if (!arg || !PyCFunction_Check(arg)) return 0;
     PyCFunctionObject *fn = (PyCFunctionObject *)arg;
     uint32_t id;
@@ -375,57 +431,59 @@ static inline uint32_t cfunc_id(PyObject *arg) {
     return cfunc_id_slow(fn);
 }
 
-/* ---- the hook ---------------------------------------------------------------------- */
-
-/* Pollution, sampled: every 64th event reads the clock again at its end and
- * counts its own hook time 64 times. */
-static inline void sample_hook_time(yp_ring *r, uint64_t wall) {
-    if (__builtin_expect(--r->sample == 0, 0)) { /* the recorder starts it at 64 (yp_flusher.c) */
-        if (g_slow) {                            /* a first sight: not a typical event, sample the next */
-            g_slow = 0;
-            r->sample = 1;
-            return;
-        }
-        r->sample = SAMPLE_EVERY;
-        uint64_t t1 = wall_ticks();
-        double d = t1 > wall ? (double)(t1 - wall) * g_wall_ns : 0.0;
-        atomic_fetch_add_explicit(&r->hook_ns, (uint64_t)(d * SAMPLE_EVERY), memory_order_relaxed);
-    }
-}
-
-static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
-    (void)obj;
-    uint64_t wall = wall_ticks();
+/* setprofile: an event whose ring or id is not at hand. */
+__attribute__((noinline)) static int profile_slow(PyFrameObject *frame, int what, PyObject *arg,
+                                                  uint64_t wall) {
     yp_ring *r = get_ring(wall);
     if (!r) return 0;
     uint32_t id;
     uint8_t kind;
+    if (what == PyTrace_CALL || what == PyTrace_RETURN) {
+        id = code_id(frame);
+        kind = what == PyTrace_CALL ? YP_EV_CALL : arg ? YP_EV_RETURN : YP_EV_UNWIND;
+    } else {
+        id = cfunc_id(arg);
+        kind = what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN;
+    }
+    if (id != 0 && id != IGNORED_ID) record(r, wall, ev_ts(r, wall), id, kind, 0);
+    return 0;
+}
+
+YP_HOT int profile_event(PyFrameObject *frame, int what, PyObject *arg, int tsc) {
+    uint64_t wall = now_wall(tsc);
+    yp_ring *r = yp_tls_ring;
+    uint32_t id;
+    uint8_t kind;
     switch (what) {
     case PyTrace_CALL:
-        id = code_id(frame);
-        kind = YP_EV_CALL;
-        break;
     case PyTrace_RETURN:
-        id = code_id(frame);
-        kind = arg ? YP_EV_RETURN : YP_EV_UNWIND; /* NULL: left by an exception */
+        id = code_id_fast(frame_code(frame));
+        if (__builtin_expect(!r || id_unusual(id), 0))
+            return id == IGNORED_ID ? 0 : profile_slow(frame, what, arg, wall);
+        kind = what == PyTrace_CALL ? YP_EV_CALL : arg ? YP_EV_RETURN : YP_EV_UNWIND; /* NULL: an exception */
         break;
     case PyTrace_C_CALL:
-        if (!g_builtins) return 0;
-        id = cfunc_id(arg);
-        kind = YP_EV_C_CALL;
-        break;
     case PyTrace_C_RETURN:
     case PyTrace_C_EXCEPTION:
-        if (!g_builtins) return 0;
-        id = cfunc_id(arg);
-        kind = YP_EV_C_RETURN;
+        if (!g_builtins || !PyCFunction_Check(arg)) return 0;
+        if (__builtin_expect(!r || !yp_ptrtab_get(&g_cfuncs, ((PyCFunctionObject *)arg)->m_ml, &id), 0))
+            return profile_slow(frame, what, arg, wall);
+        if (id == 0) return 0; /* not recorded (yprof_record's own) */
+        kind = what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN;
         break;
     default: return 0;
     }
-    if (id == 0 || id == IGNORED_ID) return 0;
-    yp_ring_push(r, ev_ts(r, wall), id, kind);
-    sample_hook_time(r, wall);
-    return 0;
+    return record(r, wall, now_ts(r, wall, tsc), id, kind, 1);
+}
+
+static int yp_profile_tsc(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
+    (void)obj;
+    return profile_event(frame, what, arg, 1);
+}
+
+static int yp_profile_any(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
+    (void)obj;
+    return profile_event(frame, what, arg, 0);
 }
 
 /* ---- sys.monitoring callbacks (3.12+) ----------------------------------------------------
@@ -434,85 +492,124 @@ static int yp_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
  * PY_THROW are calls; PY_RETURN and PY_YIELD returns; PY_UNWIND an exception
  * exit; CALL to a C function a C call; C_RETURN and C_RAISE C returns. The
  * callbacks get the code object directly: no frame object is made. They are
- * registered from yprof_record/__init__.py under their own tool id. */
+ * registered from yprof_record/__init__.py under their own tool id; while
+ * not recording the callback objects call an empty function
+ * (yp_moncb_select). */
 
-static inline PyObject *mon_code_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
-    if (!g_running || n < 1 || !PyCode_Check(args[0])) Py_RETURN_NONE;
-    uint64_t wall = wall_ticks();
+#if PY_VERSION_HEX >= 0x030C0000
+
+__attribute__((noinline)) static PyObject *mon_code_slow(PyCodeObject *co, uint8_t kind, uint64_t wall) {
     yp_ring *r = get_ring(wall);
-    if (!r) Py_RETURN_NONE;
-    uint32_t id = code_id_of((PyCodeObject *)args[0], NULL, NULL);
-    if (id && id != IGNORED_ID) {
-        yp_ring_push(r, ev_ts(r, wall), id, kind);
-        sample_hook_time(r, wall);
-    }
+    uint32_t id = r ? code_id_of(co, NULL, NULL) : 0;
+    if (id != 0 && id != IGNORED_ID) record(r, wall, ev_ts(r, wall), id, kind, 0);
     Py_RETURN_NONE;
+}
+
+__attribute__((noinline)) static PyObject *mon_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id,
+                                                         uint8_t kind) {
+    push_slow(r, wall, ts, id, kind, 1);
+    Py_RETURN_NONE;
+}
+
+YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc) {
+    if (PyVectorcall_NARGS(nargsf) < 1 || !PyCode_Check(args[0])) Py_RETURN_NONE;
+    uint64_t wall = now_wall(tsc);
+    PyCodeObject *co = (PyCodeObject *)args[0];
+    yp_ring *r = yp_tls_ring;
+    uint32_t id = code_id_fast(co);
+    if (__builtin_expect(!r || id_unusual(id), 0)) {
+        if (id == IGNORED_ID) Py_RETURN_NONE;
+        return mon_code_slow(co, kind, wall);
+    }
+    uint64_t ts = now_ts(r, wall, tsc);
+    if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) Py_RETURN_NONE;
+    return mon_push_slow(r, wall, ts, id, kind);
 }
 
 static PyObject *g_missing; /* sys.monitoring.MISSING */
 
-static inline uint32_t callable_id(PyObject *callable, PyObject *self_arg) {
-    if (PyCFunction_Check(callable)) return cfunc_id(callable);
-    if (Py_TYPE(callable) == &PyMethodDescr_Type && self_arg != g_missing) {
-        PyMethodDescrObject *d = (PyMethodDescrObject *)callable;
-        uint32_t id;
-        if (yp_ptrtab_get(&g_cfuncs, d->d_method, &id)) return id;
-        return descr_id_slow(d);
-    }
-    return 0;
+/* The key of a builtin callable in g_cfuncs: its PyMethodDef (a method
+ * descriptor called unbound-style shares it with the bound method), or
+ * NULL for anything else (Python functions fire CALL at every call site). */
+static inline const void *c_key(PyObject *callable, PyObject *self_arg) {
+    PyTypeObject *tp = Py_TYPE(callable);
+    if (tp == &PyFunction_Type || tp == &PyMethod_Type) return NULL;
+    if (tp == &PyMethodDescr_Type)
+        return self_arg != g_missing ? ((PyMethodDescrObject *)callable)->d_method : NULL;
+    if (tp == &PyCFunction_Type || PyCFunction_Check(callable)) return ((PyCFunctionObject *)callable)->m_ml;
+    return NULL;
 }
 
-__attribute__((noinline)) static PyObject *mon_c_event(PyObject *const *args, Py_ssize_t n, uint8_t kind) {
-    if (!g_running || !g_builtins || n < 4) Py_RETURN_NONE;
-    PyObject *callable = args[2]; /* Python callables: rejected by yp_mon_ccall */
-    if (Py_TYPE(callable) != &PyMethodDescr_Type && !PyCFunction_Check(callable)) Py_RETURN_NONE;
-    uint64_t wall = wall_ticks();
+__attribute__((noinline)) static PyObject *mon_c_slow(PyObject *callable, uint8_t kind, uint64_t wall) {
     yp_ring *r = get_ring(wall);
     if (!r) Py_RETURN_NONE;
-    uint32_t id = callable_id(callable, args[3]);
-    if (id && id != IGNORED_ID) {
-        yp_ring_push(r, ev_ts(r, wall), id, kind);
-        sample_hook_time(r, wall);
+    uint32_t id;
+    if (Py_TYPE(callable) == &PyMethodDescr_Type) {
+        PyMethodDescrObject *d = (PyMethodDescrObject *)callable;
+        if (!yp_ptrtab_get(&g_cfuncs, d->d_method, &id)) id = descr_id_slow(d);
+    } else {
+        id = cfunc_id(callable);
     }
+    if (id != 0 && id != IGNORED_ID) record(r, wall, ev_ts(r, wall), id, kind, 0);
     Py_RETURN_NONE;
 }
 
-PyObject *yp_mon_start(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    (void)cb;
-    (void)kwnames;
-    return mon_code_event(args, PyVectorcall_NARGS(nargsf), YP_EV_CALL);
+YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc) {
+    if (PyVectorcall_NARGS(nargsf) < 4) Py_RETURN_NONE;
+    const void *key = c_key(args[2], args[3]);
+    if (!key) Py_RETURN_NONE;
+    uint64_t wall = now_wall(tsc);
+    yp_ring *r = yp_tls_ring;
+    uint32_t id;
+    if (__builtin_expect(!r || !yp_ptrtab_get(&g_cfuncs, key, &id), 0))
+        return mon_c_slow(args[2], kind, wall);
+    if (id == 0) Py_RETURN_NONE; /* not recorded (yprof_record's own) */
+    uint64_t ts = now_ts(r, wall, tsc);
+    if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) Py_RETURN_NONE;
+    return mon_push_slow(r, wall, ts, id, kind);
 }
-PyObject *yp_mon_return(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    (void)cb;
-    (void)kwnames;
-    return mon_code_event(args, PyVectorcall_NARGS(nargsf), YP_EV_RETURN);
-}
-PyObject *yp_mon_unwind(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    (void)cb;
-    (void)kwnames;
-    return mon_code_event(args, PyVectorcall_NARGS(nargsf), YP_EV_UNWIND);
-}
-PyObject *yp_mon_ccall(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    (void)cb;
-    (void)kwnames;
-    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
-    /* CALL fires at every call site: reject Python callables here, before
-     * mon_c_event's stack frame is set up */
-    if (n >= 3) {
-        PyTypeObject *tp = Py_TYPE(args[2]);
-        if (tp == &PyFunction_Type || tp == &PyMethod_Type) Py_RETURN_NONE;
+
+#define YP_MON_CB(name, body)                                                                      \
+    static PyObject *name(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) { \
+        (void)cb;                                                                                  \
+        (void)kwnames;                                                                             \
+        return body;                                                                               \
     }
-    return mon_c_event(args, n, YP_EV_C_CALL);
-}
-PyObject *yp_mon_creturn(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    (void)cb;
-    (void)kwnames;
-    return mon_c_event(args, PyVectorcall_NARGS(nargsf), YP_EV_C_RETURN);
-}
+YP_MON_CB(mon_start_tsc, mon_code_event(args, nargsf, YP_EV_CALL, 1))
+YP_MON_CB(mon_return_tsc, mon_code_event(args, nargsf, YP_EV_RETURN, 1))
+YP_MON_CB(mon_unwind_tsc, mon_code_event(args, nargsf, YP_EV_UNWIND, 1))
+YP_MON_CB(mon_ccall_tsc, mon_c_event(args, nargsf, YP_EV_C_CALL, 1))
+YP_MON_CB(mon_creturn_tsc, mon_c_event(args, nargsf, YP_EV_C_RETURN, 1))
+YP_MON_CB(mon_start_any, mon_code_event(args, nargsf, YP_EV_CALL, 0))
+YP_MON_CB(mon_return_any, mon_code_event(args, nargsf, YP_EV_RETURN, 0))
+YP_MON_CB(mon_unwind_any, mon_code_event(args, nargsf, YP_EV_UNWIND, 0))
+YP_MON_CB(mon_ccall_any, mon_c_event(args, nargsf, YP_EV_C_CALL, 0))
+YP_MON_CB(mon_creturn_any, mon_c_event(args, nargsf, YP_EV_C_RETURN, 0))
+
+static const vectorcallfunc g_mon_tsc[YP_MON_N] = {mon_start_tsc, mon_return_tsc, mon_unwind_tsc,
+                                                   mon_ccall_tsc, mon_creturn_tsc};
+static const vectorcallfunc g_mon_any[YP_MON_N] = {mon_start_any, mon_return_any, mon_unwind_any,
+                                                   mon_ccall_any, mon_creturn_any};
+static const vectorcallfunc g_mon_off[YP_MON_N] = {NULL, NULL, NULL, NULL, NULL};
+
 void yp_hook_set_missing(PyObject *missing) {
     Py_XINCREF(missing);
     Py_XSETREF(g_missing, missing);
 }
+
+/* Point the callback objects at the hook in use (NULL: not recording). */
+static void mon_select(const vectorcallfunc *table, int builtins) {
+    vectorcallfunc fns[YP_MON_N];
+    for (int i = 0; i < YP_MON_N; i++) fns[i] = table[i];
+    if (!builtins) fns[YP_MON_CCALL] = fns[YP_MON_CRETURN] = NULL;
+    yp_moncb_select(fns);
+}
+
+#else
+
+void yp_hook_set_missing(PyObject *missing) { (void)missing; }
+
+#endif
 
 /* ---- PEP 523 frame evaluation (3.9-3.11, Python functions only) -------------------------
  *
@@ -561,25 +658,25 @@ static inline int evalframe_makes_generator(yp_evalframe *f, PyCodeObject *co) {
  * neither removes or reinstalls the other's. */
 static const _PyFrameEvalFunction g_prev_eval = _PyEval_EvalFrameDefault;
 
-static inline void eval_push(uint32_t id, uint8_t kind) {
+static inline void eval_push(uint32_t id, uint8_t kind, int typical) {
     uint64_t wall = wall_ticks();
     yp_ring *r = get_ring(wall);
-    if (!r) return;
-    yp_ring_push(r, ev_ts(r, wall), id, kind);
-    sample_hook_time(r, wall);
+    if (r) (void)record(r, wall, ev_ts(r, wall), id, kind, typical);
 }
 
 static PyObject *yp_eval(PyThreadState *ts, yp_evalframe *f, int throwflag) {
     if (__builtin_expect(!g_running || tls_in_slow, 0)) return g_prev_eval(ts, f, throwflag);
     PyCodeObject *co = evalframe_code(f);
-    uint32_t id = code_id_of(co, evalframe_obj(f), evalframe_globals(f));
+    uint32_t id = code_id_fast(co);
+    int typical = id != 0;
+    if (!typical) id = code_id_slow(evalframe_obj(f), co, evalframe_globals(f));
     if (id == 0 || id == IGNORED_ID || evalframe_makes_generator(f, co)) return g_prev_eval(ts, f, throwflag);
-    eval_push(id, YP_EV_CALL);
+    eval_push(id, YP_EV_CALL, typical);
     PyObject *res = g_prev_eval(ts, f, throwflag);
     /* after a stop() (and maybe a start() onto another hook, which reports
      * this frame's return itself) while the frame ran: nothing to push */
     if (__builtin_expect(g_running && g_kind == YP_HOOK_EVAL, 1))
-        eval_push(id, res ? YP_EV_RETURN : YP_EV_UNWIND);
+        eval_push(id, res ? YP_EV_RETURN : YP_EV_UNWIND, 1);
     return res;
 }
 
@@ -716,7 +813,11 @@ int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kin
 #else
     if (kind == YP_HOOK_EVAL) g_kind = YP_HOOK_SETPROFILE;
 #endif
-    if (g_kind == YP_HOOK_SETPROFILE) set_profile_all(yp_profile);
+    g_profile_fn = g_clock == YP_CLOCK_TSC ? yp_profile_tsc : yp_profile_any;
+    if (g_kind == YP_HOOK_SETPROFILE) set_profile_all(g_profile_fn);
+#if PY_VERSION_HEX >= 0x030C0000
+    mon_select(g_clock == YP_CLOCK_TSC ? g_mon_tsc : g_mon_any, builtins);
+#endif
     return 0;
 }
 
@@ -729,6 +830,9 @@ void yp_hook_stop(void) {
     if (g_kind == YP_HOOK_EVAL) eval_set(NULL);
 #endif
     g_running = 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    mon_select(g_mon_off, 0);
+#endif
     /* Wall clock: every thread's interval ends now. CPU clock: each thread's
      * at its own last event. */
     yp_rec_mark_all(YP_EV_REC_STOP, g_clock == YP_CLOCK_THREAD_CPU ? 0 : wall_ticks());
@@ -736,12 +840,15 @@ void yp_hook_stop(void) {
 
 void yp_hook_bootstrap_thread(void) {
     if (!g_running || g_kind != YP_HOOK_SETPROFILE) return;
-    PyEval_SetProfile(yp_profile, NULL);
+    PyEval_SetProfile(g_profile_fn, NULL);
     (void)get_ring(wall_ticks());
 }
 
 void yp_hook_after_fork_child(void) {
     g_running = 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    mon_select(g_mon_off, 0);
+#endif
     /* the child's only thread still has the hook set: remove it */
     PyEval_SetProfile(NULL, NULL);
 }

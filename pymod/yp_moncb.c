@@ -8,7 +8,8 @@
  * indirect call, about 80 instructions per event, as much as the hook
  * itself. These objects carry the hook's function as their own vectorcall
  * slot, so the interpreter calls it directly. (The hook never recurses into
- * Python code on its fast path; its slow paths are bounded.)
+ * Python code on its fast path; its slow paths are bounded.) While yprof is
+ * not recording they call an empty function, so the hook needs no check.
  */
 #include "yp_pymod_int.h"
 
@@ -45,12 +46,16 @@ static PyObject *mon_noop(PyObject *cb, PyObject *const *args, size_t nargsf, Py
     Py_RETURN_NONE;
 }
 
-static int add(PyObject *m, const char *attr, vectorcallfunc vc) {
+static yp_moncb *g_cbs[YP_MON_N]; /* the hook's callbacks (the module holds them) */
+
+static int add(PyObject *m, const char *attr, int slot) {
     yp_moncb *o = PyObject_New(yp_moncb, &moncb_type);
     if (!o) return -1;
-    o->vc = vc;
+    o->vc = mon_noop;
     o->name = attr;
+    if (slot >= 0) g_cbs[slot] = o;
     if (PyModule_AddObject(m, attr, (PyObject *)o) < 0) {
+        if (slot >= 0) g_cbs[slot] = NULL;
         Py_DECREF(o);
         return -1;
     }
@@ -59,11 +64,18 @@ static int add(PyObject *m, const char *attr, vectorcallfunc vc) {
 
 int yp_moncb_add(PyObject *m) {
     if (PyType_Ready(&moncb_type) < 0) return -1;
-    return add(m, "_mon_start", yp_mon_start) || add(m, "_mon_return", yp_mon_return) ||
-                   add(m, "_mon_unwind", yp_mon_unwind) || add(m, "_mon_ccall", yp_mon_ccall) ||
-                   add(m, "_mon_creturn", yp_mon_creturn) || add(m, "_mon_noop", mon_noop)
+    return add(m, "_mon_start", YP_MON_START) || add(m, "_mon_return", YP_MON_RETURN) ||
+                   add(m, "_mon_unwind", YP_MON_UNWIND) || add(m, "_mon_ccall", YP_MON_CCALL) ||
+                   add(m, "_mon_creturn", YP_MON_CRETURN) || add(m, "_mon_noop", -1)
                ? -1
                : 0;
+}
+
+/* CPython reads an object's vectorcall slot on every call: the next event
+ * goes to the new function. Called with the GIL. */
+void yp_moncb_select(const vectorcallfunc fns[YP_MON_N]) {
+    for (int i = 0; i < YP_MON_N; i++)
+        if (g_cbs[i]) g_cbs[i]->vc = fns[i] ? fns[i] : mon_noop;
 }
 
 #else

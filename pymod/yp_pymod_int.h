@@ -25,16 +25,15 @@ int yp_hook_kind(void);
 /* An empty PEP 523 evaluator on (1) or off (0), for the calibration; -1 when
  * not available or while recording. */
 int yp_hook_empty_eval(int on);
-/* sys.monitoring callbacks (3.12+), vectorcall functions (yp_moncb.c makes
- * the objects that carry them). */
-PyObject *yp_mon_start(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-PyObject *yp_mon_return(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-PyObject *yp_mon_unwind(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-PyObject *yp_mon_ccall(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-PyObject *yp_mon_creturn(PyObject *cb, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-/* Add the callback objects to the module as _mon_start, _mon_return, ...
- * (nothing before 3.12). -1 with an exception set on failure. */
+/* The sys.monitoring callback objects (3.12+): yprof_record registers them
+ * as _mon_start, _mon_return, _mon_unwind, _mon_ccall, _mon_creturn (and
+ * the calibration's _mon_noop). -1 with an exception set on failure. */
 int yp_moncb_add(PyObject *module);
+enum { YP_MON_START, YP_MON_RETURN, YP_MON_UNWIND, YP_MON_CCALL, YP_MON_CRETURN, YP_MON_N };
+#if PY_VERSION_HEX >= 0x030C0000
+/* What each callback object calls, in the order above; NULL: nothing. */
+void yp_moncb_select(const vectorcallfunc fns[YP_MON_N]);
+#endif
 void yp_hook_set_missing(PyObject *missing);
 void yp_hook_stop(void);
 /* For threading.setprofile: install the hook in the calling thread. */

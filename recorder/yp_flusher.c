@@ -134,7 +134,6 @@ yp_ring *yp_rec_ring_slow(void) {
         r->cpu_clock_ok = 1;
     }
     r->native_id = (uint64_t)syscall(SYS_gettid);
-    r->sample = 64; /* the hook's sampler: never on the ring's first event */
     pthread_mutex_lock(&R.reg_mu);
     r->thread_id = ++R.next_thread_id;
     r->info_dirty = 1;
@@ -177,8 +176,9 @@ void yp_rec_mark_all(uint8_t kind, uint64_t ts) {
     for (yp_ring *r = R.rings; r; r = r->next) {
         if (atomic_load(&r->ended)) continue;
         uint64_t h = atomic_load(&r->head);
-        if (h == 0 && !r->last_ts) continue; /* never used */
-        yp_ring_push(r, ts ? (ts > r->last_ts ? ts : r->last_ts) : r->last_ts, 0, kind);
+        if (h == 0) continue; /* never used */
+        uint64_t last = yp_ring_last_ts(r);
+        yp_ring_push(r, ts > last ? ts : last, 0, kind);
     }
     pthread_mutex_unlock(&R.reg_mu);
 }
@@ -323,7 +323,7 @@ static void drain_locked(void) {
             yp_ring_release(r, h);
         }
         if (ended && atomic_load(&r->head) == h) {
-            yp_event end = {r->last_ts, 0, YP_EV_THREAD_END, {0}};
+            yp_event end = {yp_ring_last_ts(r), 0, YP_EV_THREAD_END, {0}};
             pthread_mutex_lock(&R.reg_mu);
             yp_ring **pp = &R.rings;
             while (*pp && *pp != r) pp = &(*pp)->next;

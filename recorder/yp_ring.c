@@ -7,9 +7,14 @@
  *
  * The producer keeps one slot in reserve so that, after drops, it can always
  * write the YP_EV_DROPPED record before the next event. The slow path
- * (yp_ring_full) first waits for the flusher, then drops; once dropping it
+ * (yp_ring_push_slow) first waits for the flusher, then drops; once dropping it
  * only resumes when half the ring is free, so a stalled flusher costs one
  * wait, not one per event.
+ *
+ * The fast path (yp_ring_try_push) makes one compare, head < limit, where
+ * limit folds in everything else the producer must stop for: the flusher's
+ * nudge every 16Ki events and the producer's own check point (the hook
+ * samples its time there and retries a thread's name).
  */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -21,6 +26,12 @@
 #include "yp_rec_int.h"
 
 static_assert(offsetof(yp_ring, tail) == 64, "producer and consumer fields share a cache line");
+
+/* A ring holds 128Ki events by default: nudging the flusher every 16Ki has
+ * it drain a busy thread's ring long before it fills. */
+#define YP_RING_NUDGE_EVERY 0x4000u
+
+static void update_limit(yp_ring *r);
 
 yp_ring *yp_ring_new(unsigned bits) {
     if (bits < 4 || bits > 26 || yp_rec_alloc_should_fail()) return NULL;
@@ -34,7 +45,9 @@ yp_ring *yp_ring_new(unsigned bits) {
     }
     r->ev = p;
     r->mask = ((uint64_t)1 << bits) - 1;
-    r->limit = r->mask;
+    r->nudge_at = YP_RING_NUDGE_EVERY - 1;
+    r->check_at = UINT64_MAX;
+    update_limit(r);
     r->capacity_bytes = bytes;
     return r;
 }
@@ -52,15 +65,8 @@ static void write_at(yp_ring *r, uint64_t h, uint64_t ts, uint32_t id, uint8_t k
     e->kind = kind;
 }
 
-static void push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
-
-void yp_ring_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
-    push_slow(r, ts, func_id, kind);
-    /* h - tail_cache <= mask - 1  <=>  h < tail_cache + mask */
-    r->limit = r->pending_drop ? 0 : r->tail_cache + r->mask;
-}
-
-static void push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+/* No room by tail_cache, or dropping. */
+static void push_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     uint64_t cap = r->mask + 1;
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
@@ -92,9 +98,38 @@ static void push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
         }
     }
     write_at(r, h++, ts, func_id, kind);
-    r->last_ts = ts;
     atomic_store_explicit(&r->head, h, memory_order_release);
     if (h - r->tail_cache > cap / 2) yp_rec_wake();
+}
+
+static void update_limit(yp_ring *r) {
+    /* h - tail_cache <= mask - 1  <=>  h < tail_cache + mask */
+    uint64_t l = r->pending_drop ? 0 : r->tail_cache + r->mask;
+    if (r->nudge_at < l) l = r->nudge_at;
+    if (r->check_at < l) l = r->check_at;
+    r->limit = l;
+}
+
+int yp_ring_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    int at_check = h >= r->check_at;
+    if (r->pending_drop || h >= r->tail_cache + r->mask) {
+        push_full(r, ts, func_id, kind);
+    } else {
+        write_at(r, h, ts, func_id, kind);
+        atomic_store_explicit(&r->head, h + 1, memory_order_release);
+    }
+    if (h >= r->nudge_at) {
+        r->nudge_at = h + YP_RING_NUDGE_EVERY;
+        yp_rec_nudge();
+    }
+    update_limit(r);
+    return at_check;
+}
+
+void yp_ring_set_check(yp_ring *r, uint64_t at) {
+    r->check_at = at;
+    update_limit(r);
 }
 
 uint64_t yp_ring_peek(yp_ring *r, const yp_event **a, size_t *na, const yp_event **b, size_t *nb) {

@@ -29,6 +29,7 @@
 #define YP_THREAD_LOCAL thread_local __attribute__((tls_model("initial-exec")))
 using std::atomic_load_explicit;
 using std::atomic_store_explicit;
+using std::memory_order_acquire;
 using std::memory_order_relaxed;
 using std::memory_order_release;
 #else
@@ -80,11 +81,11 @@ typedef struct yp_ring {
     uint64_t pending_drop;    /* dropped since the last successful push */
     uint64_t mask;            /* capacity - 1 (capacity a power of two) */
     yp_event *ev;             /* mmap'd, capacity events */
-    uint64_t limit;           /* the fast path pushes while head < limit:
-                                 tail_cache + mask, or 0 while dropping */
-    uint32_t sample;          /* hook timing sampler countdown */
-    uint32_t thread_id;
-    char pad1[64 - 8 * 7];
+    uint64_t limit;           /* the fast path pushes while head < limit: the
+                                 least of tail_cache + mask (0 while dropping),
+                                 nudge_at and check_at */
+    uint64_t nudge_at;        /* the push of this event wakes the flusher */
+    uint64_t check_at;        /* the push of this event returns 1 (producer's) */
     /* consumer side */
     YP_ATOMIC(uint64_t) tail; /* events ever consumed */
     /* shared, rarely written */
@@ -93,12 +94,12 @@ typedef struct yp_ring {
     YP_ATOMIC(int) ended;        /* the thread has exited (set once) */
     int cpu_clock_ok;
     int cpu_clock; /* clockid_t of the thread's CPU clock */
+    uint32_t thread_id;
     uint64_t ident, native_id;
     uint64_t cpu_ns_at_end;
     char name[64];
     int name_pending;     /* the hook has not found the thread's name yet (producer) */
     int info_dirty;       /* thread record to (re)write; registry lock */
-    uint64_t last_ts;     /* last timestamp pushed (producer) */
     struct yp_ring *next; /* registry list; registry lock */
     uint64_t capacity_bytes;
     /* the CPU clock between reads (producer; pymod/yp_hook.c) */
@@ -108,30 +109,46 @@ typedef struct yp_ring {
     uint32_t cpu_left; /* events until the next forced read */
 } yp_ring;
 
-/* Wake the flusher now (called by the push every 16Ki events). */
+/* Wake the flusher now (called by a push every 16Ki events). */
 void yp_rec_nudge(void);
 
-/* Slow path of yp_ring_push: ring full. Waits, then drops. */
-void yp_ring_full(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
-
-/* Push one event. O(1), no lock, no allocation, no syscall while the ring
- * has room. Only the ring's producer may call it. */
-static inline void yp_ring_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+/* The fast path of a push: 1 when the event is stored, 0 when the caller
+ * must call yp_ring_push_slow (the ring is full or dropping, the flusher is
+ * due a nudge, or the producer's check point is reached). One compare, no
+ * lock, no allocation, no syscall. Only the ring's producer may push. */
+static inline int yp_ring_try_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (__builtin_expect(h >= r->limit, 0)) { /* full (one slot kept), or dropping */
-        yp_ring_full(r, ts, func_id, kind);
-        return;
-    }
+    if (__builtin_expect(h >= r->limit, 0)) return 0;
     yp_event *e = &r->ev[h & r->mask];
     e->ts = ts;
     e->func_id = func_id;
     e->kind = kind;
-    r->last_ts = ts;
     /* release: the flusher that sees head h+1 sees this event written */
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
-    /* every 16Ki events, nudge the flusher (one futex wake), so a busy
-     * thread's ring is drained long before it fills (128Ki events) */
-    if (__builtin_expect((h & 0x3FFF) == 0x3FFF, 0)) yp_rec_nudge();
+    return 1;
+}
+
+/* The slow path: waits for room, then drops (counted); wakes the flusher
+ * every 16Ki events, so a busy thread's ring is drained long before it fills.
+ * Returns 1 when this event is at or past check_at (which stays set until
+ * the producer moves it with yp_ring_set_check). */
+int yp_ring_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
+
+/* Push one event; returns what yp_ring_push_slow returns, else 0. */
+static inline int yp_ring_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+    if (__builtin_expect(yp_ring_try_push(r, ts, func_id, kind), 1)) return 0;
+    return yp_ring_push_slow(r, ts, func_id, kind);
+}
+
+/* Have the push of event number `at` (counted as head counts) take the slow
+ * path and return 1. Producer only. */
+void yp_ring_set_check(yp_ring *r, uint64_t at);
+
+/* The timestamp of the last event pushed, 0 before the first. Producer, or
+ * a thread that excludes it (the GIL, or the ring's thread has ended). */
+static inline uint64_t yp_ring_last_ts(const yp_ring *r) {
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    return h ? r->ev[(h - 1) & r->mask].ts : 0;
 }
 
 /* Allocate a ring of 2^bits events (mmap). NULL on failure. */

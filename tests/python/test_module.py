@@ -106,6 +106,33 @@ def test_hook_time_is_sampled(yp, tmp_path):
     assert 0 < p["hook_s"] < p["app_s"], p
 
 
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring callbacks are 3.12+")
+def test_monitoring_callbacks_take_any_arguments_recording_or_not(yp, tmp_path):
+    # The callback objects are reachable from Python: wrong arguments must
+    # come back as None, never as a crash, whether yprof records or not.
+    from yprof_record import _yprof
+
+    def g():
+        return 1
+
+    cbs = [_yprof._mon_start, _yprof._mon_return, _yprof._mon_unwind, _yprof._mon_ccall, _yprof._mon_creturn]
+    bad = [(), (1,), ("x", 2, 3, 4), (g.__code__, 0, len, 5)]
+    for cb in cbs:
+        for args in bad:
+            assert cb(*args) is None
+    yp.clear_stats()
+    yp.start(str(tmp_path / "m.yp"))
+    for cb in cbs:
+        for args in bad[:3]:
+            assert cb(*args) is None
+    for _ in range(3):
+        g()
+    yp.stop()
+    for cb in cbs:  # stopped: the objects call an empty function
+        assert cb(g.__code__, 0, None) is None
+    assert yp.get_stats().function("*g").ncalls == 3
+
+
 def test_python_dash_m_runs_script_and_module(tmp_path):
     (tmp_path / "prog.py").write_text("import sys\ndef h(): return 1\nfor _ in range(3): h()\n"
                                       "print('args', sys.argv[1:])\n")

@@ -52,6 +52,54 @@ TEST(Ring, FullRingDropsCountsAndMarksTheGap) {
     yp_ring_free(r);
 }
 
+// The producer's check point: the push of event number `at` takes the slow
+// path and returns 1, as does every push after it until the point is moved;
+// the events themselves are stored in order either way.
+TEST(Ring, CheckPointReturnsOneFromItsEventUntilMoved) {
+    yp_ring *r = yp_ring_new(10);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(yp_ring_last_ts(r), 0u);
+    yp_ring_set_check(r, 5);
+    std::vector<int> ret;
+    for (uint32_t i = 0; i < 8; i++) ret.push_back(yp_ring_push(r, 1000 + i, i + 1, YP_EV_CALL));
+    EXPECT_EQ(ret, (std::vector<int>{0, 0, 0, 0, 0, 1, 1, 1}));
+    yp_ring_set_check(r, 8 + 63); // as the hook does after a sample
+    int ones = 0, first = -1;
+    for (uint32_t i = 8; i < 200; i++) {
+        int got = yp_ring_push(r, 1000 + i, i + 1, YP_EV_CALL);
+        if (got && first < 0) first = (int)i;
+        ones += got;
+        if (got) yp_ring_set_check(r, i + 1 + 63);
+    }
+    EXPECT_EQ(first, 71);
+    EXPECT_EQ(ones, 3); // 71, 135 and 199
+    EXPECT_EQ(yp_ring_last_ts(r), 1199u);
+    const yp_event *a, *b;
+    size_t na, nb;
+    yp_ring_peek(r, &a, &na, &b, &nb);
+    ASSERT_EQ(na + nb, 200u);
+    for (uint32_t i = 0; i < na; i++) ASSERT_EQ(a[i].func_id, i + 1);
+    yp_ring_free(r);
+}
+
+// The fast path stops exactly where the flusher is due its nudge (every
+// 16Ki events) and resumes after it.
+TEST(Ring, FastPathStopsForTheNudgeOnly) {
+    yp_ring *r = yp_ring_new(16);
+    ASSERT_TRUE(r);
+    uint32_t slow = 0;
+    for (uint32_t i = 0; i < 3 * 0x4000; i++) {
+        if (!yp_ring_try_push(r, i, 1, YP_EV_CALL)) {
+            slow++;
+            EXPECT_EQ(i % 0x4000, 0x3FFFu) << i;
+            EXPECT_EQ(yp_ring_push_slow(r, i, 1, YP_EV_CALL), 0);
+        }
+    }
+    EXPECT_EQ(slow, 3u); // at 16383, 32767 and 49151
+    EXPECT_EQ(r->head.load(), 3u * 0x4000);
+    yp_ring_free(r);
+}
+
 // One producer thread, one consumer thread, small ring: everything pushed
 // is either received in order or counted as dropped.
 TEST(Ring, ConcurrentProducerConsumerLosesNothingSilently) {
