@@ -465,8 +465,11 @@ YP_HOT int profile_event(PyFrameObject *frame, int what, PyObject *arg, int tsc)
     case PyTrace_C_CALL:
     case PyTrace_C_RETURN:
     case PyTrace_C_EXCEPTION:
-        if (!g_builtins || !PyCFunction_Check(arg)) return 0;
-        if (__builtin_expect(!r || !yp_ptrtab_get(&g_cfuncs, ((PyCFunctionObject *)arg)->m_ml, &id), 0))
+        if (!g_builtins || !arg) return 0;
+        /* subtypes (3.9+'s PyCMethod) through the slow path: no call here */
+        if (__builtin_expect(!r || Py_TYPE(arg) != &PyCFunction_Type ||
+                                 !yp_ptrtab_get(&g_cfuncs, ((PyCFunctionObject *)arg)->m_ml, &id),
+                             0))
             return profile_slow(frame, what, arg, wall);
         if (id == 0) return 0; /* not recorded (yprof_record's own) */
         kind = what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN;
