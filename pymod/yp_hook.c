@@ -449,33 +449,46 @@ __attribute__((noinline)) static int profile_slow(PyFrameObject *frame, int what
     return 0;
 }
 
-YP_HOT int profile_event(PyFrameObject *frame, int what, PyObject *arg, int tsc) {
-    uint64_t wall = now_wall(tsc);
+/* C function events, apart: the pointer-table probe needs registers the
+ * Python events' path would otherwise save and restore on every event. */
+YP_HOT int profile_c_event(PyFrameObject *frame, int what, PyObject *arg, uint64_t wall, int tsc) {
     yp_ring *r = yp_tls_ring;
     uint32_t id;
-    uint8_t kind;
-    switch (what) {
-    case PyTrace_CALL:
-    case PyTrace_RETURN:
-        id = code_id_fast(frame_code(frame));
-        if (__builtin_expect(!r || id_unusual(id), 0))
-            return id == IGNORED_ID ? 0 : profile_slow(frame, what, arg, wall);
-        kind = what == PyTrace_CALL ? YP_EV_CALL : arg ? YP_EV_RETURN : YP_EV_UNWIND; /* NULL: an exception */
-        break;
-    case PyTrace_C_CALL:
-    case PyTrace_C_RETURN:
-    case PyTrace_C_EXCEPTION:
-        if (!g_builtins || !arg) return 0;
-        /* subtypes (3.9+'s PyCMethod) through the slow path: no call here */
-        if (__builtin_expect(!r || Py_TYPE(arg) != &PyCFunction_Type ||
-                                 !yp_ptrtab_get(&g_cfuncs, ((PyCFunctionObject *)arg)->m_ml, &id),
-                             0))
-            return profile_slow(frame, what, arg, wall);
-        if (id == 0) return 0; /* not recorded (yprof_record's own) */
-        kind = what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN;
-        break;
-    default: return 0;
+    if (!g_builtins || !arg) return 0;
+    /* subtypes (3.9+'s PyCMethod) through the slow path: no call here */
+    if (__builtin_expect(!r || Py_TYPE(arg) != &PyCFunction_Type ||
+                             !yp_ptrtab_get(&g_cfuncs, ((PyCFunctionObject *)arg)->m_ml, &id),
+                         0))
+        return profile_slow(frame, what, arg, wall);
+    if (id == 0) return 0; /* not recorded (yprof_record's own) */
+    return record(r, wall, now_ts(r, wall, tsc), id, what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN,
+                  1);
+}
+
+__attribute__((noinline)) static int profile_c_tsc(PyFrameObject *frame, int what, PyObject *arg,
+                                                   uint64_t wall) {
+    return profile_c_event(frame, what, arg, wall, 1);
+}
+
+__attribute__((noinline)) static int profile_c_any(PyFrameObject *frame, int what, PyObject *arg,
+                                                   uint64_t wall) {
+    return profile_c_event(frame, what, arg, wall, 0);
+}
+
+YP_HOT int profile_event(PyFrameObject *frame, int what, PyObject *arg, int tsc) {
+    uint64_t wall = now_wall(tsc);
+    if (__builtin_expect(what > PyTrace_RETURN, 0)) {
+        if (what > PyTrace_C_RETURN) return 0; /* PyTrace_LINE and others: not asked for */
+        return tsc ? profile_c_tsc(frame, what, arg, wall) : profile_c_any(frame, what, arg, wall);
     }
+    if (what != PyTrace_CALL && what != PyTrace_RETURN) return 0; /* never sent to a profile function */
+    yp_ring *r = yp_tls_ring;
+    uint32_t id = code_id_fast(frame_code(frame));
+    if (__builtin_expect(!r || id_unusual(id), 0))
+        return id == IGNORED_ID ? 0 : profile_slow(frame, what, arg, wall);
+    uint8_t kind = what == PyTrace_CALL ? YP_EV_CALL
+                   : arg                ? YP_EV_RETURN
+                                        : YP_EV_UNWIND; /* NULL: an exception */
     return record(r, wall, now_ts(r, wall, tsc), id, kind, 1);
 }
 
