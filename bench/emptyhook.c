@@ -8,7 +8,9 @@
 #include <frameobject.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <x86intrin.h>
 
 typedef struct {
@@ -20,9 +22,47 @@ typedef struct {
 static _Thread_local __attribute__((tls_model("initial-exec"))) rec16 *tl_buf;
 static _Thread_local __attribute__((tls_model("initial-exec"))) uint64_t tl_n;
 
+/* The buffers, for the reader thread below (64 threads at a time). A
+ * thread's count lives in its TLS, so its exit frees its slot (g_mu). */
+#define MAX_BUFS 64
+static struct {
+    rec16 *buf;
+    uint64_t *n; /* NULL once the thread has exited */
+    uint64_t seen;
+} g_bufs[MAX_BUFS];
+static int g_nbufs;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t g_key;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void on_exit_thread(void *slot) {
+    pthread_mutex_lock(&g_mu);
+    g_bufs[(uintptr_t)slot - 1].n = NULL;
+    pthread_mutex_unlock(&g_mu);
+}
+
+static void make_key(void) { (void)pthread_key_create(&g_key, on_exit_thread); }
+
+static rec16 *new_buf(void) {
+    rec16 *b = tl_buf = calloc(BUF_N, sizeof *b); /* one per thread, kept */
+    pthread_once(&g_once, make_key);
+    pthread_mutex_lock(&g_mu);
+    int i = 0;
+    while (i < g_nbufs && g_bufs[i].n) i++; /* a free slot (its thread has exited) */
+    if (b && i < MAX_BUFS) {
+        g_bufs[i].buf = b;
+        g_bufs[i].n = &tl_n;
+        g_bufs[i].seen = 0;
+        (void)pthread_setspecific(g_key, (void *)(uintptr_t)(i + 1));
+        if (i == g_nbufs) g_nbufs++;
+    }
+    pthread_mutex_unlock(&g_mu);
+    return b;
+}
+
 static inline void record(uint32_t id, uint8_t kind) {
     rec16 *b = tl_buf;
-    if (!b && !(b = tl_buf = calloc(BUF_N, sizeof *b))) return; /* one per thread, kept */
+    if (!b && !(b = new_buf())) return;
     rec16 *e = &b[tl_n++ & (BUF_N - 1)];
     e->ts = __rdtsc();
     e->id = id;
@@ -111,6 +151,47 @@ static PyObject *py_noop(PyObject *self, PyObject *args) {
 }
 #endif
 
+/* reader(True|False): a thread that, every millisecond, reads the records
+ * written since its last pass (one load per 64-byte line), as a recorder's
+ * consumer must: the ideal recorder with the cost of shipping its data to
+ * another core (the lines it reads are shared until the writer takes them
+ * back a lap later). */
+static pthread_t g_reader;
+static volatile int g_reading;
+static volatile uint64_t g_sink;
+
+static void *reader_main(void *unused) {
+    (void)unused;
+    while (g_reading) {
+        pthread_mutex_lock(&g_mu);
+        for (int i = 0; i < g_nbufs; i++) {
+            if (!g_bufs[i].n) continue;
+            uint64_t n = __atomic_load_n(g_bufs[i].n, __ATOMIC_RELAXED), s = 0;
+            uint64_t from = g_bufs[i].seen + BUF_N < n ? n - BUF_N : g_bufs[i].seen;
+            for (uint64_t k = from & ~(uint64_t)3; k < n; k += 4) s += g_bufs[i].buf[k & (BUF_N - 1)].ts;
+            g_bufs[i].seen = n;
+            g_sink += s;
+        }
+        pthread_mutex_unlock(&g_mu);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    return NULL;
+}
+
+static PyObject *py_reader(PyObject *self, PyObject *on) {
+    (void)self;
+    if (PyObject_IsTrue(on) && !g_reading) {
+        g_reading = 1;
+        if (pthread_create(&g_reader, NULL, reader_main, NULL)) g_reading = 0;
+    } else if (!PyObject_IsTrue(on) && g_reading) {
+        g_reading = 0;
+        Py_BEGIN_ALLOW_THREADS pthread_join(g_reader, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_thread(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -164,6 +245,7 @@ static PyMethodDef methods[] = {{"set", py_set, METH_O, "install/remove the empt
                                 {"thread", py_thread, METH_NOARGS, "install in this thread"},
                                 {"noop", py_noop, METH_VARARGS, "a C callable doing nothing (or recording)"},
                                 {"eval", py_eval, METH_O, "install/remove a PEP 523 frame evaluator"},
+                                {"reader", py_reader, METH_O, "start/stop a thread reading the records"},
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {
     PyModuleDef_HEAD_INIT, "emptyhook", NULL, -1, methods, NULL, NULL, NULL, NULL};

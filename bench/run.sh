@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The overhead benchmark, one command:  bench/run.sh [PYTHON] [bench.py options]
+# (bench/run.sh PYTHON --gap [gap.py options]: the one-process comparison with
+# the floors, bench/gap.py, instead of the table)
 # Creates bench/.venv-<version>, installs yprof from this tree and the peers
 # (yappi, viztracer, pyinstrument; pyperformance for its benchmark programs)
 # from PyPI, builds the empty-hook floor
@@ -17,4 +19,9 @@ INC=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["incl
 EXT=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 gcc -O2 -shared -fPIC -I"$INC" bench/emptyhook.c -o "$SITE/emptyhook$EXT"
-exec "$VENV/bin/python" bench/bench.py "$@"
+SCRIPT=bench/bench.py
+if [ "${1:-}" = --gap ]; then
+    SCRIPT=bench/gap.py
+    shift
+fi
+exec "$VENV/bin/python" "$SCRIPT" "$@"

@@ -11,14 +11,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import workloads  # noqa: E402
 
 
-def main():
-    config, name = sys.argv[1], sys.argv[2]
-    work = workloads.WORKLOADS[name]
-    workloads.prepare(name)
-    tmp = tempfile.mkdtemp(prefix="ypbench")
-    extra = {}
+def setup(config, tmp, extra):
+    """(start, stop) for one configuration; stop() adds yprof's figures to
+    `extra`. Also used by gap.py, which switches configurations in one
+    process."""
     start = stop = lambda: None
-    if config in ("floor", "floor-tsc"):
+    if config.endswith("-read"):  # an ideal recorder plus a thread reading its records
+        import emptyhook
+        start0, stop0 = setup(config[:-len("-read")], tmp, extra)
+
+        def start():
+            emptyhook.reader(True)
+            start0()
+
+        def stop():
+            stop0()
+            emptyhook.reader(False)
+    elif config in ("floor", "floor-tsc"):
         import emptyhook
         how = "tsc" if config == "floor-tsc" else True
 
@@ -97,6 +106,15 @@ def main():
         start, stop = pr.start, pr.stop
     elif config != "none":
         raise SystemExit("unknown config " + config)
+    return start, stop
+
+
+def main():
+    config, name = sys.argv[1], sys.argv[2]
+    work = workloads.WORKLOADS[name]
+    workloads.prepare(name)
+    extra = {}
+    start, stop = setup(config, tempfile.mkdtemp(prefix="ypbench"), extra)
     start()
     t0 = time.perf_counter()
     work()
