@@ -40,7 +40,8 @@ static uint32_t g_wall = YP_CLOCK_MONOTONIC;  /* the wall clock every event read
 static double g_wall_ns = 1.0;                /* ns per wall tick */
 static uint64_t g_sync_ticks;                 /* cpu clock: gaps longer than this resync */
 static int g_builtins = 1;
-static yp_ptrtab g_cfuncs;
+static yp_ptrtab g_cfuncs;                 /* written with the GIL held */
+static YP_ATOMIC(uint64_t) g_cfuncs_bytes; /* its size, for the flusher (yp_hook_bytes) */
 static char g_ignore_prefix[1024];
 static size_t g_ignore_len;
 
@@ -98,14 +99,21 @@ static inline uint64_t ev_ts(yp_ring *r, uint64_t wall) {
 
 int yp_hook_running(void) { return g_running; }
 
-void yp_hook_ignore_cfunc(const void *ml) { yp_ptrtab_put(&g_cfuncs, ml, 0); }
+/* Every write to g_cfuncs: the table, then its size for other threads. */
+static int cfunc_put(const void *key, uint32_t id) {
+    int rc = yp_ptrtab_put(&g_cfuncs, key, id);
+    atomic_store_explicit(&g_cfuncs_bytes, g_cfuncs.cap * sizeof(yp_ptrent), memory_order_relaxed);
+    return rc;
+}
+
+void yp_hook_ignore_cfunc(const void *ml) { cfunc_put(ml, 0); }
 
 void yp_hook_set_ignore_prefix(const char *prefix) {
     snprintf(g_ignore_prefix, sizeof g_ignore_prefix, "%s", prefix);
     g_ignore_len = strlen(g_ignore_prefix);
 }
 
-uint64_t yp_hook_bytes(void) { return g_cfuncs.cap * sizeof(yp_ptrent); }
+uint64_t yp_hook_bytes(void) { return atomic_load_explicit(&g_cfuncs_bytes, memory_order_relaxed); }
 
 /* ---- slow paths ------------------------------------------------------------------ */
 
@@ -349,7 +357,7 @@ static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
         snprintf(name, sizeof name, "%s.%s", shortname, meth);
     }
     uint32_t id = yp_rec_symbol_add(name, mod, "", 0, 1);
-    if (id && yp_ptrtab_put(&g_cfuncs, fn->m_ml, id) != 0) {
+    if (id && cfunc_put(fn->m_ml, id) != 0) {
         /* table full (no memory): this function gets a fresh id next time */
     }
     PyErr_Restore(et, ev, tb);
@@ -367,7 +375,7 @@ static uint32_t descr_id_slow(PyMethodDescrObject *d) {
     split_tp_name(d->d_common.d_type->tp_name, mod, sizeof mod, &shortname);
     snprintf(name, sizeof name, "%s.%s", shortname, d->d_method->ml_name ? d->d_method->ml_name : "?");
     uint32_t id = yp_rec_symbol_add(name, mod, "", 0, 1);
-    if (id) yp_ptrtab_put(&g_cfuncs, d->d_method, id);
+    if (id) cfunc_put(d->d_method, id);
     PyErr_Restore(et, ev, tb);
     return id;
 }
