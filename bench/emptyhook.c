@@ -1,7 +1,8 @@
 /* emptyhook.c — the floors: an empty C profile hook (setprofile on every
  * version; on 3.12+ also an empty sys.monitoring tool with C callables), and
  * the same hooks doing only what any timing recorder must: read the TSC and
- * store a 16-byte record (an "ideal recorder": no ids, no flusher).
+ * store a 16-byte record (an "ideal recorder": no ids, no flusher), with
+ * optionally a thread reading those records as a flusher would (reader()).
  * Built by bench/run.sh for the benchmark only. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--configs", default="floor-mon,floor-mon-tsc,yprof" if mon else "floor,floor-tsc,yprof")
     a = ap.parse_args()
     configs = ["none"] + a.configs.split(",")
+    if "yprof" not in configs:
+        ap.error("--configs must include yprof (the figures are yprof's against the floors)")
     tmp = tempfile.mkdtemp(prefix="ypgap")
     print("Python %d.%d.%d, %d rounds in one process, median of per-round ratios to unprofiled"
           % (sys.version_info[:3] + (a.rounds,)))
