@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The overhead benchmark, one command:  bench/run.sh [PYTHON] [bench.py options]
 # (bench/run.sh PYTHON --gap [gap.py options]: the one-process comparison with
-# the floors, bench/gap.py, instead of the table)
+# the floors, bench/gap.py, instead of the table; bench/run.sh PYTHON
+# --pollution: the pollution figure against the measured slow-down,
+# bench/pollution.py)
 # Creates bench/.venv-<version>, installs yprof from this tree and the peers
 # (yappi, viztracer, pyinstrument; pyperformance for its benchmark programs)
 # from PyPI, builds the empty-hook floor
@@ -20,8 +22,8 @@ EXT=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("E
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 gcc -O2 -shared -fPIC -I"$INC" bench/emptyhook.c -o "$SITE/emptyhook$EXT"
 SCRIPT=bench/bench.py
-if [ "${1:-}" = --gap ]; then
-    SCRIPT=bench/gap.py
-    shift
-fi
+case "${1:-}" in
+--gap) SCRIPT=bench/gap.py; shift ;;
+--pollution) SCRIPT=bench/pollution.py; shift ;;
+esac
 exec "$VENV/bin/python" "$SCRIPT" "$@"

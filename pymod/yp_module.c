@@ -26,11 +26,14 @@
 
 static yp_agg *g_agg;
 static pthread_mutex_t g_agg_mu = PTHREAD_MUTEX_INITIALIZER;
-/* Written with the GIL, read by the flusher too (sink_totals): atomics. */
+/* Written with the GIL, read by the flusher too (sink_totals): atomics.
+ * Two scopes: the live stats' (since clear_stats) and the open trace's. */
 static _Atomic uint64_t g_app_ns;              /* recorded wall time over closed intervals */
+static _Atomic uint64_t g_trace_app_ns;        /* the same since the trace opened */
+static _Atomic uint64_t g_trace_events;        /* events the flusher passed on since then */
 static _Atomic uint64_t g_interval_t0;         /* start of the running interval; 0 when stopped */
-static uint64_t g_interp_ns;                   /* estimated interpreter slow-down */
 static _Atomic double g_interp_per_event = -1; /* calibrated ns of interpreter slow-down per event */
+static _Atomic double g_interp_share;          /* at most this share of the time (yp_interp_bounded) */
 static char g_pyversion[64];
 static uint32_t g_clock_kind; /* clock of the live stats */
 /* the recorder's cumulative counters when the live stats were last cleared */
@@ -49,6 +52,7 @@ static double g_started_at; /* unix time of the first start() */
 
 static void sink_events(void *ctx, uint32_t tid, const yp_event *ev, size_t n, uint32_t dropped) {
     (void)ctx;
+    g_trace_events += n;
     pthread_mutex_lock(&g_agg_mu);
     if (g_agg) yp_agg_events(g_agg, tid, ev, n, dropped);
     pthread_mutex_unlock(&g_agg_mu);
@@ -66,31 +70,55 @@ static void sink_thread(void *ctx, const yp_thread_info *t) {
     pthread_mutex_unlock(&g_agg_mu);
 }
 
-static uint64_t app_ns_now(void) {
+/* Recorded time so far: `closed` plus the running interval's. */
+static uint64_t app_ns_now(uint64_t closed) {
     uint64_t t0 = g_interval_t0;
-    return g_app_ns + (t0 ? yp_clock_mono_ns() - t0 : 0);
+    return closed + (t0 ? yp_clock_mono_ns() - t0 : 0);
 }
 
 /* The interval running since g_interval_t0 ends now. */
 static void interval_end(void) {
     uint64_t t0 = atomic_exchange(&g_interval_t0, 0);
-    if (t0) g_app_ns += yp_clock_mono_ns() - t0;
+    if (t0) {
+        uint64_t d = yp_clock_mono_ns() - t0;
+        g_app_ns += d;
+        g_trace_app_ns += d;
+    }
 }
 
+static uint64_t interp_ns_of(uint64_t events) {
+    double per_event = g_interp_per_event;
+    return per_event > 0 ? (uint64_t)(per_event * (double)events) : 0;
+}
+
+/* The open trace's figures (its footer and markers); the recorder bounds
+ * interp_ns with the trace's hook time. */
 static void sink_totals(void *ctx, yp_rec_totals *t) {
     (void)ctx;
-    t->app_ns = app_ns_now();
+    t->app_ns = app_ns_now(g_trace_app_ns);
+    pthread_mutex_lock(&g_agg_mu);
+    t->extra_bytes = yp_agg_bytes(g_agg) + yp_hook_bytes();
+    pthread_mutex_unlock(&g_agg_mu);
+    t->interp_ns = interp_ns_of(g_trace_events);
+    t->interp_max_share = g_interp_share;
+}
+
+/* The live stats' figures (since clear_stats), with their hook time
+ * `hook_ns`. */
+static void live_totals(yp_rec_totals *t, uint64_t hook_ns) {
+    t->app_ns = app_ns_now(g_app_ns);
     pthread_mutex_lock(&g_agg_mu);
     t->extra_bytes = yp_agg_bytes(g_agg) + yp_hook_bytes();
     uint64_t events = yp_agg_events_seen(g_agg);
     pthread_mutex_unlock(&g_agg_mu);
-    double per_event = g_interp_per_event;
-    t->interp_ns = per_event > 0 ? (uint64_t)(per_event * (double)events) : 0;
+    t->interp_max_share = g_interp_share;
+    t->interp_ns = yp_interp_bounded(interp_ns_of(events), t->app_ns, hook_ns, t->interp_max_share);
 }
 
-static void totals(yp_rec_totals *t) {
-    sink_totals(NULL, t);
-    g_interp_ns = t->interp_ns;
+/* The trace's totals once the flusher has passed on what was pushed. */
+static void trace_totals(yp_rec_totals *t) {
+    Py_BEGIN_ALLOW_THREADS yp_rec_sync(2000);
+    Py_END_ALLOW_THREADS sink_totals(NULL, t);
 }
 
 /* ---- start / stop ------------------------------------------------------------------ */
@@ -100,16 +128,16 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
     const char *path, *cmdline;
     int clock_cpu, builtins, hook_kind;
     unsigned ring_bits, flush_ms, wait_ms;
-    double interp_ratio;
-    if (!PyArg_ParseTuple(args, "sppsIIIdi", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
-                          &wait_ms, &interp_ratio, &hook_kind))
+    double interp_per_event, interp_share;
+    if (!PyArg_ParseTuple(args, "sppsIIIddi", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
+                          &wait_ms, &interp_per_event, &interp_share, &hook_kind))
         return NULL;
     if (yp_hook_running()) Py_RETURN_FALSE;
     double nspt = 1.0;
     uint32_t ck = clock_cpu ? YP_CLOCK_THREAD_CPU : yp_clock_pick_wall(&nspt);
     if (yp_rec_is_open() && (strcmp(path, yp_rec_path()) != 0 || yp_rec_clock_kind() != ck)) {
         yp_rec_totals t;
-        totals(&t);
+        trace_totals(&t);
         Py_BEGIN_ALLOW_THREADS yp_rec_close(&t);
         Py_END_ALLOW_THREADS
     }
@@ -129,8 +157,11 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         yp_agg_set_ns_per_tick(g_agg, nspt);
         pthread_mutex_unlock(&g_agg_mu);
     }
-    if (interp_ratio >= 0) g_interp_per_event = interp_ratio;
+    if (interp_per_event >= 0) g_interp_per_event = interp_per_event;
+    if (interp_share >= 0) g_interp_share = interp_share;
     if (!yp_rec_is_open()) {
+        g_trace_app_ns = 0;
+        g_trace_events = 0;
         yp_rec_config cfg = {0};
         cfg.path = path;
         cfg.clock_kind = ck;
@@ -166,7 +197,7 @@ static PyObject *py_stop(PyObject *self, PyObject *noargs) {
     yp_hook_stop();
     interval_end();
     yp_rec_totals t;
-    totals(&t);
+    trace_totals(&t);
     Py_BEGIN_ALLOW_THREADS yp_rec_checkpoint(&t);
     Py_END_ALLOW_THREADS Py_RETURN_TRUE;
 }
@@ -179,7 +210,7 @@ static PyObject *py_close(PyObject *self, PyObject *noargs) {
         interval_end();
     }
     yp_rec_totals t;
-    totals(&t);
+    trace_totals(&t);
     yp_status st;
     Py_BEGIN_ALLOW_THREADS st = yp_rec_close(&t);
     Py_END_ALLOW_THREADS return PyLong_FromLong(st);
@@ -223,15 +254,15 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     const char *path = "";
     if (!PyArg_ParseTuple(args, "|Is", &timeout_ms, &path)) return NULL;
     yp_stats *s = NULL;
-    yp_rec_totals t;
-    totals(&t);
     yp_rec_status rs;
     Py_BEGIN_ALLOW_THREADS yp_rec_sync(timeout_ms);
     status_since_clear(&rs);
     pthread_mutex_lock(&g_agg_mu);
     s = g_agg ? yp_agg_snapshot(g_agg) : NULL;
     pthread_mutex_unlock(&g_agg_mu);
-    Py_END_ALLOW_THREADS if (!s) {
+    Py_END_ALLOW_THREADS yp_rec_totals t;
+    live_totals(&t, rs.hook_ns + rs.wait_ns);
+    if (!s) {
         /* nothing recorded yet, or no memory: an empty snapshot */
         yp_agg *empty = yp_agg_new();
         s = empty ? yp_agg_snapshot(empty) : NULL;
@@ -402,7 +433,11 @@ static PyObject *py_clear(PyObject *self, PyObject *noargs) {
     g_base_wait_ns = rs.wait_ns;
     g_app_ns = 0;
     g_started_at = 0;
-    if (yp_hook_running()) g_interval_t0 = yp_clock_mono_ns();
+    if (yp_hook_running()) {
+        uint64_t now = yp_clock_mono_ns(), t0 = g_interval_t0;
+        if (t0) g_trace_app_ns += now - t0; /* the trace's time runs on */
+        g_interval_t0 = now;
+    }
     Py_RETURN_NONE;
 }
 
@@ -427,7 +462,7 @@ static PyObject *py_pollution(PyObject *self, PyObject *noargs) {
     yp_rec_status s;
     status_since_clear(&s);
     yp_rec_totals t;
-    totals(&t);
+    live_totals(&t, s.hook_ns + s.wait_ns);
     double app = (double)t.app_ns * 1e-9, hook = (double)s.hook_ns * 1e-9, fl = (double)s.flusher_ns * 1e-9,
            interp = (double)t.interp_ns * 1e-9;
     double wait = (double)s.wait_ns * 1e-9;

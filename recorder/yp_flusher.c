@@ -66,8 +66,9 @@ static struct {
     size_t scratch_cap;
     yp_ring **snap; /* drain_mu */
     size_t snap_cap;
-    uint64_t freed_dropped; /* drops of rings already freed; reg_mu */
-    uint64_t freed_hook_ns; /* hook time of rings already freed; reg_mu */
+    uint64_t freed_dropped;              /* drops of rings already freed; reg_mu */
+    uint64_t freed_hook_ns;              /* hook time of rings already freed; reg_mu */
+    uint64_t base_hook_ns, base_wait_ns; /* both when this trace opened (set before its flusher starts) */
 } R = {
     .drain_mu = PTHREAD_MUTEX_INITIALIZER,
     .reg_mu = PTHREAD_MUTEX_INITIALIZER,
@@ -421,7 +422,11 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     yp_writer *w;
     yp_status st = yp_writer_open(cfg->path, &o, &w, errbuf, errlen);
     if (st) return st;
+    yp_rec_status now;
+    yp_rec_status_get(&now);
     pthread_mutex_lock(&R.drain_mu);
+    R.base_hook_ns = now.hook_ns; /* the footer counts this trace's */
+    R.base_wait_ns = now.wait_ns;
     R.w = w;
     snprintf(R.path, sizeof R.path, "%s", cfg->path);
     R.clock_kind = cfg->clock_kind;
@@ -540,11 +545,15 @@ static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     f->end_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    f->hook_ns = s.hook_ns + s.wait_ns; /* waits for a full ring are hook time */
+    /* this trace's: the counters run on from earlier traces of the process */
+    uint64_t hook = s.hook_ns > R.base_hook_ns ? s.hook_ns - R.base_hook_ns : 0;
+    uint64_t wait = s.wait_ns > R.base_wait_ns ? s.wait_ns - R.base_wait_ns : 0;
+    f->hook_ns = hook + wait; /* waits for a full ring are hook time */
     f->n_dropped = s.dropped;
     f->flusher_ns = s.flusher_ns;
     f->profiler_bytes = s.ring_bytes + s.symbol_bytes + (tot ? tot->extra_bytes : 0);
-    f->interp_ns = tot ? tot->interp_ns : 0;
+    f->interp_ns =
+        tot ? yp_interp_bounded(tot->interp_ns, tot->app_ns, f->hook_ns, tot->interp_max_share) : 0;
     f->app_ns = tot ? tot->app_ns : 0;
 }
 

@@ -210,10 +210,26 @@ typedef struct yp_rec_status {
 yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen);
 
 /* Flush everything, write the footer (with the pollution figures given) and
- * close. Harmless when not open. */
+ * close. Harmless when not open. The footer's figures are this trace's:
+ * hook and wait time count from yp_rec_open, as the caller's app_ns must. */
 typedef struct yp_rec_totals {
     uint64_t interp_ns, app_ns, extra_bytes;
+    /* the footer's interp_ns is at most this share of app_ns less the
+     * hook's time (yp_interp_bounded); 0: not bounded */
+    double interp_max_share;
 } yp_rec_totals;
+
+/* The interpreter's estimated slow-down interp_ns, at most `share` of the
+ * recorded time the hook left to the application (app_ns - hook_ns): the
+ * share of its time a calibration loop lost to an empty hook. share <= 0:
+ * interp_ns as it is. */
+static inline uint64_t yp_interp_bounded(uint64_t interp_ns, uint64_t app_ns, uint64_t hook_ns,
+                                         double share) {
+    if (!(share > 0)) return interp_ns;
+    double left = app_ns > hook_ns ? (double)(app_ns - hook_ns) : 0.0;
+    double max = share < 1 ? share * left : left;
+    return (double)interp_ns < max ? interp_ns : (uint64_t)max;
+}
 yp_status yp_rec_close(const yp_rec_totals *tot);
 /* Drain and write a footer, keeping the trace open: complete up to here, and
  * continued by later events (a new recording interval). */

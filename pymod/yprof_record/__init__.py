@@ -159,16 +159,16 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
             kind = _HOOK_EVAL
         else:
             kind = _HOOK_SETPROFILE
-        ratio = _calibrate.interp_ratio(kind)
+        per_event, share = _calibrate.interp_cost(kind)
         started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
-                                _ring_bits, _flush_ms, _wait_ms, ratio, kind)
+                                _ring_bits, _flush_ms, _wait_ms, per_event, share, kind)
         if started:
             _options.update(path=path, clock=clock, builtins=bool(builtins))
             if kind == _HOOK_MONITORING and not _monitoring_on(bool(builtins)):
                 # every tool id taken: fall back to the setprofile hook
                 _yprof._stop()
                 started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline, _ring_bits,
-                                        _flush_ms, _wait_ms, _calibrate.interp_ratio(_HOOK_SETPROFILE),
+                                        _flush_ms, _wait_ms, *_calibrate.interp_cost(_HOOK_SETPROFILE),
                                         _HOOK_SETPROFILE)
             if _yprof._hook_kind() == _HOOK_SETPROFILE:
                 threading.setprofile(_thread_hook)

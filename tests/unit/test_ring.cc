@@ -298,4 +298,51 @@ TEST(Recorder, MarkersCarryThePollutionFiguresWhileRecording) {
     remove(path.c_str());
 }
 
+// The interpreter estimate never claims more than its share of the time the
+// hook left to the application; below that it stands as given.
+TEST(Recorder, InterpreterEstimateIsBoundedByItsShareOfTheTime) {
+    EXPECT_EQ(yp_interp_bounded(5000, 10000, 2000, 0.75), 5000u); // under 0.75 * 8000
+    EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 0.75), 6000u); // bounded
+    EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 0.0), 9000u);  // no bound given
+    EXPECT_EQ(yp_interp_bounded(9000, 10000, 12000, 0.75), 0u);   // hook time over the recorded
+    EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 3.0), 8000u);  // a share over 1 counts as 1
+}
+
+// A trace's footer counts the hook time since that trace opened, as the
+// caller's app_ns does: two traces in one process don't add up, and the
+// bound on the interpreter estimate uses this trace's hook time.
+TEST(Recorder, FooterFiguresAreThisTracesOnly) {
+    std::string path = std::string(::testing::TempDir()) + "yp_scope_" + std::to_string(getpid());
+    char err[256];
+    uint64_t hooks[2] = {7000000, 1000000}; // 7 ms in the first trace, 1 ms in the second
+    for (int i = 0; i < 2; i++) {
+        std::string p = path + "_" + std::to_string(i) + ".yp";
+        yp_rec_config cfg{};
+        cfg.path = p.c_str();
+        ASSERT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_OK) << err;
+        std::thread th([&] { // a new thread: a ring of its own, freed at its end
+            yp_ring *r = yp_rec_ring();
+            ASSERT_TRUE(r);
+            yp_ring_push(r, yp_clock_mono_ns(), yp_rec_symbol_add("g", "m", "/g.py", 1, 0), YP_EV_CALL);
+            atomic_fetch_add(&r->hook_ns, hooks[i]);
+        });
+        th.join();
+        yp_rec_totals t{};
+        t.app_ns = 3000000; // 3 ms recorded: 2 ms left to the application in the second
+        t.interp_ns = 2500000;
+        t.interp_max_share = 0.5;
+        ASSERT_EQ(yp_rec_close(&t), YP_OK);
+        yp_agg *a = yp_agg_new();
+        yp_load_result res;
+        ASSERT_EQ(yp_load_trace(p.c_str(), a, &res, err, sizeof err, nullptr), YP_OK) << err;
+        EXPECT_TRUE(res.has_footer);
+        EXPECT_EQ(res.foot.hook_ns, hooks[i]);
+        EXPECT_EQ(res.foot.app_ns, 3000000u);
+        // first: 7 ms of hook in 3 ms leaves nothing; second: half of 2 ms
+        EXPECT_EQ(res.foot.interp_ns, i == 0 ? 0u : 1000000u);
+        yp_agg_free(a);
+        remove(p.c_str());
+    }
+}
+
 } // namespace
