@@ -140,6 +140,7 @@ def _cpython_tests():
     import test.test_difflib
     import test.test_json
     suite = unittest.TestSuite()
+    suite._cleanup = False  # keep the tests after a run: gap.py runs the suite many times
     for mod in (test.test_json, test.test_difflib):
         for t in _flatten(unittest.defaultTestLoader.loadTestsFromModule(mod)):
             if not any(x in t.id() for x in ("test_tool", "test_recursion", "test_unicode")):
