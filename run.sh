@@ -3,7 +3,7 @@
 #   ./run.sh demo   set everything up, record the example game server, print
 #                   the report and write the SQLite database
 #   ./run.sh test   set everything up and run every test (C and Python,
-#                   sanitizer builds, Python 3.8 / default / 3.13)
+#                   sanitizer builds of both, Python 3.8 / default / 3.13)
 # Both install what is missing: Debian packages with apt-get, Python
 # packages with pip into virtualenvs under .venv*/.
 set -euo pipefail
@@ -26,16 +26,41 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# make_venv DIR PYTHON: a virtualenv with yprof installed from this tree.
+# make_venv DIR PYTHON [PIP_ARGS...]: a virtualenv with yprof installed from
+# this tree (PIP_ARGS: e.g. scikit-build-core settings for a sanitizer build).
 make_venv() {
     local dir=$1 py=$2
+    shift 2
     if [ ! -x "$dir/bin/python" ]; then
         log "virtualenv $dir ($("$py" --version 2>&1))"
         "$py" -m venv "$dir"
     fi
     "$dir/bin/python" -m pip install -q --disable-pip-version-check pytest
     log "pip install . into $dir"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$@" .
+}
+
+# The Python tests again with the extension module built with a sanitizer
+# (kind: asan or tsan), the runtime preloaded into the uninstrumented
+# interpreter. TSan cannot follow a fork of a threaded process: the fork
+# tests run in the other builds only. Memory-growth limits are not checked
+# (YP_SANITIZER: the sanitizer's allocator keeps freed memory).
+sanitized_pytest() {
+    local kind=$1 preload san
+    case $kind in
+        asan) san="address,undefined"
+              preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" ;;
+        tsan) san=thread
+              preload=$(gcc -print-file-name=libtsan.so) ;;
+    esac
+    make_venv ".venv-$kind" "$(default_python)" -C cmake.define.YP_SANITIZE="$san" \
+        -C build-dir="build/$kind-{wheel_tag}"
+    log "Python tests, the module built with $kind ($(".venv-$kind/bin/python" --version))"
+    local args=(-q tests/python)
+    [ "$kind" = tsan ] && args+=(-k "not fork")
+    LD_PRELOAD="$preload" YP_SANITIZER=$kind ASAN_OPTIONS=detect_leaks=0 \
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \
+        ".venv-$kind/bin/python" -m pytest "${args[@]}"
 }
 
 default_python() {
@@ -97,6 +122,8 @@ cmd_test() {
         log "Python tests ($(".venv$v/bin/python" --version))"
         ".venv$v/bin/python" -m pytest -q tests/python
     done
+    sanitized_pytest asan
+    sanitized_pytest tsan
     log "all tests passed"
 }
 

@@ -8,6 +8,9 @@ import textwrap
 import pytest
 
 PY = sys.executable
+# "asan" or "tsan" when run.sh runs the tests on a sanitizer build of the
+# module: its allocator keeps freed memory, so memory-growth limits don't hold
+SANITIZER = os.environ.get("YP_SANITIZER", "")
 ANALYZE = os.path.join(os.path.dirname(PY), "yprof-analyze")
 if not os.path.exists(ANALYZE):
     ANALYZE = shutil.which("yprof-analyze")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import PY, analyze, db_counts, run_py
+from conftest import PY, SANITIZER, analyze, db_counts, run_py
 
 BUSY = """
 import threading, time, yprof_record as yp
@@ -188,4 +188,4 @@ def test_memory_stays_flat_over_millions_of_events(tmp_path):
     """, timeout=300)
     growth = float(p.stdout.split("growth_mb")[1])
     # keeping 20M 16-byte events would be 320 MB
-    assert growth < 16, growth
+    assert growth < 16 or SANITIZER, growth
