@@ -1,0 +1,83 @@
+"""The benchmark scripts (bench/) still run: one round of the smallest
+workload each. Their figures are timings, so only their consistency is
+checked here (a ratio and the share it implies, a sum and its parts), never
+a speed."""
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+from conftest import SANITIZER
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
+MON = sys.version_info >= (3, 12)
+FLOORS = "floor-mon,floor-mon-tsc" if MON else "floor,floor-tsc"
+
+# the scripts time the module; a sanitizer build only makes them slow
+pytestmark = pytest.mark.skipif(bool(SANITIZER), reason="benchmarks are not run on sanitizer builds")
+
+
+@pytest.fixture(scope="module")
+def hookdir(tmp_path_factory):
+    """The floors' module (bench/emptyhook.c), built as bench/run.sh does."""
+    d = tmp_path_factory.mktemp("emptyhook")
+    so = d / ("emptyhook" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-I" + sysconfig.get_paths()["include"],
+                    os.path.join(BENCH, "emptyhook.c"), "-o", str(so)], check=True)
+    return d
+
+
+def run_bench(script, hookdir, *args):
+    env = dict(os.environ, PYTHONPATH=str(hookdir))
+    p = subprocess.run([sys.executable, os.path.join(BENCH, script)] + list(args), capture_output=True,
+                       text=True, timeout=600, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def row(out, name):
+    """The cells of the table row for workload `name`."""
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == name:
+            return cells
+    raise AssertionError("no row %r in:\n%s" % (name, out))
+
+
+def test_gap_compares_yprof_with_the_floors_in_one_process(hookdir):
+    out = run_bench("gap.py", hookdir, "--rounds", "1", "--workloads", "fib", "--configs", FLOORS + ",yprof")
+    cells = row(out, "fib")
+    floor, ideal, yp = (float(c.rstrip("x")) for c in cells[1:4])
+    assert min(floor, ideal, yp) > 0
+    for cell, base in ((cells[4], floor), (cells[5], ideal)):  # yprof's overhead over each
+        if base > 1.02:  # the printed ratios are rounded to 0.005
+            lo, hi = (yp - 1.005) / (base - 0.995), (yp - 0.995) / (base - 1.005)
+            assert lo - 0.006 <= float(cell) <= hi + 0.006, out
+        elif base < 1.015:
+            assert cell == "n/a", out
+
+
+def test_gap_refuses_configurations_without_yprof(hookdir):
+    p = subprocess.run([sys.executable, os.path.join(BENCH, "gap.py"), "--configs", FLOORS], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "must include yprof" in p.stderr, p.stderr
+
+
+def test_pollution_puts_the_reported_share_next_to_the_measured_one(hookdir):
+    out = run_bench("pollution.py", hookdir, "--rounds", "1", "--workloads", "fib")
+    cells = row(out, "fib")
+    slow = float(cells[1].rstrip("x"))
+    measured, reported, hook, interp, alone = (float(c.rstrip("%")) for c in cells[2:7])
+    # the slow-down is printed to 0.005, the shares to 0.5 points
+    assert measured == pytest.approx(100 * (1 - 1 / slow), abs=0.51 + 0.5 / slow ** 2), out
+    assert reported == pytest.approx(hook + interp, abs=1.01), out  # each rounded
+    assert 0 < hook < reported < 100, out
+    assert alone >= hook - 0.5, out
+
+
+def test_table_runs_each_configuration_in_its_own_process(hookdir):
+    out = run_bench("bench.py", hookdir, "--rounds", "1", "--workloads", "fib", "--configs",
+                    "none," + FLOORS.split(",")[0] + ",yprof,cProfile")
+    cells = row(out, "fib")
+    assert all(c.endswith("x") and float(c.rstrip("x")) > 0 for c in cells[1:4]), out
