@@ -127,6 +127,23 @@ def _eval_slot_free():
     return True
 
 
+def _env_wait_ms():
+    """YPROF_WAIT_MS: how long a thread whose ring is full waits for the
+    flusher before events are dropped (unset or 0: 50 ms)."""
+    text = os.environ.get("YPROF_WAIT_MS", "").strip()
+    if not text:
+        return 0
+    try:
+        ms = int(text)
+        if not 0 <= ms <= 3600000:
+            raise ValueError
+        return ms
+    except ValueError:
+        warnings.warn("yprof: YPROF_WAIT_MS=%r is not a number of milliseconds (0 to 3600000); "
+                      "using the default, 50" % text, RuntimeWarning, stacklevel=3)
+        return 0
+
+
 def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
           _flush_ms=0, _wait_ms=0):
     """Start recording every thread (running ones and those started later).
@@ -146,6 +163,7 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
     if not isinstance(builtins, (bool, int)):
         raise TypeError("builtins must be a bool")
     path = os.path.abspath(path)
+    _wait_ms = _wait_ms or _env_wait_ms()
     with _lock:
         if _yprof._is_running():
             return False

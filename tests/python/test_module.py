@@ -107,6 +107,17 @@ def test_hook_time_is_sampled(yp, tmp_path):
     assert 0 < p["hook_s"] < p["app_s"], p
 
 
+@pytest.mark.parametrize("value,warns", [("200", False), ("", False), ("soon", True), ("-1", True)])
+def test_wait_env_var_is_checked(yp, tmp_path, monkeypatch, recwarn, value, warns):
+    monkeypatch.setenv("YPROF_WAIT_MS", value)
+    assert yp.start(str(tmp_path / "w.yp")) is True
+    f(1)
+    yp.stop()
+    msgs = [str(w.message) for w in recwarn if "YPROF_WAIT_MS" in str(w.message)]
+    assert len(msgs) == (1 if warns else 0), msgs
+    assert yp.get_stats().function("f").ncalls == 1
+
+
 def session_row(path):
     analyze(path, "-q")
     con = sqlite3.connect(path.replace(".yp", ".db"))
