@@ -31,13 +31,16 @@ def setup(config, tmp, extra):
         import emptyhook
         how = "tsc" if config == "floor-tsc" else True
 
+        prev = []  # another configuration's thread hook (VizTracer sets its own once)
+
         def start():
             emptyhook.set(how)
+            prev[:] = [getattr(threading, "getprofile", lambda: threading._profile_hook)()]
             threading.setprofile(lambda *a: emptyhook.thread())
 
         def stop():
             emptyhook.set(False)
-            threading.setprofile(None)
+            threading.setprofile(prev[0] if prev else None)
     elif config in ("floor-pep523", "floor-pep523-tsc"):
         import emptyhook
         how = "tsc" if config == "floor-pep523-tsc" else True
@@ -99,7 +102,18 @@ def setup(config, tmp, extra):
     elif config == "viztracer":
         from viztracer import VizTracer
         tr = VizTracer(output_file=os.path.join(tmp, "v.json"), verbose=0, tracer_entries=2000000)
-        start, stop = tr.start, tr.stop
+        # before 3.12 its tracer sets threading's profile function once, when
+        # made; in one process (gap.py) another configuration's stop (yappi's)
+        # clears it, so each start puts it back
+        thread_hook = getattr(threading, "getprofile", lambda: threading._profile_hook)()
+
+        def start():
+            threading.setprofile(thread_hook)
+            tr.start()
+
+        def stop():
+            tr.stop()
+            threading.setprofile(None)
     elif config == "pyinstrument":
         from pyinstrument import Profiler
         pr = Profiler(interval=0.001)

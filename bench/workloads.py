@@ -182,8 +182,12 @@ def deltablue_work():
 
 
 def cpython_tests_work():
+    import difflib
     import io
     import unittest
+    # test_html_diff compares with a file made by the first HtmlDiff of a
+    # process: its class counts the tables it has made (ids "difflib_chg_to0__")
+    difflib.HtmlDiff._default_prefix = 0
     r = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(_TESTS)
     if not r.wasSuccessful():
         raise SystemExit("CPython tests failed: %s" % (r.failures + r.errors)[:1])

@@ -110,6 +110,32 @@ def _thread_hook(frame, event, arg):
     _yprof._bootstrap()
 
 
+_prev_thread_hook = None  # threading's profile function before ours (another tool's)
+
+
+def _get_thread_profile():
+    get = getattr(threading, "getprofile", None)  # 3.10+
+    return get() if get else getattr(threading, "_profile_hook", None)
+
+
+def _set_thread_hook(current):
+    """New threads start with our hook; `current` (what was there, read
+    before recording began) is put back later."""
+    global _prev_thread_hook
+    if current is not _thread_hook:
+        _prev_thread_hook = current
+    threading.setprofile(_thread_hook)
+
+
+def _restore_thread_hook():
+    """Put back threading's profile function as it was before start(), when
+    ours is still the one set (never undo another tool's later one)."""
+    global _prev_thread_hook
+    if _get_thread_profile() is _thread_hook:
+        threading.setprofile(_prev_thread_hook)
+    _prev_thread_hook = None
+
+
 def _thread_names():
     try:
         names = [(t.ident, t.name) for t in threading.enumerate() if t.ident is not None]
@@ -178,6 +204,7 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
         else:
             kind = _HOOK_SETPROFILE
         per_event, share = _calibrate.interp_cost(kind)
+        thread_profile = _get_thread_profile()  # read now: not recorded
         started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
                                 _ring_bits, _flush_ms, _wait_ms, per_event, share, kind)
         if started:
@@ -189,7 +216,7 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
                                         _flush_ms, _wait_ms, *_calibrate.interp_cost(_HOOK_SETPROFILE),
                                         _HOOK_SETPROFILE)
             if _yprof._hook_kind() == _HOOK_SETPROFILE:
-                threading.setprofile(_thread_hook)
+                _set_thread_hook(thread_profile)
             _thread_names()
         return started
 
@@ -202,9 +229,9 @@ def stop():
         if not _yprof._is_running():
             return False
         _monitoring_off()
-        threading.setprofile(None)
         _thread_names()
         stopped = _yprof._stop()
+        _restore_thread_hook()  # after: its calls are not the application's
     _warn_errors()
     return stopped
 
@@ -298,17 +325,17 @@ def _close():
     """Stop and finish the trace (registered with atexit)."""
     with _lock:
         _monitoring_off()
-        threading.setprofile(None)
         if _yprof._is_running():
             _thread_names()
         _yprof._close()
+        _restore_thread_hook()
 
 
 def _after_fork_child():
     was = _yprof._is_running()
     _monitoring_off()
     _yprof._after_fork_child()
-    threading.setprofile(None)
+    _restore_thread_hook()
     if was and _options.get("path"):
         stem, ext = os.path.splitext(_options["path"])
         try:

@@ -311,3 +311,33 @@ def test_frame_eval_leaves_a_foreign_evaluator_alone(tmp_path):
         print(hook, taken, yp.get_stats().function("work").ncalls)
     """, env={"YPROF_HOOK": "frame-eval"})
     assert p.stdout.split() == ["setprofile", "True", "1000"]
+
+
+def test_stop_puts_back_another_tools_thread_profile_function(yp, tmp_path):
+    # threading.setprofile() belongs to the application (or another tool)
+    # too: after stop() new threads must start with its function again,
+    # and while recording they must still be recorded
+    seen = []
+
+    def other(frame, event, arg):
+        seen.append(event)
+        sys.setprofile(None)
+
+    get = getattr(threading, "getprofile", None) or (lambda: threading._profile_hook)
+    threading.setprofile(other)
+    try:
+        for _ in range(2):  # a second start/stop as well
+            yp.clear_stats()
+            yp.start(str(tmp_path / "tp.yp"))
+            t = threading.Thread(target=per_thread, args=(10,))
+            t.start()
+            t.join()
+            yp.stop()
+            assert yp.get_stats().function("work").ncalls == 10
+            assert get() is other
+        t = threading.Thread(target=per_thread, args=(1,))
+        t.start()
+        t.join()
+        assert "call" in seen, seen  # other ran in the new thread
+    finally:
+        threading.setprofile(None)
