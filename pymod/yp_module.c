@@ -93,12 +93,20 @@ static uint64_t interp_ns_of(uint64_t events) {
 
 /* The open trace's figures (its footer and markers); the recorder bounds
  * interp_ns with the trace's hook time. */
+/* Memory beyond the recorder's (live stats, C-function table); the live
+ * stats' event count when `events` is given. */
+static uint64_t extra_bytes(uint64_t *events) {
+    pthread_mutex_lock(&g_agg_mu);
+    uint64_t b = yp_agg_bytes(g_agg) + yp_hook_bytes();
+    if (events) *events = yp_agg_events_seen(g_agg);
+    pthread_mutex_unlock(&g_agg_mu);
+    return b;
+}
+
 static void sink_totals(void *ctx, yp_rec_totals *t) {
     (void)ctx;
     t->app_ns = app_ns_now(g_trace_app_ns);
-    pthread_mutex_lock(&g_agg_mu);
-    t->extra_bytes = yp_agg_bytes(g_agg) + yp_hook_bytes();
-    pthread_mutex_unlock(&g_agg_mu);
+    t->extra_bytes = extra_bytes(NULL);
     t->interp_ns = interp_ns_of(g_trace_events);
     t->interp_max_share = g_interp_share;
 }
@@ -107,10 +115,8 @@ static void sink_totals(void *ctx, yp_rec_totals *t) {
  * `hook_ns`. */
 static void live_totals(yp_rec_totals *t, uint64_t hook_ns) {
     t->app_ns = app_ns_now(g_app_ns);
-    pthread_mutex_lock(&g_agg_mu);
-    t->extra_bytes = yp_agg_bytes(g_agg) + yp_hook_bytes();
-    uint64_t events = yp_agg_events_seen(g_agg);
-    pthread_mutex_unlock(&g_agg_mu);
+    uint64_t events;
+    t->extra_bytes = extra_bytes(&events);
     t->interp_max_share = g_interp_share;
     t->interp_ns = yp_interp_bounded(interp_ns_of(events), t->app_ns, hook_ns, t->interp_max_share);
 }

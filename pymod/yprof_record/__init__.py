@@ -106,8 +106,13 @@ if _MONITORING:
 
 def _thread_hook(frame, event, arg):
     # threading.setprofile() puts this in every new thread; its first call
-    # replaces it with the C hook for that thread.
-    _yprof._bootstrap()
+    # replaces it with the C hook for that thread. A thread whose first event
+    # comes after stop() (started just before it) must not keep a Python
+    # profile function for its whole life: it removes itself.
+    if _yprof._is_running():
+        _yprof._bootstrap()
+    else:
+        sys.setprofile(None)
 
 
 _prev_thread_hook = None  # threading's profile function before ours (another tool's)

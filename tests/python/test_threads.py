@@ -341,3 +341,21 @@ def test_stop_puts_back_another_tools_thread_profile_function(yp, tmp_path):
         assert "call" in seen, seen  # other ran in the new thread
     finally:
         threading.setprofile(None)
+
+
+def test_a_thread_first_seen_after_stop_drops_the_bootstrap_hook(yp, tmp_path):
+    # a thread started just before stop() gets the Python bootstrap function
+    # from threading; if its first event comes after stop(), it must not keep
+    # a Python profile function (a slow-down for its whole life)
+    from yprof_record import _thread_hook
+    after = []
+
+    def body():
+        sys.setprofile(_thread_hook)  # what threading does at a thread's start
+        per_thread(1)  # its first events: yprof is stopped
+        after.append(sys.getprofile())
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert after == [None]
