@@ -402,6 +402,21 @@ yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_
     return st;
 }
 
+const char *yp_agg_thread_name(yp_agg *a, uint32_t thread_id) {
+    uint32_t idx;
+    if (!a || !yp_map_get(&a->tmap, thread_id, &idx)) return "";
+    return a->threads[idx]->name ? a->threads[idx]->name : "";
+}
+
+yp_status yp_agg_gap(yp_agg *a, uint32_t thread_id, uint64_t lost) {
+    if (!a) return YP_ERR_ARG;
+    yp_athread *t = get_thread(a, thread_id);
+    if (!t) return YP_ERR_NOMEM;
+    interval_end(t, t->last_ts);
+    t->dropped += lost;
+    return YP_OK;
+}
+
 void yp_agg_clear(yp_agg *a) {
     if (!a) return;
     for (size_t i = 0; i < a->n_threads; i++) {

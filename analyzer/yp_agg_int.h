@@ -68,4 +68,7 @@ struct yp_agg {
     uint32_t nodes_truncated;
 };
 
+/* A thread's name ("" when not known). */
+const char *yp_agg_thread_name(yp_agg *a, uint32_t thread_id);
+
 #endif

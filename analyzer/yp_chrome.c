@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "yp_map_int.h"
+#include "yp_seq_int.h"
 #include "yprof/analyze.h"
 
 typedef struct cstack {
@@ -68,6 +69,7 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
     c.us_per_tick = yp_reader_header(r)->ns_per_tick / 1000.0;
     c.t0 = yp_reader_header(r)->start_ticks;
     yp_map tmap = {0};
+    yp_seqcheck seq = {0};
     cstack *stacks = calloc(s->n_threads + 1, sizeof *stacks);
     size_t n_stacks = 0, cap_stacks = s->n_threads + 1;
     uint32_t *tids = calloc(cap_stacks, sizeof *tids);
@@ -92,7 +94,9 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
     for (;;) {
         yp_status rs = yp_reader_next(r, &ch);
         if (rs == YP_END || rs == YP_ERR_TRUNCATED || rs == YP_ERR_NOMEM || rs == YP_ERR_IO) break;
-        if (rs != YP_OK || ch.h.kind != YP_CHUNK_EVENTS) continue;
+        yp_seq_gap gap;
+        int events_chunk = yp_seq_check(&seq, rs, &ch, &gap);
+        if (!events_chunk || (rs != YP_OK && !gap.hole)) continue;
         uint32_t ti;
         if (!yp_map_get(&tmap, ch.h.thread_id, &ti)) {
             if (n_stacks == cap_stacks) {
@@ -110,7 +114,9 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
             yp_map_put(&tmap, ch.h.thread_id, ti);
         }
         cstack *cs = &stacks[ti];
-        if (ch.h.dropped) close_all(&c, cs, ch.h.thread_id, cs->last_ts);
+        /* a hole (as the statistics see it: yp_seq.c) or drops end the frames */
+        if (gap.hole || ch.h.dropped) close_all(&c, cs, ch.h.thread_id, cs->last_ts);
+        if (rs != YP_OK) continue; /* a damaged chunk: nothing more to show */
         for (uint32_t i = 0; i < ch.h.n_records; i++) {
             const yp_event *e = &ch.events[i];
             uint64_t ts = e->ts < cs->last_ts ? cs->last_ts : e->ts;
@@ -153,6 +159,7 @@ out:
     free(stacks);
     free(tids);
     yp_map_free(&tmap);
+    yp_seq_free(&seq);
     yp_map_free(&c.funcs);
     yp_reader_close(r);
     return st;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "yp_agg_int.h"
+#include "yp_seq_int.h"
 #include "yprof/analyze.h"
 
 static int on_symbol(void *ctx, const yp_symbol *s) { return yp_agg_symbol(ctx, s) != YP_OK; }
@@ -18,7 +20,7 @@ static int on_thread(void *ctx, const yp_thread_info *t) { return yp_agg_thread(
 
 /* MARKER chunks carry "key=value" lines; the recorder writes its pollution
  * figures there at every stop, so a trace without footer still has them. */
-static void parse_marker(const yp_chunk *c, yp_footer *f) {
+static void parse_marker(const yp_chunk *c, yp_footer *f, uint64_t *peak) {
     const char *p = (const char *)c->payload, *end = p + c->h.raw_bytes;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -42,14 +44,56 @@ static void parse_marker(const yp_chunk *c, yp_footer *f) {
                     f->app_ns = v;
                 else if (!strcmp(line, "profiler_bytes"))
                     f->profiler_bytes = v;
+                else if (!strcmp(line, "peak_bytes") && v > *peak)
+                    *peak = v;
             }
         }
         p = eol + 1;
     }
 }
 
+/* Per-thread holes, for the warning: the first few threads named. */
+#define HOLES_NAMED 4
+typedef struct holes {
+    yp_seqcheck seq;
+    uint32_t tid[HOLES_NAMED];
+    uint64_t events[HOLES_NAMED], chunks[HOLES_NAMED];
+    unsigned n, more;
+} holes;
+
+/* A hole closes the thread's frames and counts what it lost. */
+static yp_status note_hole(holes *hs, yp_agg *a, yp_load_result *res, const yp_seq_gap *g) {
+    if (!g->hole) return YP_OK;
+    unsigned i = 0;
+    while (i < hs->n && hs->tid[i] != g->thread_id) i++;
+    if (i == hs->n && hs->n < HOLES_NAMED) hs->tid[hs->n++] = g->thread_id;
+    if (i < hs->n) {
+        hs->events[i] += g->lost_events;
+        hs->chunks[i] += g->missing_chunks + (g->lost_events ? 1 : 0);
+    } else {
+        hs->more = 1;
+    }
+    res->lost_events += g->lost_events;
+    return yp_agg_gap(a, g->thread_id, g->lost_events);
+}
+
+/* "; thread 3 lost 1800 events (1 chunk), ..." */
+static void holes_text(const holes *hs, yp_agg *a, char *w, size_t wl) {
+    for (unsigned i = 0; i < hs->n; i++) {
+        size_t k = strlen(w);
+        const char *name = yp_agg_thread_name(a, hs->tid[i]);
+        snprintf(w + k, wl - k, "%sthread %u (%.40s) lost %" PRIu64 " event(s) in %" PRIu64 " chunk(s)",
+                 k && w[k - 1] != ' ' ? "; " : "", hs->tid[i], name[0] ? name : "?", hs->events[i],
+                 hs->chunks[i]);
+    }
+    if (hs->more) {
+        size_t k = strlen(w);
+        snprintf(w + k, wl - k, "; more threads lost events");
+    }
+}
+
 static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
-                      void (*progress)(uint64_t, uint64_t)) {
+                      void (*progress)(uint64_t, uint64_t), holes *hs) {
     res->hdr = *yp_reader_header(r);
     snprintf(res->python_version, sizeof res->python_version, "%s", res->hdr.python_version);
     snprintf(res->command_line, sizeof res->command_line, "%s", res->hdr.command_line);
@@ -62,6 +106,11 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
     for (;;) {
         st = yp_reader_next(r, &c);
         if (st == YP_END || st == YP_ERR_TRUNCATED) break;
+        yp_seq_gap g;
+        if (yp_seq_check(&hs->seq, st, &c, &g) && note_hole(hs, a, res, &g) == YP_ERR_NOMEM) {
+            snprintf(errbuf, errlen, "out of memory while aggregating");
+            return YP_ERR_NOMEM;
+        }
         if (st == YP_ERR_CHECKSUM) {
             res->checksum_errors++;
             last_bad = st;
@@ -83,7 +132,7 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
             break;
         case YP_CHUNK_SYMBOLS: s2 = yp_chunk_symbols(&c, on_symbol, a); break;
         case YP_CHUNK_THREADS: s2 = yp_chunk_threads(&c, on_thread, a); break;
-        case YP_CHUNK_MARKER: parse_marker(&c, &res->foot); break;
+        case YP_CHUNK_MARKER: parse_marker(&c, &res->foot, &res->peak_bytes); break;
         case YP_CHUNK_FOOTER:
             if (yp_chunk_footer(&c, &res->foot) == YP_OK) res->has_footer = 1;
             break;
@@ -122,6 +171,11 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
         size_t k = strlen(w);
         snprintf(w + k, wl - k, "; %" PRIu64 " damaged chunk(s) skipped", res->rs.chunks_bad);
     }
+    if (hs->n) {
+        size_t k = strlen(w);
+        if (k) snprintf(w + k, wl - k, ": ");
+        holes_text(hs, a, w, wl);
+    }
     return YP_OK;
 }
 
@@ -131,7 +185,9 @@ yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *
     yp_reader *r;
     yp_status st = yp_reader_open(path, &r, errbuf, errlen);
     if (st != YP_OK) return st;
-    st = load(r, a, res, errbuf, errlen, progress);
+    holes hs = {0};
+    st = load(r, a, res, errbuf, errlen, progress, &hs);
+    yp_seq_free(&hs.seq);
     yp_reader_close(r);
     return st;
 }
@@ -142,7 +198,9 @@ yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *r
     yp_reader *r;
     yp_status st = yp_reader_open_mem(data, len, &r, errbuf, errlen);
     if (st != YP_OK) return st;
-    st = load(r, a, res, errbuf, errlen, NULL);
+    holes hs = {0};
+    st = load(r, a, res, errbuf, errlen, NULL, &hs);
+    yp_seq_free(&hs.seq);
     yp_reader_close(r);
     return st;
 }

@@ -40,19 +40,20 @@ static void func_label(const yp_func *f, char *out, size_t width) {
 
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
     const yp_session *ss = &s->session;
-    char when[64] = "?", mem[32];
+    char when[64] = "?", mem[32], peak[32];
     time_t t = (time_t)ss->started_at;
     struct tm tmv;
     if (localtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tmv);
     human_bytes(ss->profiler_bytes, mem, sizeof mem);
+    human_bytes(ss->peak_bytes, peak, sizeof peak);
     fprintf(out, "yprof report: %s\n", ss->trace_path[0] ? ss->trace_path : "(live)");
     fprintf(out, "  python %s, clock %s, pid %" PRIu64 ", started %s\n",
             ss->python_version[0] ? ss->python_version : "?", ss->clock, ss->pid, when);
     fprintf(out, "  duration %.3f s, %" PRIu64 " events, %" PRIu64 " dropped, %zu thread(s)%s\n",
             ss->duration_s, ss->events, ss->dropped_events, s->n_threads,
             ss->complete ? "" : ", trace incomplete");
-    fprintf(out, "  pollution %.1f%% of %.3f s: hook %.3f s, interpreter %.3f s; memory %s\n",
-            ss->pollution_pct, ss->app_s, ss->hook_s, ss->interp_s, mem);
+    fprintf(out, "  pollution %.1f%% of %.3f s: hook %.3f s, interpreter %.3f s; memory %s (peak %s)\n",
+            ss->pollution_pct, ss->app_s, ss->hook_s, ss->interp_s, mem, peak);
     fprintf(out, "  flusher %.3f s of CPU beside the application (%.0f%% of a core)\n\n", ss->flusher_s,
             ss->flusher_pct);
 

@@ -18,7 +18,7 @@ static const char *const schema =
     " pid INTEGER, clock TEXT, started_at TEXT, started_unix REAL, duration_s REAL,"
     " events INTEGER, dropped_events INTEGER, pollution_pct REAL, profiler_bytes INTEGER,"
     " hook_s REAL, flusher_s REAL, interp_s REAL, app_s REAL, complete INTEGER,"
-    " bad_chunks INTEGER, call_paths_truncated INTEGER, flusher_pct REAL);"
+    " bad_chunks INTEGER, call_paths_truncated INTEGER, flusher_pct REAL, peak_bytes INTEGER);"
     "CREATE TABLE threads(id INTEGER PRIMARY KEY, name TEXT, ident INTEGER,"
     " native_id INTEGER, wall_s REAL, cpu_s REAL, events INTEGER, dropped INTEGER,"
     " unmatched_returns INTEGER, open_frames INTEGER);"
@@ -77,7 +77,7 @@ yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, siz
     time_t t = (time_t)ss->started_at;
     struct tm tmv;
     if (gmtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    rc = sqlite3_prepare_v2(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+    rc = sqlite3_prepare_v2(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
                             &st, NULL);
     CHECK(rc);
     sqlite3_bind_text(st, 1, ss->trace_path, -1, SQLITE_STATIC);
@@ -100,6 +100,7 @@ yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, siz
     sqlite3_bind_int64(st, 18, (sqlite3_int64)ss->bad_chunks);
     sqlite3_bind_int64(st, 19, s->nodes_truncated);
     sqlite3_bind_double(st, 20, ss->flusher_pct);
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)ss->peak_bytes);
     CHECK(step(st));
     sqlite3_finalize(st);
     st = NULL;

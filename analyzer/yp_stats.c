@@ -87,6 +87,7 @@ void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_res
     ss->interp_s = (double)res->foot.interp_ns * 1e-9;
     ss->app_s = (double)res->foot.app_ns * 1e-9;
     ss->profiler_bytes = res->foot.profiler_bytes;
+    ss->peak_bytes = res->peak_bytes > ss->profiler_bytes ? res->peak_bytes : ss->profiler_bytes;
     ss->pollution_pct = ss->app_s > 0 ? 100.0 * (ss->hook_s + ss->interp_s) / ss->app_s : 0;
     ss->flusher_pct = ss->app_s > 0 ? 100.0 * ss->flusher_s / ss->app_s : 0;
     ss->complete = res->has_footer;

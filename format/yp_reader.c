@@ -276,6 +276,7 @@ yp_status yp_reader_next(yp_reader *r, yp_chunk *c) {
         resync(r);
         return YP_ERR_CORRUPT;
     }
+    c->header_ok = 1;
     uint64_t body = r->off + YP_CHUNK_HEADER_SIZE;
     if (r->size - body < c->h.comp_bytes) {
         /* A header whose payload runs past the end: either the file was cut

@@ -137,7 +137,8 @@ static YP_THREAD_LOCAL int tls_in_slow;
  * _DummyThread for a thread that threading has not registered yet (its first
  * events under sys.monitoring come before that). Until the name is found,
  * the hook tries again on each of the thread's next 200 events; after that
- * the names Python reports at stop()/get_stats() take over. */
+ * the names Python reports at stop()/get_stats() take over. Runs no code of
+ * the application's (no property, no __getattr__): dict lookups only. */
 static void name_thread(yp_ring *r) {
     tls_in_slow++;
     PyObject *et, *ev, *tb;
@@ -149,7 +150,12 @@ static void name_thread(yp_ring *r) {
     PyObject *active = threading ? PyObject_GetAttrString(threading, "_active") : NULL;
     PyObject *key = PyLong_FromUnsignedLongLong(ident);
     PyObject *t = active && key && PyDict_Check(active) ? PyDict_GetItem(active, key) : NULL;
-    PyObject *n = t ? PyObject_GetAttrString(t, "name") : NULL;
+    /* the name as threading stores it (Thread._name, in the instance's
+     * dict): the `name` property could be the application's own code */
+    PyObject *dict = t ? PyObject_GenericGetDict(t, NULL) : NULL;
+    PyObject *n = dict && PyDict_Check(dict) ? PyDict_GetItemString(dict, "_name") : NULL;
+    Py_XINCREF(n);
+    Py_XDECREF(dict);
     if (n) name = utf8_or(n, NULL);
     if (name)
         r->name_pending = 0;

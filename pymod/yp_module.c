@@ -36,15 +36,17 @@ static _Atomic double g_interp_per_event = -1; /* calibrated ns of interpreter s
 static _Atomic double g_interp_share;          /* at most this share of the time (yp_interp_bounded) */
 static char g_pyversion[64];
 static uint32_t g_clock_kind; /* clock of the live stats */
-/* the recorder's cumulative counters when the live stats were last cleared */
-static uint64_t g_base_hook_ns, g_base_flusher_ns, g_base_wait_ns;
+/* the recorder's cumulative counters when the live stats were last cleared;
+ * written by clear_stats() with the GIL, read by snapshots without it */
+static _Atomic uint64_t g_base_hook_ns, g_base_flusher_ns, g_base_wait_ns;
 
 /* Recorder status with hook/flusher/wait counted from the last clear. */
+static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 static void status_since_clear(yp_rec_status *s) {
     yp_rec_status_get(s);
-    s->hook_ns = s->hook_ns > g_base_hook_ns ? s->hook_ns - g_base_hook_ns : 0;
-    s->flusher_ns = s->flusher_ns > g_base_flusher_ns ? s->flusher_ns - g_base_flusher_ns : 0;
-    s->wait_ns = s->wait_ns > g_base_wait_ns ? s->wait_ns - g_base_wait_ns : 0;
+    s->hook_ns = minus(s->hook_ns, atomic_load(&g_base_hook_ns));
+    s->flusher_ns = minus(s->flusher_ns, atomic_load(&g_base_flusher_ns));
+    s->wait_ns = minus(s->wait_ns, atomic_load(&g_base_wait_ns));
 }
 static double g_started_at; /* unix time of the first start() */
 
@@ -286,6 +288,8 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     lr.foot.interp_ns = t.interp_ns;
     lr.foot.app_ns = t.app_ns;
     lr.foot.profiler_bytes = rs.ring_bytes + rs.symbol_bytes + t.extra_bytes;
+    lr.peak_bytes = rs.peak_bytes + t.extra_bytes;
+    if (lr.peak_bytes < lr.foot.profiler_bytes) lr.peak_bytes = lr.foot.profiler_bytes;
     lr.has_footer = 1;
     yp_stats_set_session(s, path, &lr);
     s->session.started_at = g_started_at;
@@ -338,11 +342,11 @@ static PyObject *py_stats_data(PyObject *self, PyObject *cap) {
     }
     const yp_session *ss = &s->session;
     PyObject *session = Py_BuildValue(
-        "{s:s,s:s,s:s,s:d,s:K,s:K,s:d,s:d,s:K,s:d,s:d,s:d,s:d}", "trace_path", ss->trace_path,
+        "{s:s,s:s,s:s,s:d,s:K,s:K,s:d,s:d,s:K,s:K,s:d,s:d,s:d,s:d}", "trace_path", ss->trace_path,
         "python_version", ss->python_version, "clock", ss->clock, "duration_s", ss->duration_s, "events",
         (unsigned long long)ss->events, "dropped_events", (unsigned long long)ss->dropped_events,
         "pollution_pct", ss->pollution_pct, "flusher_pct", ss->flusher_pct, "profiler_bytes",
-        (unsigned long long)ss->profiler_bytes, "hook_s", ss->hook_s, "flusher_s", ss->flusher_s, "interp_s",
+        (unsigned long long)ss->profiler_bytes, "peak_bytes", (unsigned long long)ss->peak_bytes, "hook_s", ss->hook_s, "flusher_s", ss->flusher_s, "interp_s",
         ss->interp_s, "app_s", ss->app_s);
     if (!session) goto fail;
     return Py_BuildValue("(NNNNN)", funcs, threads, fstats, edges, session);
@@ -434,9 +438,9 @@ static PyObject *py_clear(PyObject *self, PyObject *noargs) {
         /* pollution restarts with the stats */
         yp_rec_status rs;
     yp_rec_status_get(&rs);
-    g_base_hook_ns = rs.hook_ns;
-    g_base_flusher_ns = rs.flusher_ns;
-    g_base_wait_ns = rs.wait_ns;
+    atomic_store(&g_base_hook_ns, rs.hook_ns);
+    atomic_store(&g_base_flusher_ns, rs.flusher_ns);
+    atomic_store(&g_base_wait_ns, rs.wait_ns);
     g_app_ns = 0;
     g_started_at = 0;
     if (yp_hook_running()) {
@@ -477,9 +481,12 @@ static PyObject *py_pollution(PyObject *self, PyObject *noargs) {
      * flusher runs beside them, on another core when one is free */
     double pct = app > 0 ? 100.0 * (hook + interp) / app : 0.0;
     double fpct = app > 0 ? 100.0 * fl / app : 0.0;
-    return Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:d,s:d,s:K}", "pct", pct, "flusher_pct", fpct, "hook_s", hook,
-                         "flusher_s", fl, "interp_s", interp, "wait_s", wait, "app_s", app, "bytes",
-                         (unsigned long long)(s.ring_bytes + s.symbol_bytes + t.extra_bytes));
+    uint64_t bytes = s.ring_bytes + s.symbol_bytes + t.extra_bytes;
+    uint64_t peak = s.peak_bytes + t.extra_bytes; /* the live stats only grow between clears */
+    return Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:d,s:d,s:K,s:K}", "pct", pct, "flusher_pct", fpct, "hook_s",
+                         hook, "flusher_s", fl, "interp_s", interp, "wait_s", wait, "app_s", app, "bytes",
+                         (unsigned long long)bytes, "peak_bytes",
+                         (unsigned long long)(peak > bytes ? peak : bytes));
 }
 
 static PyObject *py_set_ignore_prefix(PyObject *self, PyObject *arg) {
@@ -495,9 +502,12 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *noargs) {
     (void)noargs;
     yp_rec_after_fork_child();
     yp_hook_after_fork_child();
-    /* the parent's aggregator may be mid-update under a lock we can't trust */
-    pthread_mutex_init(&g_agg_mu, NULL);
+    /* the parent's live stats are the parent's (whole: fork_prepare held
+     * their lock); the child's start afresh */
+    pthread_mutex_lock(&g_agg_mu);
+    yp_agg_free(g_agg);
     g_agg = NULL;
+    pthread_mutex_unlock(&g_agg_mu);
     g_app_ns = 0;
     g_interval_t0 = 0; /* the child does not record */
     Py_RETURN_NONE;
@@ -565,6 +575,22 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef moddef = {
     PyModuleDef_HEAD_INIT, "_yprof", "yprof recorder back end", -1, methods, NULL, NULL, NULL, NULL};
 
+/* fork: the recorder's locks and the live stats' are held across it by the
+ * forking thread (the aggregator's lock is taken under the recorder's
+ * drain lock by the flusher, so after them), and let go on both sides. */
+static void fork_prepare(void) {
+    yp_rec_fork_prepare();
+    pthread_mutex_lock(&g_agg_mu);
+}
+static void fork_parent(void) {
+    pthread_mutex_unlock(&g_agg_mu);
+    yp_rec_fork_parent();
+}
+static void fork_child(void) {
+    pthread_mutex_unlock(&g_agg_mu);
+    yp_rec_fork_child();
+}
+
 PyMODINIT_FUNC PyInit__yprof(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
@@ -573,6 +599,8 @@ PyMODINIT_FUNC PyInit__yprof(void) {
         return NULL;
     }
     for (PyMethodDef *d = methods; d->ml_name; d++) yp_hook_ignore_cfunc(d);
+    static int atfork_done;
+    if (!atfork_done && pthread_atfork(fork_prepare, fork_parent, fork_child) == 0) atfork_done = 1;
     snprintf(g_pyversion, sizeof g_pyversion, "%s", Py_GetVersion());
     char *sp = strchr(g_pyversion, ' ');
     if (sp) *sp = 0;

@@ -5,10 +5,23 @@
  *
  * Locks, always taken in this order:
  *   drain_mu  one drain at a time (the flusher, or a thread closing)
- *   reg_mu    the ring list and thread descriptions; symbol appends
+ *   symtab    symbol appends (yp_symtab.c)
+ *   reg_mu    the ring list, the free rings and thread descriptions
+ *   (the sink's own lock, taken by the sink under reg_mu)
  *   wake_mu   with wake_cv, only to sleep and wake the flusher
  * The hook takes none of them on its fast path; its slow path (a new thread
- * or a new function) takes reg_mu or the symtab lock briefly.
+ * or a new function) takes reg_mu or the symtab lock briefly. Nobody waits
+ * for the flusher while holding one of them: a full ring waits with none
+ * held, and the REC_STOP marks of stop() are written by the flusher itself.
+ *
+ * fork: yp_rec_fork_prepare takes every lock in that order (the caller adds
+ * the sink's between reg_mu and wake_mu), so the child is made while no
+ * other thread holds one; yp_rec_fork_parent / _child release them. The
+ * child then forgets the parent's rings and flusher (yp_rec_after_fork_child).
+ *
+ * Memory: rings start at 2^ring_min_bits events and grow to 2^ring_bits
+ * while the shared budget allows (yp_ring_new_growable); the rings of
+ * threads that have exited are kept (up to POOL_MAX) for new threads.
  *
  * A drain: (1) read each ring's head (acquire), (2) write the symbols and
  * thread records added so far, (3) write each ring's events up to the head
@@ -23,6 +36,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +48,10 @@
 #include "yp_symtab_int.h"
 
 YP_THREAD_LOCAL yp_ring *yp_tls_ring;
+
+#define POOL_MAX 64                 /* drained rings of exited threads kept for new ones */
+#define RING_MIN_BITS 12            /* 4Ki events, 64 KiB: where every ring starts */
+#define RING_BUDGET (24ull << 20)   /* growth beyond that, all rings together */
 
 static pthread_key_t g_key;
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
@@ -50,7 +68,12 @@ static struct {
     int thread_started;
     int stop_req;                 /* wake_mu */
     uint64_t sync_req, sync_done; /* wake_mu */
-    unsigned flush_ms, ring_bits, marker_ms;
+    unsigned flush_ms, ring_bits, ring_min_bits, marker_ms;
+    yp_ring_budget budget;
+    yp_ring *pool; /* reg_mu: drained rings of exited threads, for new ones */
+    unsigned n_pool;
+    _Atomic int refresh_threads; /* the next drain rewrites every thread record (CPU time) */
+    _Atomic uint64_t peak_bytes; /* most rings + symbols held since the trace opened */
     uint64_t marker_at; /* drain_mu: monotonic ns of the next MARKER */
     _Atomic unsigned wait_ms;
     yp_ring *rings;          /* reg_mu */
@@ -77,6 +100,8 @@ static struct {
     .done_cv = PTHREAD_COND_INITIALIZER,
     .flush_ms = 20,
     .ring_bits = 17,
+    .ring_min_bits = RING_MIN_BITS,
+    .budget = {.max_bytes = RING_BUDGET},
     .marker_ms = 500,
 };
 
@@ -122,9 +147,22 @@ static void on_thread_exit(void *p) {
 
 static void make_key(void) { pthread_key_create(&g_key, on_thread_exit); }
 
+/* A ring for a new thread: one an exited thread left, else a new one. */
+static yp_ring *ring_get(void) {
+    pthread_mutex_lock(&R.reg_mu);
+    yp_ring *r = R.pool;
+    if (r) {
+        R.pool = r->next;
+        R.n_pool--;
+        r->next = NULL;
+    }
+    pthread_mutex_unlock(&R.reg_mu);
+    return r ? r : yp_ring_new_growable(R.ring_min_bits, R.ring_bits, &R.budget);
+}
+
 yp_ring *yp_rec_ring_slow(void) {
     pthread_once(&g_key_once, make_key);
-    yp_ring *r = yp_ring_new(R.ring_bits);
+    yp_ring *r = ring_get();
     if (!r) {
         atomic_fetch_add(&R.alloc_failures, 1);
         return NULL;
@@ -173,15 +211,17 @@ uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *fil
 }
 
 void yp_rec_mark_all(uint8_t kind, uint64_t ts) {
+    /* drain_mu: never while a drain reads the marks; a drain never waits
+     * for anything, so this wait is short */
+    pthread_mutex_lock(&R.drain_mu);
     pthread_mutex_lock(&R.reg_mu);
     for (yp_ring *r = R.rings; r; r = r->next) {
-        if (atomic_load(&r->ended)) continue;
-        uint64_t h = atomic_load(&r->head);
-        if (h == 0) continue; /* never used */
-        uint64_t last = yp_ring_last_ts(r);
-        yp_ring_push(r, ts > last ? ts : last, 0, kind);
+        if (atomic_load(&r->ended)) continue; /* THREAD_END closes its frames */
+        if (atomic_load(&r->head) == 0) continue; /* never used */
+        yp_ring_set_mark(r, kind, ts);
     }
     pthread_mutex_unlock(&R.reg_mu);
+    pthread_mutex_unlock(&R.drain_mu);
 }
 
 static uint64_t thread_cpu_ns(const yp_ring *r) {
@@ -251,10 +291,78 @@ static int grow_scratch(size_t n) {
     return 0;
 }
 
+/* Emit the events a peek gave (spans a and b, ending at event number h), and
+ * the ring's mark after the event it follows. */
+static void emit_ring(yp_ring *r, const yp_event *a, size_t na, const yp_event *b, size_t nb, uint64_t h) {
+    yp_event mark;
+    uint64_t t = h - na - nb;
+    /* marks are set under drain_mu (yp_rec_mark_all): no race with this */
+    if (atomic_load_explicit(&r->mark_pending, memory_order_acquire) && r->mark_head < t &&
+        yp_ring_take_mark(r, h, &mark)) /* stale (cannot happen): write it now */
+        emit_events(r->thread_id, &mark, 1);
+    if (atomic_load_explicit(&r->mark_pending, memory_order_acquire) && r->mark_head <= h) {
+        size_t k = (size_t)(r->mark_head - t); /* events before the mark */
+        size_t ka = k < na ? k : na, kb = k - ka;
+        if (ka) emit_events(r->thread_id, a, ka);
+        if (kb) emit_events(r->thread_id, b, kb);
+        if (yp_ring_take_mark(r, h, &mark)) emit_events(r->thread_id, &mark, 1);
+        a += ka;
+        na -= ka;
+        b += kb;
+        nb -= kb;
+    }
+    if (!(na + nb)) return;
+    if (na && nb && grow_scratch(na + nb + 1) == 0) {
+        memcpy(R.scratch, a, na * sizeof *a);
+        memcpy(R.scratch + na, b, nb * sizeof *b);
+        emit_events(r->thread_id, R.scratch, na + nb);
+    } else {
+        if (na) emit_events(r->thread_id, a, na);
+        if (nb) emit_events(r->thread_id, b, nb);
+    }
+}
+
+/* A drained ring of an exited thread: THREAD_END, then out of the registry
+ * into the pool (or freed). Caller holds drain_mu. */
+static void ring_retire(yp_ring *r) {
+    yp_event end = {yp_ring_last_ts(r), 0, YP_EV_THREAD_END, {0}};
+    emit_events(r->thread_id, &end, 1);
+    pthread_mutex_lock(&R.reg_mu);
+    yp_ring **pp = &R.rings;
+    while (*pp && *pp != r) pp = &(*pp)->next;
+    if (*pp) *pp = r->next;
+    R.freed_dropped += atomic_load(&r->dropped_total);
+    R.freed_hook_ns += atomic_load(&r->hook_ns);
+    int keep = R.n_pool < POOL_MAX && r->budget == &R.budget &&
+               r->max_bytes == ((uint64_t)1 << R.ring_bits) * sizeof(yp_event);
+    if (keep) {
+        yp_ring_reset(r);
+        r->next = R.pool;
+        R.pool = r;
+        R.n_pool++;
+    }
+    pthread_mutex_unlock(&R.reg_mu);
+    if (!keep) yp_ring_free(r);
+}
+
+static uint64_t ring_bytes_locked(uint64_t *count);
+
+/* The memory held now, for the peak. */
+static void note_peak(void) {
+    uint64_t b = yp_symtab_bytes();
+    pthread_mutex_lock(&R.reg_mu);
+    b += ring_bytes_locked(NULL);
+    pthread_mutex_unlock(&R.reg_mu);
+    uint64_t p = atomic_load(&R.peak_bytes);
+    while (b > p && !atomic_compare_exchange_weak(&R.peak_bytes, &p, b)) {
+    }
+}
+
 /* Drain every ring once. Caller holds drain_mu. */
 static void drain_locked(void) {
     size_t n = 0;
     yp_thread_info infos[64];
+    char names[64][64];
     size_t ninfo = 0;
     pthread_mutex_lock(&R.reg_mu);
     for (yp_ring *r = R.rings; r; r = r->next) n++;
@@ -275,25 +383,26 @@ static void drain_locked(void) {
     for (size_t i = 0; i < n; i++) heads[i] = atomic_load_explicit(&R.snap[i]->head, memory_order_acquire);
     emit_symbols();
 
-    pthread_mutex_lock(&R.reg_mu);
-    for (size_t i = 0; i < n; i++) {
-        yp_ring *r = R.snap[i];
-        if (!r->info_dirty && !atomic_load(&r->ended)) continue;
-        r->info_dirty = 0;
-        infos[ninfo++] = (yp_thread_info){r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), r->name};
-        if (ninfo == 64) {
-            if (file_ok()) yp_writer_threads(R.w, infos, ninfo);
-            if (R.sink.thread)
-                for (size_t j = 0; j < ninfo; j++) R.sink.thread(R.sink.ctx, &infos[j]);
-            ninfo = 0;
+    /* every thread's record when asked (their CPU time so far: a stop, a
+     * sync for get_stats, a marker), else the new and renamed ones */
+    int refresh = atomic_exchange(&R.refresh_threads, 0);
+    for (size_t i = 0; i < n;) {
+        pthread_mutex_lock(&R.reg_mu);
+        for (ninfo = 0; i < n && ninfo < 64; i++) {
+            yp_ring *r = R.snap[i];
+            if (!r->info_dirty && !refresh && !atomic_load(&r->ended)) continue;
+            r->info_dirty = 0;
+            snprintf(names[ninfo], sizeof names[ninfo], "%s", r->name);
+            infos[ninfo] = (yp_thread_info){r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), names[ninfo]};
+            ninfo++;
         }
-    }
-    if (ninfo) {
+        pthread_mutex_unlock(&R.reg_mu);
+        if (!ninfo) continue;
+        /* the sink takes its own lock: never under reg_mu */
         if (file_ok()) yp_writer_threads(R.w, infos, ninfo);
         if (R.sink.thread)
             for (size_t j = 0; j < ninfo; j++) R.sink.thread(R.sink.ctx, &infos[j]);
     }
-    pthread_mutex_unlock(&R.reg_mu);
     if (R.w) note_write_error();
 
     for (size_t i = 0; i < n; i++) {
@@ -312,36 +421,34 @@ static void drain_locked(void) {
                 nb = 0;
             }
         }
-        if (na + nb) {
-            if (nb && grow_scratch(na + nb + 1) == 0) {
-                memcpy(R.scratch, a, na * sizeof *a);
-                memcpy(R.scratch + na, b, nb * sizeof *b);
-                emit_events(r->thread_id, R.scratch, na + nb);
-            } else {
-                emit_events(r->thread_id, a, na);
-                if (nb) emit_events(r->thread_id, b, nb);
-            }
-            yp_ring_release(r, h);
-        }
-        if (ended && atomic_load(&r->head) == h) {
-            yp_event end = {yp_ring_last_ts(r), 0, YP_EV_THREAD_END, {0}};
-            pthread_mutex_lock(&R.reg_mu);
-            yp_ring **pp = &R.rings;
-            while (*pp && *pp != r) pp = &(*pp)->next;
-            if (*pp) *pp = r->next;
-            R.freed_dropped += atomic_load(&r->dropped_total);
-            R.freed_hook_ns += atomic_load(&r->hook_ns);
-            pthread_mutex_unlock(&R.reg_mu);
-            emit_events(r->thread_id, &end, 1);
-            yp_ring_free(r);
-        }
+        emit_ring(r, a, na, b, nb, h);
+        if (na + nb) yp_ring_release(r, h);
+        if (ended && atomic_load(&r->head) == h) ring_retire(r);
     }
     free(heads);
+    note_peak();
 }
 
 static uint64_t self_cpu_ns(void) { return yp_clock_thread_cpu_ns(); }
 
 static void make_footer(yp_footer *f, const yp_rec_totals *tot);
+
+/* The peak memory: the rings' and symbols' peak plus the live stats' (which
+ * only grow between clears), never below what is held now. */
+static uint64_t peak_of(const yp_footer *f, const yp_rec_totals *tot) {
+    uint64_t p = atomic_load(&R.peak_bytes) + (tot ? tot->extra_bytes : 0);
+    return p > f->profiler_bytes ? p : f->profiler_bytes;
+}
+
+/* The peak as a MARKER before a footer (the footer has no field for it). */
+static void write_peak_locked(const yp_footer *f, const yp_rec_totals *tot) {
+    char text[64];
+    int n = snprintf(text, sizeof text, "peak_bytes=%llu\n", (unsigned long long)peak_of(f, tot));
+    if (n > 0 && (size_t)n < sizeof text && file_ok()) {
+        yp_writer_marker(R.w, text, (size_t)n);
+        note_write_error();
+    }
+}
 
 /* Every marker_ms while the file is being written, the pollution figures
  * so far as a MARKER chunk: a process killed before its next stop() (which
@@ -351,16 +458,18 @@ static void maybe_marker(void) {
     uint64_t now = yp_clock_mono_ns();
     if (now < R.marker_at) return;
     R.marker_at = now + (uint64_t)R.marker_ms * 1000000u;
+    atomic_store(&R.refresh_threads, 1); /* a killed process keeps CPU times this old */
     yp_rec_totals t = {0};
     R.sink.totals(R.sink.ctx, &t);
     yp_footer f;
     make_footer(&f, &t); /* takes drain_mu and reg_mu itself */
     char text[256];
     int n = snprintf(text, sizeof text,
-                     "hook_ns=%llu\nflusher_ns=%llu\ninterp_ns=%llu\napp_ns=%llu\nprofiler_bytes=%llu\n",
+                     "hook_ns=%llu\nflusher_ns=%llu\ninterp_ns=%llu\napp_ns=%llu\nprofiler_bytes=%llu\n"
+                     "peak_bytes=%llu\n",
                      (unsigned long long)f.hook_ns, (unsigned long long)f.flusher_ns,
                      (unsigned long long)f.interp_ns, (unsigned long long)f.app_ns,
-                     (unsigned long long)f.profiler_bytes);
+                     (unsigned long long)f.profiler_bytes, (unsigned long long)peak_of(&f, &t));
     pthread_mutex_lock(&R.drain_mu);
     if (n > 0 && (size_t)n < sizeof text && file_ok()) { /* not after a stop()'s footer */
         yp_writer_marker(R.w, text, (size_t)n);
@@ -369,17 +478,35 @@ static void maybe_marker(void) {
     pthread_mutex_unlock(&R.drain_mu);
 }
 
+/* A deadline ms from now on CLOCK_MONOTONIC, the clock of both condition
+ * variables (init_once): a step of the wall clock never stalls a wait. */
+static struct timespec deadline_in(unsigned ms) {
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    return dl;
+}
+
+static void init_conds(void) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&R.wake_cv, &ca);
+    pthread_cond_init(&R.done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+static pthread_once_t g_conds_once = PTHREAD_ONCE_INIT;
+
 static void *flusher_main(void *arg) {
     (void)arg;
     uint64_t cpu0 = self_cpu_ns();
     pthread_mutex_lock(&R.wake_mu);
     for (;;) {
         if (!R.stop_req && R.sync_req == R.sync_done) {
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_nsec += (long)R.flush_ms * 1000000L;
-            dl.tv_sec += dl.tv_nsec / 1000000000L;
-            dl.tv_nsec %= 1000000000L;
+            struct timespec dl = deadline_in(R.flush_ms);
             pthread_cond_timedwait(&R.wake_cv, &R.wake_mu, &dl);
         }
         int stop = R.stop_req;
@@ -432,7 +559,13 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     R.clock_kind = cfg->clock_kind;
     R.sink = cfg->sink;
     R.flush_ms = cfg->flush_ms ? cfg->flush_ms : 20;
-    if (cfg->ring_bits) R.ring_bits = cfg->ring_bits;
+    if (cfg->ring_bits) { /* a fixed size (tests, benchmarks) */
+        R.ring_bits = R.ring_min_bits = cfg->ring_bits;
+    } else {
+        R.ring_bits = 17;
+        R.ring_min_bits = RING_MIN_BITS;
+    }
+    R.budget.max_bytes = cfg->ring_budget_bytes ? cfg->ring_budget_bytes : RING_BUDGET;
     R.marker_ms = cfg->marker_ms ? cfg->marker_ms : 500;
     R.marker_at = yp_clock_mono_ns() + (uint64_t)R.marker_ms * 1000000u;
     atomic_store(&R.wait_ms, cfg->wait_ms ? cfg->wait_ms : 50);
@@ -447,7 +580,16 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     R.sync_req = R.sync_done = 0;
     pthread_mutex_unlock(&R.wake_mu);
     atomic_store(&R.flusher_ns, 0);
-    if (pthread_create(&R.thread, NULL, flusher_main, NULL) != 0) {
+    atomic_store(&R.peak_bytes, 0);
+    pthread_once(&g_conds_once, init_conds);
+    /* the flusher takes no signal: the application's handlers run on its
+     * own threads, and a signal never interrupts a write half done */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&R.thread, NULL, flusher_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         yp_writer_close(w, NULL);
         R.w = NULL;
         pthread_mutex_unlock(&R.drain_mu);
@@ -462,15 +604,11 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
 
 int yp_rec_sync(unsigned timeout_ms) {
     if (!atomic_load(&R.open)) return 0;
+    atomic_store(&R.refresh_threads, 1); /* the threads' CPU time up to now */
     pthread_mutex_lock(&R.wake_mu);
     uint64_t want = ++R.sync_req;
     pthread_cond_signal(&R.wake_cv);
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    dl.tv_sec += dl.tv_nsec / 1000000000L;
-    dl.tv_nsec %= 1000000000L;
+    struct timespec dl = deadline_in(timeout_ms);
     int rc = 0;
     while (R.sync_done < want && R.thread_started)
         if (pthread_cond_timedwait(&R.done_cv, &R.wake_mu, &dl) == ETIMEDOUT) {
@@ -490,16 +628,16 @@ void yp_rec_marker(const char *text) {
     pthread_mutex_unlock(&R.drain_mu);
 }
 
+/* The rings' memory: the pages each has written (its RSS), the pool's too.
+ * Caller holds reg_mu. */
 static uint64_t ring_bytes_locked(uint64_t *count) {
     uint64_t b = 0, n = 0;
     for (yp_ring *r = R.rings; r; r = r->next) {
-        /* pages of the mmap the ring has touched so far (its RSS) */
-        uint64_t used = atomic_load(&r->head) * sizeof(yp_event);
-        used = (used + 4095) & ~(uint64_t)4095;
-        b += (used < r->capacity_bytes ? used : r->capacity_bytes) + sizeof *r;
+        b += yp_ring_bytes(r);
         n++;
     }
     if (count) *count = n;
+    for (yp_ring *r = R.pool; r; r = r->next) b += yp_ring_bytes(r);
     return b;
 }
 
@@ -513,6 +651,7 @@ void yp_rec_status_get(yp_rec_status *out) {
     pthread_mutex_unlock(&R.drain_mu);
     pthread_mutex_lock(&R.reg_mu);
     out->ring_bytes = ring_bytes_locked(&out->rings);
+    for (yp_ring *r = R.pool; r; r = r->next) out->ring_bytes += yp_ring_bytes(r);
     out->dropped = R.freed_dropped;
     out->hook_ns = R.freed_hook_ns;
     for (yp_ring *r = R.rings; r; r = r->next) {
@@ -525,6 +664,8 @@ void yp_rec_status_get(yp_rec_status *out) {
     out->flusher_ns = atomic_load(&R.flusher_ns);
     out->wait_ns = atomic_load(&g_wait_ns);
     out->alloc_failures = atomic_load(&R.alloc_failures);
+    uint64_t now = out->ring_bytes + out->symbol_bytes, peak = atomic_load(&R.peak_bytes);
+    out->peak_bytes = peak > now ? peak : now;
 }
 
 static void stop_flusher(void) {
@@ -559,12 +700,14 @@ static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
 
 yp_status yp_rec_checkpoint(const yp_rec_totals *tot) {
     if (!atomic_load(&R.open)) return YP_OK;
+    atomic_store(&R.refresh_threads, 1); /* every thread's CPU time at the stop */
     yp_footer f;
     make_footer(&f, tot);
     pthread_mutex_lock(&R.drain_mu);
     drain_locked();
     yp_status st = R.werr;
     if (!st && !R.paused) {
+        write_peak_locked(&f, tot);
         yp_writer_footer(R.w, &f);
         note_write_error();
         st = R.werr;
@@ -589,10 +732,12 @@ void yp_rec_resume(void) {
 yp_status yp_rec_close(const yp_rec_totals *tot) {
     if (!atomic_load(&R.open)) return YP_OK;
     stop_flusher(); /* its last pass drains everything pushed before */
+    atomic_store(&R.refresh_threads, 1);
     yp_footer f;
     make_footer(&f, tot);
     pthread_mutex_lock(&R.drain_mu);
     drain_locked();
+    if (!R.werr && !R.paused) write_peak_locked(&f, tot);
     /* paused: the file already ends with a complete footer */
     yp_status st = yp_writer_close(R.w, R.werr || R.paused ? NULL : &f);
     R.paused = 0;
@@ -609,34 +754,54 @@ yp_status yp_rec_close(const yp_rec_totals *tot) {
 
 const char *yp_rec_path(void) { return R.path; }
 
-void yp_rec_replay(const yp_sink *sink) {
-    uint32_t n = yp_symtab_count();
-    for (uint32_t i = 1; i <= n && sink->symbol; i++) sink->symbol(sink->ctx, yp_symtab_get(i));
+void yp_rec_fork_prepare(void) {
+    pthread_mutex_lock(&R.drain_mu);
+    yp_symtab_fork_lock();
     pthread_mutex_lock(&R.reg_mu);
-    for (yp_ring *r = R.rings; r && sink->thread; r = r->next) {
-        yp_thread_info t = {r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), r->name};
-        sink->thread(sink->ctx, &t);
-    }
+    pthread_mutex_lock(&R.wake_mu);
+}
+
+void yp_rec_fork_parent(void) {
+    pthread_mutex_unlock(&R.wake_mu);
     pthread_mutex_unlock(&R.reg_mu);
+    yp_symtab_fork_unlock();
+    pthread_mutex_unlock(&R.drain_mu);
+}
+
+void yp_rec_fork_child(void) {
+    /* the only thread left is the one that took them (prepare) */
+    pthread_mutex_unlock(&R.wake_mu);
+    pthread_mutex_unlock(&R.reg_mu);
+    yp_symtab_fork_unlock();
+    pthread_mutex_unlock(&R.drain_mu);
 }
 
 void yp_rec_after_fork_child(void) {
-    /* Only this thread exists now. The parent's locks may be held by threads
-     * that are gone: re-initialize them, and forget (leak) what they guarded
-     * rather than touch it. The trace fd belongs to the parent: close ours. */
-    pthread_mutex_init(&R.drain_mu, NULL);
-    pthread_mutex_init(&R.reg_mu, NULL);
-    pthread_mutex_init(&R.wake_mu, NULL);
-    pthread_cond_init(&R.wake_cv, NULL);
-    pthread_cond_init(&R.done_cv, NULL);
+    /* Only this thread exists now, and no lock is held (fork_prepare took
+     * them all, fork_child let go). The parent's rings belong to threads
+     * that are gone: forget (leak) them rather than touch their owners'
+     * state; the parent's trace is the parent's: close our copy of its
+     * descriptor without writing (the writer is whole: drain_mu was held). */
+    pthread_mutex_lock(&R.drain_mu);
     R.thread_started = 0;
     atomic_store(&R.open, 0);
-    R.w = NULL; /* its fd stays open in the child until exec/exit: harmless */
+    yp_writer_close(R.w, NULL);
+    R.w = NULL;
     R.sink = (yp_sink){0};
+    R.paused = 0;
+    pthread_mutex_lock(&R.reg_mu);
     R.rings = NULL;
+    R.pool = NULL;
+    R.n_pool = 0;
+    atomic_store(&R.budget.used_bytes, 0);
+    R.freed_dropped = R.freed_hook_ns = 0;
+    pthread_mutex_unlock(&R.reg_mu);
     yp_tls_ring = NULL;
-    R.snap = NULL;
-    R.snap_cap = 0;
-    R.scratch = NULL;
-    R.scratch_cap = 0;
+    if (pthread_once(&g_key_once, make_key) == 0) pthread_setspecific(g_key, NULL);
+    pthread_mutex_lock(&R.wake_mu);
+    R.stop_req = 0;
+    R.sync_req = R.sync_done = 0;
+    pthread_mutex_unlock(&R.wake_mu);
+    atomic_store(&R.peak_bytes, 0);
+    pthread_mutex_unlock(&R.drain_mu);
 }

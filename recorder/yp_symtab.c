@@ -84,6 +84,9 @@ uint64_t yp_symtab_bytes(void) {
     return b;
 }
 
+void yp_symtab_fork_lock(void) { pthread_mutex_lock(&g_lock); }
+void yp_symtab_fork_unlock(void) { pthread_mutex_unlock(&g_lock); }
+
 /* ---- pointer -> id table (C functions by PyMethodDef address) ---------------- */
 
 int yp_ptrtab_put(yp_ptrtab *t, const void *key, uint32_t id) {

@@ -51,6 +51,11 @@ yp_status yp_agg_thread(yp_agg *a, const yp_thread_info *t);
  * them (the thread's stack is closed and rebuilt from what follows). */
 yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_t n, uint32_t dropped);
 
+/* A hole in a thread's stream (a damaged or missing chunk): its open frames
+ * end at its last event, as at a DROPPED record, and `lost` events (0 when
+ * not known) are counted as dropped. */
+yp_status yp_agg_gap(yp_agg *a, uint32_t thread_id, uint64_t lost);
+
 /* The stats restart from zero; symbols, threads and open stacks are kept
  * (open frames restart their clocks and are no longer counted as calls). */
 void yp_agg_clear(yp_agg *a);
@@ -109,7 +114,8 @@ typedef struct yp_session {
     double hook_s, flusher_s, interp_s, app_s;
     double pollution_pct; /* (hook + interp) / app * 100: what the app's threads lost */
     double flusher_pct;   /* flusher / app * 100: CPU taken on another core */
-    uint64_t profiler_bytes;
+    uint64_t profiler_bytes; /* memory the profiler held at the end */
+    uint64_t peak_bytes;     /* the most it held (0: not known, older traces) */
     int complete;        /* footer seen */
     uint64_t bad_chunks; /* skipped for damage */
     uint64_t bytes_read, bytes_total;
@@ -150,8 +156,10 @@ typedef struct yp_load_result {
     yp_header hdr;
     yp_footer foot;
     int has_footer;
+    uint64_t peak_bytes; /* from MARKER chunks (0: not recorded) */
     uint64_t checksum_errors, corrupt_errors;
-    char warning[256];       /* "" or a one-line warning (cut short, damaged) */
+    uint64_t lost_events; /* in damaged or missing EVENTS chunks, all threads */
+    char warning[512];       /* "" or a one-line warning (cut short, damaged, holes) */
     char python_version[64]; /* hdr's strings, copied (hdr points here) */
     char command_line[2048];
 } yp_load_result;

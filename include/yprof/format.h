@@ -273,6 +273,8 @@ typedef struct yp_chunk {
     uint64_t offset;        /* file offset of the chunk header */
     const uint8_t *payload; /* raw_bytes inflated bytes */
     const yp_event *events; /* EVENTS only */
+    int header_ok;          /* h is a whole header (also when the payload is
+                               damaged: YP_ERR_CHECKSUM / YP_ERR_CORRUPT) */
 } yp_chunk;
 
 /* Open a trace and read its header. Errors: YP_ERR_IO (with errno text),

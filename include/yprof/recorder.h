@@ -74,13 +74,21 @@ static inline uint64_t yp_clock_ticks(uint32_t kind) {
 
 /* ---- rings ------------------------------------------------------------------ */
 
+/* Memory a set of growable rings may add beyond their first size, shared by
+ * all of them (the recorder's, one per process). */
+typedef struct yp_ring_budget {
+    YP_ATOMIC(uint64_t) used_bytes; /* granted beyond the rings' first size */
+    uint64_t max_bytes;
+} yp_ring_budget;
+
 typedef struct yp_ring {
     /* producer side (its own cache line) */
     YP_ATOMIC(uint64_t) head; /* events ever pushed */
     uint64_t tail_cache;      /* producer's last view of tail */
     uint64_t pending_drop;    /* dropped since the last successful push */
-    uint64_t mask;            /* capacity - 1 (capacity a power of two) */
-    yp_event *ev;             /* mmap'd, capacity events */
+    YP_ATOMIC(uint64_t) mask; /* capacity - 1 (a power of two); written by
+                                 the producer only while the ring is empty */
+    yp_event *ev;             /* mmap'd, max_bytes reserved, capacity used */
     uint64_t limit;           /* the fast path pushes while head < limit: the
                                  least of tail_cache + mask (0 while dropping),
                                  nudge_at and check_at */
@@ -88,6 +96,11 @@ typedef struct yp_ring {
     uint64_t check_at;        /* the push of this event returns 1 (producer's) */
     /* consumer side */
     YP_ATOMIC(uint64_t) tail; /* events ever consumed */
+    /* a REC_STOP (or other) mark the flusher writes after event number
+     * mark_head; set by a thread that excludes the producer (the GIL) */
+    YP_ATOMIC(int) mark_pending;
+    uint8_t mark_kind;
+    uint64_t mark_head, mark_ts;
     /* shared, rarely written */
     YP_ATOMIC(uint64_t) dropped_total;
     YP_ATOMIC(uint64_t) hook_ns; /* published by the producer now and then */
@@ -101,7 +114,11 @@ typedef struct yp_ring {
     int name_pending;     /* the hook has not found the thread's name yet (producer) */
     int info_dirty;       /* thread record to (re)write; registry lock */
     struct yp_ring *next; /* registry list; registry lock */
-    uint64_t capacity_bytes;
+    YP_ATOMIC(uint64_t) capacity_bytes; /* in use now (grows; read by the flusher) */
+    uint64_t max_bytes;                 /* reserved (mmap) */
+    uint64_t first_bytes;               /* capacity at creation */
+    yp_ring_budget *budget;             /* growth beyond first_bytes; NULL: fixed size */
+    uint64_t touched_base;              /* bytes written before a reset (still resident) */
     /* the CPU clock between reads (producer; pymod/yp_hook.c) */
     uint64_t cpu_wall; /* wall ticks at the thread's last event */
     uint64_t cpu_est;  /* CPU time then, ns */
@@ -119,7 +136,7 @@ void yp_rec_nudge(void);
 static inline int yp_ring_try_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     if (__builtin_expect(h >= r->limit, 0)) return 0;
-    yp_event *e = &r->ev[h & r->mask];
+    yp_event *e = &r->ev[h & atomic_load_explicit(&r->mask, memory_order_relaxed)];
     e->ts = ts;
     e->func_id = func_id;
     e->kind = kind;
@@ -148,17 +165,38 @@ void yp_ring_set_check(yp_ring *r, uint64_t at);
  * a thread that excludes it (the GIL, or the ring's thread has ended). */
 static inline uint64_t yp_ring_last_ts(const yp_ring *r) {
     uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-    return h ? r->ev[(h - 1) & r->mask].ts : 0;
+    return h ? r->ev[(h - 1) & atomic_load_explicit(&r->mask, memory_order_relaxed)].ts : 0;
 }
 
 /* Allocate a ring of 2^bits events (mmap). NULL on failure. */
 yp_ring *yp_ring_new(unsigned bits);
+/* A ring of 2^min_bits events that grows (doubling, up to 2^max_bits) when
+ * it fills faster than the consumer drains it, while `budget` allows: a
+ * full ring waits until the consumer has emptied it, then doubles. Its
+ * address space (2^max_bits events) is reserved up front; only the pages
+ * used are memory. */
+yp_ring *yp_ring_new_growable(unsigned min_bits, unsigned max_bits, yp_ring_budget *budget);
+/* Memory the ring holds: the pages of its events it has written (bounded by
+ * its capacity) and its descriptor. Any thread. */
+uint64_t yp_ring_bytes(const yp_ring *r);
+/* Make a drained ring of an exited thread like new, for another thread: its
+ * first size again (growth given back to the budget, the pages above it
+ * returned to the system), counters zero. The caller owns r alone. */
+void yp_ring_reset(yp_ring *r);
 void yp_ring_free(yp_ring *r); /* accepts NULL */
 
 /* Consumer: the events available, as up to two contiguous spans. Returns the
  * head seen; call yp_ring_release(r, head) when done with them. */
 uint64_t yp_ring_peek(yp_ring *r, const yp_event **a, size_t *na, const yp_event **b, size_t *nb);
 void yp_ring_release(yp_ring *r, uint64_t head);
+/* Consumer: ask (from a thread that excludes the producer, e.g. holding the
+ * GIL) that a record of `kind` at `ts` follow the events pushed so far. The
+ * consumer writes it (yp_ring_take_mark); nothing is pushed, so it never
+ * waits and is never dropped. A mark not yet taken is replaced. */
+void yp_ring_set_mark(yp_ring *r, uint8_t kind, uint64_t ts);
+/* Consumer: 1 and *ev when a mark is due after event number `upto` (the
+ * events before it have been taken); clears it. */
+int yp_ring_take_mark(yp_ring *r, uint64_t upto, yp_event *ev);
 
 /* ---- the recorder ------------------------------------------------------------ */
 
@@ -185,7 +223,10 @@ typedef struct yp_rec_config {
                                    negative: every clock tick kept */
     const char *python_version; /* header text */
     const char *command_line;
-    unsigned ring_bits; /* 0: default (17: 128Ki events, 2 MiB) */
+    unsigned ring_bits; /* 0: rings start at 4Ki events (64 KiB) and grow to
+                           128Ki (2 MiB) within ring_budget_bytes; else a
+                           fixed 2^ring_bits events per ring */
+    uint64_t ring_budget_bytes; /* growth of all rings together; 0: 24 MiB */
     unsigned flush_ms;  /* 0: default 20 ms */
     unsigned wait_ms;   /* full ring wait before dropping; default 50 */
     unsigned marker_ms; /* pollution figures written every marker_ms while
@@ -203,6 +244,7 @@ typedef struct yp_rec_status {
     uint64_t hook_ns, flusher_ns;
     uint64_t wait_ns;        /* producers blocked on a full ring */
     uint64_t alloc_failures; /* counted, never raised */
+    uint64_t peak_bytes;     /* most ring + symbol memory held since the trace opened */
 } yp_rec_status;
 
 /* Open the trace and start the flusher. A recorder already open is an error
@@ -263,9 +305,11 @@ void yp_rec_thread_name(uint64_t ident, const char *name);
 uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *filename, uint32_t lineno,
                            int builtin);
 
-/* Push ev_kind (REC_START / REC_STOP) into every live ring, with ts from
- * ts_fn when given (wall clock) or each ring's last timestamp. Call with the
- * GIL held, so no owner runs its hook meanwhile. */
+/* Have ev_kind (REC_STOP) follow the events pushed so far in every live
+ * ring, at ts (wall clock) or, when ts is 0 or earlier, each ring's last
+ * timestamp. Nothing is pushed: the flusher writes the marks (yp_ring_set_mark),
+ * so this never waits and a mark is never dropped. Call with the GIL held,
+ * so no owner runs its hook meanwhile; takes the registry lock briefly. */
 void yp_rec_mark_all(uint8_t ev_kind, uint64_t ts);
 
 /* Ask the flusher to drain every ring now and wait (up to timeout_ms) until
@@ -277,12 +321,17 @@ void yp_rec_marker(const char *text);
 
 void yp_rec_status_get(yp_rec_status *out);
 
-/* Replay every known symbol and thread into a sink (after a clear_stats or
- * for a new aggregator). Call with the sink's lock held. */
-void yp_rec_replay(const yp_sink *sink);
 
-/* In a forked child: forget the parent's rings, flusher and trace without
- * touching locks the parent may have held. */
+/* fork (pthread_atfork): prepare takes every recorder lock, in order, so no
+ * other thread holds one when the child is made; parent and child let go.
+ * A caller with locks of its own taken under these (a sink's) takes them
+ * after prepare and lets go before parent/child. */
+void yp_rec_fork_prepare(void);
+void yp_rec_fork_parent(void);
+void yp_rec_fork_child(void);
+
+/* In a forked child (after yp_rec_fork_child): forget the parent's rings,
+ * flusher and trace (its descriptor closed, nothing written to it). */
 void yp_rec_after_fork_child(void);
 
 /* ---- pointer -> id table ------------------------------------------------------ */

@@ -336,7 +336,20 @@ def _close():
         _restore_thread_hook()
 
 
+def _before_fork():
+    # Held across the fork by the forking thread: no other thread is inside
+    # start()/stop() (which run Python code under it) when the child is
+    # made, so the child never inherits it held by a thread it does not have.
+    _lock.acquire()
+
+
+def _after_fork_parent():
+    _lock.release()
+
+
 def _after_fork_child():
+    global _lock
+    _lock = threading.RLock()  # ours was held by this thread (_before_fork)
     was = _yprof._is_running()
     _monitoring_off()
     _yprof._after_fork_child()
@@ -351,5 +364,7 @@ def _after_fork_child():
 
 
 atexit.register(_close)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_child)
+# The C side holds its own locks across a fork (pthread_atfork, taken after
+# ours: before-hooks run before the fork() call itself).
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                    after_in_child=_after_fork_child)
