@@ -346,8 +346,8 @@ static PyObject *py_stats_data(PyObject *self, PyObject *cap) {
         "python_version", ss->python_version, "clock", ss->clock, "duration_s", ss->duration_s, "events",
         (unsigned long long)ss->events, "dropped_events", (unsigned long long)ss->dropped_events,
         "pollution_pct", ss->pollution_pct, "flusher_pct", ss->flusher_pct, "profiler_bytes",
-        (unsigned long long)ss->profiler_bytes, "peak_bytes", (unsigned long long)ss->peak_bytes, "hook_s", ss->hook_s, "flusher_s", ss->flusher_s, "interp_s",
-        ss->interp_s, "app_s", ss->app_s);
+        (unsigned long long)ss->profiler_bytes, "peak_bytes", (unsigned long long)ss->peak_bytes, "hook_s",
+        ss->hook_s, "flusher_s", ss->flusher_s, "interp_s", ss->interp_s, "app_s", ss->app_s);
     if (!session) goto fail;
     return Py_BuildValue("(NNNNN)", funcs, threads, fstats, edges, session);
 fail:

@@ -49,9 +49,9 @@
 
 YP_THREAD_LOCAL yp_ring *yp_tls_ring;
 
-#define POOL_MAX 64                 /* drained rings of exited threads kept for new ones */
-#define RING_MIN_BITS 12            /* 4Ki events, 64 KiB: where every ring starts */
-#define RING_BUDGET (24ull << 20)   /* growth beyond that, all rings together */
+#define POOL_MAX 64               /* drained rings of exited threads kept for new ones */
+#define RING_MIN_BITS 12          /* 4Ki events, 64 KiB: where every ring starts */
+#define RING_BUDGET (24ull << 20) /* growth beyond that, all rings together */
 
 static pthread_key_t g_key;
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
@@ -74,7 +74,7 @@ static struct {
     unsigned n_pool;
     _Atomic int refresh_threads; /* the next drain rewrites every thread record (CPU time) */
     _Atomic uint64_t peak_bytes; /* most rings + symbols held since the trace opened */
-    uint64_t marker_at; /* drain_mu: monotonic ns of the next MARKER */
+    uint64_t marker_at;          /* drain_mu: monotonic ns of the next MARKER */
     _Atomic unsigned wait_ms;
     yp_ring *rings;          /* reg_mu */
     uint32_t next_thread_id; /* reg_mu */
@@ -211,17 +211,15 @@ uint32_t yp_rec_symbol_add(const char *name, const char *module, const char *fil
 }
 
 void yp_rec_mark_all(uint8_t kind, uint64_t ts) {
-    /* drain_mu: never while a drain reads the marks; a drain never waits
-     * for anything, so this wait is short */
-    pthread_mutex_lock(&R.drain_mu);
+    /* reg_mu only (the ring list): never held by anyone waiting for the
+     * flusher; the marks hand off to a drain without a lock (yp_ring.c) */
     pthread_mutex_lock(&R.reg_mu);
     for (yp_ring *r = R.rings; r; r = r->next) {
-        if (atomic_load(&r->ended)) continue; /* THREAD_END closes its frames */
+        if (atomic_load(&r->ended)) continue;     /* THREAD_END closes its frames */
         if (atomic_load(&r->head) == 0) continue; /* never used */
         yp_ring_set_mark(r, kind, ts);
     }
     pthread_mutex_unlock(&R.reg_mu);
-    pthread_mutex_unlock(&R.drain_mu);
 }
 
 static uint64_t thread_cpu_ns(const yp_ring *r) {
@@ -296,7 +294,6 @@ static int grow_scratch(size_t n) {
 static void emit_ring(yp_ring *r, const yp_event *a, size_t na, const yp_event *b, size_t nb, uint64_t h) {
     yp_event mark;
     uint64_t t = h - na - nb;
-    /* marks are set under drain_mu (yp_rec_mark_all): no race with this */
     if (atomic_load_explicit(&r->mark_pending, memory_order_acquire) && r->mark_head < t &&
         yp_ring_take_mark(r, h, &mark)) /* stale (cannot happen): write it now */
         emit_events(r->thread_id, &mark, 1);
@@ -354,8 +351,7 @@ static void note_peak(void) {
     b += ring_bytes_locked(NULL);
     pthread_mutex_unlock(&R.reg_mu);
     uint64_t p = atomic_load(&R.peak_bytes);
-    while (b > p && !atomic_compare_exchange_weak(&R.peak_bytes, &p, b)) {
-    }
+    while (b > p && !atomic_compare_exchange_weak(&R.peak_bytes, &p, b)) {}
 }
 
 /* Drain every ring once. Caller holds drain_mu. */
@@ -393,7 +389,8 @@ static void drain_locked(void) {
             if (!r->info_dirty && !refresh && !atomic_load(&r->ended)) continue;
             r->info_dirty = 0;
             snprintf(names[ninfo], sizeof names[ninfo], "%s", r->name);
-            infos[ninfo] = (yp_thread_info){r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), names[ninfo]};
+            infos[ninfo] =
+                (yp_thread_info){r->thread_id, r->ident, r->native_id, thread_cpu_ns(r), names[ninfo]};
             ninfo++;
         }
         pthread_mutex_unlock(&R.reg_mu);
@@ -589,6 +586,7 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&R.thread, NULL, flusher_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) pthread_setname_np(R.thread, "yprof-flusher"); /* in ps, top, /proc */
     if (rc != 0) {
         yp_writer_close(w, NULL);
         R.w = NULL;
@@ -769,6 +767,10 @@ void yp_rec_fork_parent(void) {
 }
 
 void yp_rec_fork_child(void) {
+    /* A condition variable keeps its waiters' accounting: the parent's
+     * waiters (a get_stats() in yp_rec_sync) are not in the child, and a
+     * broadcast would wait for them forever. Nobody waits here: start anew. */
+    init_conds();
     /* the only thread left is the one that took them (prepare) */
     pthread_mutex_unlock(&R.wake_mu);
     pthread_mutex_unlock(&R.reg_mu);

@@ -22,7 +22,8 @@
  * Marks: a thread that excludes the producer (the GIL) may ask for a record
  * after the events pushed so far (REC_STOP at stop()); the consumer writes
  * it in its place. Nothing is pushed, so a mark never waits and is never
- * dropped.
+ * dropped. The fields are written only while no mark is pending and read
+ * only while one is (pending is the hand-off, release/acquire both ways).
  *
  * The fast path (yp_ring_try_push) makes one compare, head < limit, where
  * limit folds in everything else the producer must stop for: the flusher's
@@ -151,7 +152,9 @@ static int try_grow(yp_ring *r) {
     return 1;
 }
 
-static int can_grow(const yp_ring *r) { return r->budget && cap_of(r) * 2 * sizeof(yp_event) <= r->max_bytes; }
+static int can_grow(const yp_ring *r) {
+    return r->budget && cap_of(r) * 2 * sizeof(yp_event) <= r->max_bytes;
+}
 
 /* Wait up to the recorder's wait_ms for the consumer: until the ring is
  * empty (grow) or has a free slot. Returns the slots in use after. */
@@ -254,6 +257,9 @@ void yp_ring_release(yp_ring *r, uint64_t head) {
 }
 
 void yp_ring_set_mark(yp_ring *r, uint8_t kind, uint64_t ts) {
+    /* acquire: the consumer read the last mark's fields before clearing it;
+     * a mark not taken yet keeps its (earlier) place */
+    if (atomic_load_explicit(&r->mark_pending, memory_order_acquire)) return;
     uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
     uint64_t last = yp_ring_last_ts(r);
     r->mark_kind = kind;
@@ -268,6 +274,7 @@ int yp_ring_take_mark(yp_ring *r, uint64_t upto, yp_event *ev) {
     memset(ev, 0, sizeof *ev);
     ev->ts = r->mark_ts;
     ev->kind = r->mark_kind;
-    atomic_store_explicit(&r->mark_pending, 0, memory_order_relaxed);
+    /* release: the next yp_ring_set_mark writes the fields after these reads */
+    atomic_store_explicit(&r->mark_pending, 0, memory_order_release);
     return 1;
 }

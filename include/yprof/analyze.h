@@ -112,12 +112,12 @@ typedef struct yp_session {
     double duration_s; /* first to last event over all threads */
     uint64_t events, dropped_events;
     double hook_s, flusher_s, interp_s, app_s;
-    double pollution_pct; /* (hook + interp) / app * 100: what the app's threads lost */
-    double flusher_pct;   /* flusher / app * 100: CPU taken on another core */
+    double pollution_pct;    /* (hook + interp) / app * 100: what the app's threads lost */
+    double flusher_pct;      /* flusher / app * 100: CPU taken on another core */
     uint64_t profiler_bytes; /* memory the profiler held at the end */
     uint64_t peak_bytes;     /* the most it held (0: not known, older traces) */
-    int complete;        /* footer seen */
-    uint64_t bad_chunks; /* skipped for damage */
+    int complete;            /* footer seen */
+    uint64_t bad_chunks;     /* skipped for damage */
     uint64_t bytes_read, bytes_total;
 } yp_session;
 
@@ -158,7 +158,7 @@ typedef struct yp_load_result {
     int has_footer;
     uint64_t peak_bytes; /* from MARKER chunks (0: not recorded) */
     uint64_t checksum_errors, corrupt_errors;
-    uint64_t lost_events; /* in damaged or missing EVENTS chunks, all threads */
+    uint64_t lost_events;    /* in damaged or missing EVENTS chunks, all threads */
     char warning[512];       /* "" or a one-line warning (cut short, damaged, holes) */
     char python_version[64]; /* hdr's strings, copied (hdr points here) */
     char command_line[2048];

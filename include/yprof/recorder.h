@@ -86,14 +86,15 @@ typedef struct yp_ring {
     YP_ATOMIC(uint64_t) head; /* events ever pushed */
     uint64_t tail_cache;      /* producer's last view of tail */
     uint64_t pending_drop;    /* dropped since the last successful push */
-    YP_ATOMIC(uint64_t) mask; /* capacity - 1 (a power of two); written by
-                                 the producer only while the ring is empty */
-    yp_event *ev;             /* mmap'd, max_bytes reserved, capacity used */
-    uint64_t limit;           /* the fast path pushes while head < limit: the
-                                 least of tail_cache + mask (0 while dropping),
-                                 nudge_at and check_at */
-    uint64_t nudge_at;        /* the push of this event wakes the flusher */
-    uint64_t check_at;        /* the push of this event returns 1 (producer's) */
+    YP_ATOMIC(uint64_t)
+    mask;              /* capacity - 1 (a power of two); written by
+                          the producer only while the ring is empty */
+    yp_event *ev;      /* mmap'd, max_bytes reserved, capacity used */
+    uint64_t limit;    /* the fast path pushes while head < limit: the
+                          least of tail_cache + mask (0 while dropping),
+                          nudge_at and check_at */
+    uint64_t nudge_at; /* the push of this event wakes the flusher */
+    uint64_t check_at; /* the push of this event returns 1 (producer's) */
     /* consumer side */
     YP_ATOMIC(uint64_t) tail; /* events ever consumed */
     /* a REC_STOP (or other) mark the flusher writes after event number
@@ -111,9 +112,9 @@ typedef struct yp_ring {
     uint64_t ident, native_id;
     uint64_t cpu_ns_at_end;
     char name[64];
-    int name_pending;     /* the hook has not found the thread's name yet (producer) */
-    int info_dirty;       /* thread record to (re)write; registry lock */
-    struct yp_ring *next; /* registry list; registry lock */
+    int name_pending;                   /* the hook has not found the thread's name yet (producer) */
+    int info_dirty;                     /* thread record to (re)write; registry lock */
+    struct yp_ring *next;               /* registry list; registry lock */
     YP_ATOMIC(uint64_t) capacity_bytes; /* in use now (grows; read by the flusher) */
     uint64_t max_bytes;                 /* reserved (mmap) */
     uint64_t first_bytes;               /* capacity at creation */
@@ -192,7 +193,8 @@ void yp_ring_release(yp_ring *r, uint64_t head);
 /* Consumer: ask (from a thread that excludes the producer, e.g. holding the
  * GIL) that a record of `kind` at `ts` follow the events pushed so far. The
  * consumer writes it (yp_ring_take_mark); nothing is pushed, so it never
- * waits and is never dropped. A mark not yet taken is replaced. */
+ * waits and is never dropped. While a mark is not taken yet, another is
+ * ignored (the first keeps its place). */
 void yp_ring_set_mark(yp_ring *r, uint8_t kind, uint64_t ts);
 /* Consumer: 1 and *ev when a mark is due after event number `upto` (the
  * events before it have been taken); clears it. */
@@ -223,14 +225,14 @@ typedef struct yp_rec_config {
                                    negative: every clock tick kept */
     const char *python_version; /* header text */
     const char *command_line;
-    unsigned ring_bits; /* 0: rings start at 4Ki events (64 KiB) and grow to
-                           128Ki (2 MiB) within ring_budget_bytes; else a
-                           fixed 2^ring_bits events per ring */
+    unsigned ring_bits;         /* 0: rings start at 4Ki events (64 KiB) and grow to
+                                   128Ki (2 MiB) within ring_budget_bytes; else a
+                                   fixed 2^ring_bits events per ring */
     uint64_t ring_budget_bytes; /* growth of all rings together; 0: 24 MiB */
-    unsigned flush_ms;  /* 0: default 20 ms */
-    unsigned wait_ms;   /* full ring wait before dropping; default 50 */
-    unsigned marker_ms; /* pollution figures written every marker_ms while
-                           recording, so a killed process leaves them; 0: 500 */
+    unsigned flush_ms;          /* 0: default 20 ms */
+    unsigned wait_ms;           /* full ring wait before dropping; default 50 */
+    unsigned marker_ms;         /* pollution figures written every marker_ms while
+                                   recording, so a killed process leaves them; 0: 500 */
     yp_sink sink;
 } yp_rec_config;
 
@@ -320,7 +322,6 @@ int yp_rec_sync(unsigned timeout_ms);
 void yp_rec_marker(const char *text);
 
 void yp_rec_status_get(yp_rec_status *out);
-
 
 /* fork (pthread_atfork): prepare takes every recorder lock, in order, so no
  * other thread holds one when the child is made; parent and child let go.

@@ -143,7 +143,11 @@ def _restore_thread_hook():
 
 def _thread_names():
     try:
-        names = [(t.ident, t.name) for t in threading.enumerate() if t.ident is not None]
+        # Thread._name, not the name property: a subclass's property is the
+        # application's code, which the profiler must not run
+        # (no builtin call here: the hook may still be on, and would record it)
+        names = [(d["_ident"], d["_name"]) for d in [t.__dict__ for t in threading.enumerate()]
+                 if "_name" in d and "_ident" in d and d["_ident"] is not None and d["_name"].__class__ is str]
     except Exception:  # never let naming hurt the application
         return
     _yprof._thread_names(names)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -343,6 +344,111 @@ TEST(Recorder, FooterFiguresAreThisTracesOnly) {
         yp_agg_free(a);
         remove(p.c_str());
     }
+}
+
+// A stop mark on a full ring whose flusher is stuck (here: in the sink): set
+// without a push, so it neither waits for room nor is dropped, and written
+// by the flusher right after the events pushed before it. Before, the mark
+// was pushed under the registry lock and waited out wait_ms, then dropped.
+struct Gate {
+    std::atomic<int> closed{1}, in_sink{0};
+    std::vector<yp_event> seen;
+};
+
+TEST(Recorder, StopMarkOnAFullRingNeitherWaitsNorIsDropped) {
+    std::string path = std::string(::testing::TempDir()) + "yp_mark_" + std::to_string(getpid()) + ".yp";
+    Gate g;
+    yp_rec_config cfg{};
+    cfg.path = path.c_str();
+    cfg.ring_bits = 6; // 64 slots, 63 usable
+    cfg.flush_ms = 1;
+    cfg.wait_ms = 400;
+    cfg.sink.ctx = &g;
+    cfg.sink.events = [](void *c, uint32_t, const yp_event *ev, size_t n, uint32_t) {
+        Gate *gt = static_cast<Gate *>(c);
+        gt->in_sink = 1;
+        while (gt->closed.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        gt->seen.insert(gt->seen.end(), ev, ev + n);
+    };
+    char err[256];
+    ASSERT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_OK) << err;
+    uint32_t f = yp_rec_symbol_add("full", "m", "/f.py", 1, 0);
+    std::atomic<int> filled{0}, release{0};
+    yp_ring *ring = nullptr;
+    std::thread th([&] {
+        yp_ring *r = yp_rec_ring();
+        ASSERT_TRUE(r);
+        ring = r;
+        yp_ring_push(r, 1, f, YP_EV_CALL); // the flusher takes it, and stays in the sink
+        while (!g.in_sink.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        for (uint64_t i = 1; i < 63; i++) yp_ring_push(r, 1 + i, f, i & 1 ? YP_EV_RETURN : YP_EV_CALL);
+        filled = 1;
+        while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    while (!filled.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    uint64_t t0 = yp_clock_mono_ns();
+    yp_rec_mark_all(YP_EV_REC_STOP, 0); // the owner is parked: as stop() under the GIL
+    uint64_t took_ns = yp_clock_mono_ns() - t0;
+    EXPECT_LT(took_ns, 200000000u); // the wait it used to run into is 400 ms
+    EXPECT_EQ(ring->dropped_total.load(), 0u);
+    g.closed = 0;
+    EXPECT_EQ(yp_rec_sync(5000), 0);
+    release = 1;
+    th.join();
+    ASSERT_EQ(yp_rec_close(nullptr), YP_OK);
+    // 63 events, the mark, THREAD_END
+    ASSERT_EQ(g.seen.size(), 65u);
+    for (size_t i = 0; i < 63; i++) EXPECT_EQ(g.seen[i].ts, i + 1);
+    EXPECT_EQ(g.seen[63].kind, YP_EV_REC_STOP);
+    EXPECT_EQ(g.seen[63].ts, 63u); // the ring's last timestamp (no wall time given)
+    EXPECT_EQ(g.seen[64].kind, YP_EV_THREAD_END);
+    remove(path.c_str());
+}
+
+// A growable ring doubles only when it fills and the flusher has emptied it,
+// within the shared budget; nothing is lost across a growth, and the bytes
+// go back to the budget when the thread's ring is retired.
+TEST(Recorder, RingsGrowWhenFullWithinTheBudgetAndLoseNothing) {
+    std::string path = std::string(::testing::TempDir()) + "yp_grow_" + std::to_string(getpid()) + ".yp";
+    for (uint64_t budget : {64u << 10, 24u << 20}) {
+        Count cnt;
+        yp_rec_config cfg{};
+        cfg.path = path.c_str();
+        cfg.ring_budget_bytes = budget; // rings start at 64 KiB
+        cfg.flush_ms = 50;
+        cfg.wait_ms = 5000;
+        cfg.sink.ctx = &cnt;
+        cfg.sink.events = [](void *c, uint32_t, const yp_event *, size_t n, uint32_t) {
+            std::this_thread::sleep_for(std::chrono::microseconds(200)); // a slow flusher
+            static_cast<Count *>(c)->events += n;
+        };
+        char err[256];
+        ASSERT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_OK) << err;
+        uint32_t f = yp_rec_symbol_add("g", "m", "/g.py", 1, 0);
+        uint64_t cap = 0;
+        const int N = 400000;
+        std::thread th([&] {
+            yp_ring *r = yp_rec_ring();
+            ASSERT_TRUE(r);
+            EXPECT_EQ((uintptr_t)r % 64, 0u); // the producer's fields own their cache line
+            EXPECT_EQ(r->capacity_bytes.load(), 64u << 10);
+            for (int i = 0; i < N; i++) yp_ring_push(r, i, f, i & 1 ? YP_EV_RETURN : YP_EV_CALL);
+            cap = r->capacity_bytes.load();
+        });
+        th.join();
+        EXPECT_EQ(yp_rec_sync(5000), 0);
+        yp_rec_status st;
+        yp_rec_status_get(&st);
+        ASSERT_EQ(yp_rec_close(nullptr), YP_OK);
+        EXPECT_EQ(st.dropped, 0u);
+        EXPECT_EQ(cnt.events.load(), (uint64_t)N + 1); // and THREAD_END
+        if (budget == 64u << 10)
+            EXPECT_EQ(cap, 128u << 10); // one doubling, then the budget ran out
+        else
+            EXPECT_GT(cap, 128u << 10);
+        EXPECT_GE(st.peak_bytes, cap); // the peak saw the grown ring
+    }
+    remove(path.c_str());
 }
 
 } // namespace
