@@ -388,8 +388,11 @@ yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_
         case YP_EV_RETURN:
         case YP_EV_C_RETURN:
         case YP_EV_UNWIND: on_return(t, ev[i].func_id, ts); break;
-        case YP_EV_REC_STOP:
-        case YP_EV_THREAD_END: interval_end(t, ts); break;
+        case YP_EV_REC_STOP: interval_end(t, ts); break;
+        case YP_EV_THREAD_END:
+            interval_end(t, ts);
+            t->ended = 1;
+            break;
         case YP_EV_DROPPED:
             interval_end(t, ts);
             t->dropped += ev[i].func_id;
@@ -417,8 +420,30 @@ yp_status yp_agg_gap(yp_agg *a, uint32_t thread_id, uint64_t lost) {
     return YP_OK;
 }
 
+/* Threads that have ended hold nothing a cleared snapshot would show: they
+ * go, so a server that replaces its threads keeps O(live threads) here. */
+static void drop_ended(yp_agg *a) {
+    size_t k = 0;
+    for (size_t i = 0; i < a->n_threads; i++) {
+        yp_athread *t = a->threads[i];
+        if (t->ended && !t->depth) {
+            a->n_nodes_total -= t->n_ns;
+            thread_free(t);
+            free(t);
+            continue;
+        }
+        a->threads[k++] = t;
+    }
+    if (k == a->n_threads) return;
+    a->n_threads = k;
+    a->last_thread = NULL;
+    yp_map_free(&a->tmap);
+    for (size_t i = 0; i < k; i++) yp_map_put(&a->tmap, a->threads[i]->id, (uint32_t)i);
+}
+
 void yp_agg_clear(yp_agg *a) {
     if (!a) return;
+    drop_ended(a);
     for (size_t i = 0; i < a->n_threads; i++) {
         yp_athread *t = a->threads[i];
         for (uint32_t j = 0; j < t->n_fs; j++) {

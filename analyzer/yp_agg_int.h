@@ -34,6 +34,7 @@ typedef struct yp_athread {
     uint64_t ident, native_id, cpu_ns;
     char *name;
     int seen, in_interval;
+    int ended; /* THREAD_END seen: no event follows (ids are not reused) */
     uint64_t first_ts, last_ts, ival_start, wall;
     uint64_t events, dropped, unmatched;
     yp_fent *fs;

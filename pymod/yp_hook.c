@@ -273,6 +273,18 @@ typedef struct {
     void *ce_extras[1];
 } yp_code_extra;
 
+#if YP_PUBLIC_API_ONLY
+/* A CPython this code has not been tested with (yp_pymod_int.h): its code
+ * object's layout is not known, so the id comes through the public call. */
+static inline uint32_t code_id_fast(PyCodeObject *co) {
+    void *p = NULL;
+    if (PyUnstable_Code_GetExtra((PyObject *)co, g_extra_idx, &p) != 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return (uint32_t)(uintptr_t)p;
+}
+#else
 /* The id, or 0 when the code has none yet. */
 static inline uint32_t code_id_fast(const PyCodeObject *co) {
     const yp_code_extra *x = (const yp_code_extra *)co->co_extra;
@@ -280,6 +292,7 @@ static inline uint32_t code_id_fast(const PyCodeObject *co) {
         return (uint32_t)(uintptr_t)x->ce_extras[g_extra_idx];
     return 0;
 }
+#endif
 
 static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame, PyObject *globals_hint) {
     uint32_t id = code_id_fast(co);

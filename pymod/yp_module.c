@@ -547,7 +547,14 @@ static PyObject *py_set_missing(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_build_info(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("{s:O}", "public_api_only", YP_PUBLIC_API_ONLY ? Py_True : Py_False);
+}
+
 static PyMethodDef methods[] = {
+    {"_build_info", py_build_info, METH_NOARGS, "how the module was built"},
     {"_set_missing", py_set_missing, METH_O, "monitoring: sys.monitoring.MISSING"},
     {"_start", py_start, METH_VARARGS,
      "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp, hook_kind)"},

@@ -8,6 +8,26 @@
 
 #include "yprof/recorder.h"
 
+/* The CPython versions this code was tested with read a few private layouts
+ * for speed (the code object's extra slot; 3.11's frame). On any other
+ * version only public API is used (YP_PUBLIC_API_ONLY), never a guessed
+ * layout: the build says so, and the 3.12 path runs with the public
+ * PyUnstable_Code_GetExtra. The build can ask for it on a tested version
+ * too (-DYP_PUBLIC_API_ONLY=1), which is how it is tested. */
+#if PY_VERSION_HEX < 0x03080000
+#error "yprof needs CPython 3.8 or newer"
+#endif
+#ifndef YP_PUBLIC_API_ONLY
+#if PY_VERSION_HEX >= 0x030E0000
+#define YP_PUBLIC_API_ONLY 1
+#else
+#define YP_PUBLIC_API_ONLY 0
+#endif
+#endif
+#if YP_PUBLIC_API_ONLY && PY_VERSION_HEX < 0x030C0000
+#error "YP_PUBLIC_API_ONLY needs CPython 3.12 or newer (PyUnstable_Code_GetExtra)"
+#endif
+
 /* Where the events come from. */
 enum {
     YP_HOOK_SETPROFILE = 0, /* PyEval_SetProfile on every thread */

@@ -49,7 +49,7 @@
 
 YP_THREAD_LOCAL yp_ring *yp_tls_ring;
 
-#define POOL_MAX 64               /* drained rings of exited threads kept for new ones */
+#define POOL_MAX 16               /* drained rings of exited threads kept for new ones */
 #define RING_MIN_BITS 12          /* 4Ki events, 64 KiB: where every ring starts */
 #define RING_BUDGET (24ull << 20) /* growth beyond that, all rings together */
 
@@ -116,7 +116,20 @@ int yp_rec_alloc_should_fail(void) {
 static _Atomic uint64_t g_wait_ns;
 void yp_rec_note_wait(uint64_t ns) { atomic_fetch_add(&g_wait_ns, ns); }
 
-void yp_rec_fail_allocs(uint64_t n) { atomic_store(&R.fail_allocs, n); }
+void yp_rec_fail_allocs(uint64_t n) {
+    /* the pool emptied: a new thread's ring is then an allocation too */
+    pthread_mutex_lock(&R.reg_mu);
+    yp_ring *pool = R.pool;
+    R.pool = NULL;
+    R.n_pool = 0;
+    pthread_mutex_unlock(&R.reg_mu);
+    while (pool) {
+        yp_ring *next = pool->next;
+        yp_ring_free(pool);
+        pool = next;
+    }
+    atomic_store(&R.fail_allocs, n);
+}
 
 unsigned yp_rec_wait_ms(void) { return atomic_load(&R.open) ? atomic_load(&R.wait_ms) : 0; }
 
@@ -148,15 +161,28 @@ static void on_thread_exit(void *p) {
 static void make_key(void) { pthread_key_create(&g_key, on_thread_exit); }
 
 /* A ring for a new thread: one an exited thread left, else a new one. */
+static int ring_fits(const yp_ring *r) { /* the geometry the trace asked for */
+    return r->max_bytes == ((uint64_t)1 << R.ring_bits) * sizeof(yp_event) &&
+           r->first_bytes == ((uint64_t)1 << R.ring_min_bits) * sizeof(yp_event);
+}
+
 static yp_ring *ring_get(void) {
+    yp_ring *r, *unfit = NULL;
     pthread_mutex_lock(&R.reg_mu);
-    yp_ring *r = R.pool;
-    if (r) {
+    while ((r = R.pool) != NULL) {
         R.pool = r->next;
         R.n_pool--;
         r->next = NULL;
+        if (ring_fits(r)) break;
+        r->next = unfit; /* made for another configuration: freed below */
+        unfit = r;
     }
     pthread_mutex_unlock(&R.reg_mu);
+    while (unfit) {
+        yp_ring *n = unfit->next;
+        yp_ring_free(unfit);
+        unfit = n;
+    }
     return r ? r : yp_ring_new_growable(R.ring_min_bits, R.ring_bits, &R.budget);
 }
 
@@ -330,8 +356,7 @@ static void ring_retire(yp_ring *r) {
     if (*pp) *pp = r->next;
     R.freed_dropped += atomic_load(&r->dropped_total);
     R.freed_hook_ns += atomic_load(&r->hook_ns);
-    int keep = R.n_pool < POOL_MAX && r->budget == &R.budget &&
-               r->max_bytes == ((uint64_t)1 << R.ring_bits) * sizeof(yp_event);
+    int keep = R.n_pool < POOL_MAX && ring_fits(r);
     if (keep) {
         yp_ring_reset(r);
         r->next = R.pool;

@@ -97,25 +97,24 @@ void yp_ring_free(yp_ring *r) {
 }
 
 void yp_ring_reset(yp_ring *r) {
-    give_back(r);
-    if (r->max_bytes > r->first_bytes) /* above the first size: back to the system */
-        madvise((char *)r->ev + r->first_bytes, r->max_bytes - r->first_bytes, MADV_DONTNEED);
+    /* The capacity it grew to stays (and stays counted in the budget): a
+     * thread that replaces a busy one is likely busy too, and growing
+     * again would cost it a wait for the flusher at each doubling. */
     yp_event *ev = r->ev;
     uint64_t max = r->max_bytes, first = r->first_bytes;
+    uint64_t cap = atomic_load_explicit(&r->capacity_bytes, memory_order_relaxed);
     yp_ring_budget *budget = r->budget;
-    uint64_t touched = yp_ring_bytes(r) - sizeof *r;
+    uint64_t touched = yp_ring_bytes(r) - sizeof *r; /* its pages stay written */
     memset(r, 0, sizeof *r);
     r->ev = ev;
     r->max_bytes = max;
     r->first_bytes = first;
     r->budget = budget;
-    atomic_store_explicit(&r->mask, first / sizeof(yp_event) - 1, memory_order_relaxed);
-    atomic_store_explicit(&r->capacity_bytes, first, memory_order_relaxed);
-    /* its first pages stay written: keep counting them (head) */
-    atomic_store_explicit(&r->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->mask, cap / sizeof(yp_event) - 1, memory_order_relaxed);
+    atomic_store_explicit(&r->capacity_bytes, cap, memory_order_relaxed);
     r->nudge_at = nudge_every(r) - 1;
     r->check_at = UINT64_MAX;
-    r->touched_base = touched < first ? touched : first;
+    r->touched_base = touched;
     update_limit(r);
 }
 
@@ -157,20 +156,24 @@ static int can_grow(const yp_ring *r) {
 }
 
 /* Wait up to the recorder's wait_ms for the consumer: until the ring is
- * empty (grow) or has a free slot. Returns the slots in use after. */
+ * empty (grow) or has a free slot. Naps of 20 us: a drain of a small ring
+ * takes a few hundred, and the waiting thread holds the GIL. Returns the
+ * slots in use after. */
 static uint64_t wait_for_room(yp_ring *r, uint64_t h, int empty) {
     uint64_t cap = cap_of(r), used = h - r->tail_cache;
     uint64_t want = empty ? 0 : cap - 2;
     unsigned wait_ms = yp_rec_wait_ms();
-    struct timespec nap = {0, 100000}; /* 100 us */
-    uint64_t t0 = wait_ms ? yp_clock_mono_ns() : 0;
-    for (unsigned waited_us = 0; used > want && waited_us < wait_ms * 1000u; waited_us += 100) {
-        yp_rec_wake();
+    if (!wait_ms || used <= want) return used;
+    struct timespec nap = {0, 20000};
+    uint64_t t0 = yp_clock_mono_ns(), now = t0, end = t0 + (uint64_t)wait_ms * 1000000u;
+    while (used > want && now < end) {
+        yp_rec_wake(); /* again: a drain under way may have read the head before */
         nanosleep(&nap, NULL);
         r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
         used = h - r->tail_cache;
+        now = yp_clock_mono_ns();
     }
-    if (wait_ms) yp_rec_note_wait(yp_clock_mono_ns() - t0);
+    yp_rec_note_wait(now - t0);
     return used;
 }
 

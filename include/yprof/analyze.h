@@ -56,8 +56,9 @@ yp_status yp_agg_events(yp_agg *a, uint32_t thread_id, const yp_event *ev, size_
  * not known) are counted as dropped. */
 yp_status yp_agg_gap(yp_agg *a, uint32_t thread_id, uint64_t lost);
 
-/* The stats restart from zero; symbols, threads and open stacks are kept
- * (open frames restart their clocks and are no longer counted as calls). */
+/* The stats restart from zero; symbols, live threads and open stacks are
+ * kept (open frames restart their clocks and are no longer counted as
+ * calls); threads that have ended are forgotten. */
 void yp_agg_clear(yp_agg *a);
 
 /* Bytes the aggregator holds. */

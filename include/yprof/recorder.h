@@ -180,9 +180,9 @@ yp_ring *yp_ring_new_growable(unsigned min_bits, unsigned max_bits, yp_ring_budg
 /* Memory the ring holds: the pages of its events it has written (bounded by
  * its capacity) and its descriptor. Any thread. */
 uint64_t yp_ring_bytes(const yp_ring *r);
-/* Make a drained ring of an exited thread like new, for another thread: its
- * first size again (growth given back to the budget, the pages above it
- * returned to the system), counters zero. The caller owns r alone. */
+/* Make a drained ring of an exited thread like new, for another thread:
+ * counters zero, the capacity it grew to kept (still counted in the
+ * budget until the ring is freed). The caller owns r alone. */
 void yp_ring_reset(yp_ring *r);
 void yp_ring_free(yp_ring *r); /* accepts NULL */
 
@@ -367,7 +367,8 @@ static inline int yp_ptrtab_get(const yp_ptrtab *t, const void *key, uint32_t *i
 int yp_ptrtab_put(yp_ptrtab *t, const void *key, uint32_t id); /* -1: no memory */
 void yp_ptrtab_free(yp_ptrtab *t);
 
-/* Test hook: make the next n allocations of the recorder fail (0: off). */
+/* Test hook: make the next n allocations of the recorder fail (0: off);
+ * empties the pool of rings, so that a new thread's ring is allocated. */
 void yp_rec_fail_allocs(uint64_t n);
 
 #ifdef __cplusplus

@@ -316,3 +316,11 @@ def test_wall_clock_times_are_real_seconds(tmp_path, clock_env):
     analyze(tmp_path / "w.yp", "-q")
     con = __import__("sqlite3").connect(str(tmp_path / "w.db"))
     assert 0.09 <= con.execute("SELECT total_s FROM function_totals WHERE name='nap'").fetchone()[0] < 1.0
+
+
+def test_the_module_is_built_as_the_test_command_asked():
+    # run.sh runs this file again on a build with only CPython's public API
+    # (what a CPython newer than the tested ones gets): it must be that build
+    from yprof_record import _yprof
+    want = os.environ.get("YP_PUBLIC_API") == "1" or sys.version_info >= (3, 14)
+    assert _yprof._build_info()["public_api_only"] is want

@@ -405,4 +405,38 @@ TEST(Agg, ManyPathsMatchANaiveModel) {
     }
 }
 
+// clear_stats() forgets threads that have ended (a server replacing its
+// threads keeps the live stats O(live threads)); live ones stay, with their
+// open frames, and go on counting.
+TEST(Agg, ClearForgetsEndedThreadsKeepsLiveOnes) {
+    Agg g;
+    g.feed(1, {E(0, 1, C), E(5, 1, R), E(6, 0, YP_EV_THREAD_END)});
+    g.feed(2, {E(0, 2, C), E(3, 3, C), E(4, 3, R)});
+    g.feed(3, {E(0, 4, C), E(1, 0, YP_EV_THREAD_END)}); // ended: its frame closed at the end
+    yp_agg_clear(g.a);
+    g.feed(2, {E(10, 3, C), E(12, 3, R), E(20, 2, R)});
+    Snap s(g.a);
+    ASSERT_EQ(s.s->n_threads, 1u);
+    EXPECT_EQ(s.s->threads[0].id, 2u);
+    EXPECT_FALSE(s.fn("a"));
+    EXPECT_EQ(s.fn("c")->ncalls, 1u);
+    EXPECT_EQ(s.fn("b")->ncalls, 0u); // open when cleared: timed, not counted
+    EXPECT_DOUBLE_EQ(s.fn("b")->total_s, 16);
+}
+
+// A hole in a thread's stream (a damaged chunk) ends its open frames at its
+// last event and counts the events lost, as a DROPPED record does.
+TEST(Agg, GapClosesFramesAndCountsLostEvents) {
+    Agg g;
+    g.feed(1, {E(0, 1, C), E(2, 2, C)});
+    ASSERT_EQ(yp_agg_gap(g.a, 1, 1800), YP_OK);
+    g.feed(1, {E(50, 2, R), E(60, 1, R), E(61, 3, C), E(62, 3, R)});
+    Snap s(g.a);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 2); // not 60: the frame ended at the hole
+    EXPECT_EQ(s.fn("a")->ncalls, 1u);
+    EXPECT_EQ(s.fn("c")->ncalls, 1u);
+    EXPECT_EQ(s.s->threads[0].dropped, 1800u);
+    EXPECT_EQ(s.s->threads[0].unmatched, 2u); // the returns after the hole
+}
+
 } // namespace
