@@ -598,7 +598,9 @@ static void fork_child(void) {
     yp_rec_fork_child();
 }
 
-PyMODINIT_FUNC PyInit__yprof(void) {
+/* The one symbol the module exports (everything else is hidden, see
+ * CMakeLists.txt); 3.8's PyMODINIT_FUNC does not say so itself. */
+__attribute__((visibility("default"))) PyMODINIT_FUNC PyInit__yprof(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     if (yp_moncb_add(m) < 0) {

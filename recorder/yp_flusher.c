@@ -169,6 +169,7 @@ static int ring_fits(const yp_ring *r) { /* the geometry the trace asked for */
 static yp_ring *ring_get(void) {
     yp_ring *r, *unfit = NULL;
     pthread_mutex_lock(&R.reg_mu);
+    unsigned min_bits = R.ring_min_bits, max_bits = R.ring_bits;
     while ((r = R.pool) != NULL) {
         R.pool = r->next;
         R.n_pool--;
@@ -183,7 +184,7 @@ static yp_ring *ring_get(void) {
         yp_ring_free(unfit);
         unfit = n;
     }
-    return r ? r : yp_ring_new_growable(R.ring_min_bits, R.ring_bits, &R.budget);
+    return r ? r : yp_ring_new_growable(min_bits, max_bits, &R.budget);
 }
 
 yp_ring *yp_rec_ring_slow(void) {
@@ -581,13 +582,11 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     R.clock_kind = cfg->clock_kind;
     R.sink = cfg->sink;
     R.flush_ms = cfg->flush_ms ? cfg->flush_ms : 20;
-    if (cfg->ring_bits) { /* a fixed size (tests, benchmarks) */
-        R.ring_bits = R.ring_min_bits = cfg->ring_bits;
-    } else {
-        R.ring_bits = 17;
-        R.ring_min_bits = RING_MIN_BITS;
-    }
-    R.budget.max_bytes = cfg->ring_budget_bytes ? cfg->ring_budget_bytes : RING_BUDGET;
+    pthread_mutex_lock(&R.reg_mu);                      /* new threads read them (ring_get) */
+    R.ring_bits = cfg->ring_bits ? cfg->ring_bits : 17; /* ring_bits: a fixed size (tests, benchmarks) */
+    R.ring_min_bits = cfg->ring_bits ? cfg->ring_bits : RING_MIN_BITS;
+    pthread_mutex_unlock(&R.reg_mu);
+    atomic_store(&R.budget.max_bytes, cfg->ring_budget_bytes ? cfg->ring_budget_bytes : RING_BUDGET);
     R.marker_ms = cfg->marker_ms ? cfg->marker_ms : 500;
     R.marker_at = yp_clock_mono_ns() + (uint64_t)R.marker_ms * 1000000u;
     atomic_store(&R.wait_ms, cfg->wait_ms ? cfg->wait_ms : 50);

@@ -141,7 +141,7 @@ static int try_grow(yp_ring *r) {
     if (!r->budget || cap * 2 > r->max_bytes) return 0;
     uint64_t used = atomic_load_explicit(&r->budget->used_bytes, memory_order_relaxed);
     do {
-        if (used + cap > r->budget->max_bytes) return 0;
+        if (used + cap > atomic_load_explicit(&r->budget->max_bytes, memory_order_relaxed)) return 0;
     } while (!atomic_compare_exchange_weak_explicit(&r->budget->used_bytes, &used, used + cap,
                                                     memory_order_relaxed, memory_order_relaxed));
     /* relaxed: the release store of head that publishes the next event

@@ -78,7 +78,7 @@ static inline uint64_t yp_clock_ticks(uint32_t kind) {
  * all of them (the recorder's, one per process). */
 typedef struct yp_ring_budget {
     YP_ATOMIC(uint64_t) used_bytes; /* granted beyond the rings' first size */
-    uint64_t max_bytes;
+    YP_ATOMIC(uint64_t) max_bytes;  /* may change while rings grow (a new trace) */
 } yp_ring_budget;
 
 typedef struct yp_ring {
