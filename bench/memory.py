@@ -18,6 +18,7 @@ import sys
 CHILD = r"""
 import json, sys, threading, time
 n, busy, profiled, seconds = int(sys.argv[1]), sys.argv[2] == "busy", sys.argv[3] == "1", float(sys.argv[4])
+path = sys.argv[5] if len(sys.argv) > 5 else "/tmp/yprof-bench-memory.yp"
 import yprof_record as yp
 def f(i): return i
 stop = threading.Event()
@@ -31,7 +32,7 @@ def worker():
             f(0)
             time.sleep(0.05)
 if profiled:
-    yp.start("/tmp/yprof-bench-memory.yp")
+    yp.start(path)
 ts = [threading.Thread(target=worker) for _ in range(n)]
 for t in ts: t.start()
 ready.wait()

@@ -672,8 +672,7 @@ void yp_rec_status_get(yp_rec_status *out) {
     if (R.w) yp_writer_totals(R.w, &out->chunks, &out->events, NULL, &out->bytes_written);
     pthread_mutex_unlock(&R.drain_mu);
     pthread_mutex_lock(&R.reg_mu);
-    out->ring_bytes = ring_bytes_locked(&out->rings);
-    for (yp_ring *r = R.pool; r; r = r->next) out->ring_bytes += yp_ring_bytes(r);
+    out->ring_bytes = ring_bytes_locked(&out->rings); /* the pool's too */
     out->dropped = R.freed_dropped;
     out->hook_ns = R.freed_hook_ns;
     for (yp_ring *r = R.rings; r; r = r->next) {
@@ -720,9 +719,16 @@ static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
     f->app_ns = tot ? tot->app_ns : 0;
 }
 
+static void drain_now(void) {
+    pthread_mutex_lock(&R.drain_mu);
+    drain_locked();
+    pthread_mutex_unlock(&R.drain_mu);
+}
+
 yp_status yp_rec_checkpoint(const yp_rec_totals *tot) {
     if (!atomic_load(&R.open)) return YP_OK;
     atomic_store(&R.refresh_threads, 1); /* every thread's CPU time at the stop */
+    drain_now(); /* first: the rings of threads gone are retired, the figures are the end's */
     yp_footer f;
     make_footer(&f, tot);
     pthread_mutex_lock(&R.drain_mu);
@@ -755,6 +761,7 @@ yp_status yp_rec_close(const yp_rec_totals *tot) {
     if (!atomic_load(&R.open)) return YP_OK;
     stop_flusher(); /* its last pass drains everything pushed before */
     atomic_store(&R.refresh_threads, 1);
+    drain_now();
     yp_footer f;
     make_footer(&f, tot);
     pthread_mutex_lock(&R.drain_mu);

@@ -72,7 +72,9 @@ def test_pollution_puts_the_reported_share_next_to_the_measured_one(hookdir):
     # the slow-down is printed to 0.005, the shares to 0.5 points
     assert measured == pytest.approx(100 * (1 - 1 / slow), abs=0.51 + 0.5 / slow ** 2), out
     assert reported == pytest.approx(hook + interp, abs=1.01), out  # each rounded
-    assert 0 < hook < reported < 100, out
+    # interp may calibrate to 0 on 3.8, whose empty hook costs the loop next
+    # to nothing (seen in a fresh-clone run): reported is then hook alone
+    assert 0 < hook <= reported < 100, out
     assert alone >= hook - 0.5, out
 
 

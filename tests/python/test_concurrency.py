@@ -318,55 +318,36 @@ def test_cpu_s_of_live_and_exited_threads_matches_thread_time(tmp_path, clock):
 
 # ---- memory ---------------------------------------------------------------------------------
 
-MEM = """
-import json, resource, sys, threading, time
-n, busy, profiled = int(sys.argv[1]), sys.argv[2] == "busy", sys.argv[3] == "1"
-import yprof_record as yp
-def f(i): return i
-stop = threading.Event()
-started = threading.Barrier(n + 1)
-def worker():
-    started.wait()
-    while not stop.is_set():
-        if busy:
-            for i in range(500): f(i)
-        else:
-            f(0)
-            time.sleep(0.05)
-if profiled:
-    yp.start("mem.yp")
-ts = [threading.Thread(target=worker) for _ in range(n)]
-for t in ts: t.start()
-started.wait()
-time.sleep(2.0)
-stop.set()
-for t in ts: t.join()
-out = {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-if profiled:
-    st = yp.status()
-    out.update(yp.pollution(), dropped=st["dropped_events"])
-    yp.stop()
-print(json.dumps(out))
-"""
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
+sys.path.insert(0, BENCH)
+import memory  # noqa: E402  bench/memory.py: the same child the benchmark runs
+
+
+def mem_run(tmp_path, n, kind, profiled):
+    """Peak RSS and yprof's own figures of a child with n threads (bench/memory.py)."""
+    p = subprocess.run([PY, "-c", memory.CHILD, str(n), kind, "1" if profiled else "0", "2.0",
+                        str(tmp_path / "mem.yp")], capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("n,kind,limit_mib", [(64, "busy", 40), (500, "idle", 60)])
 def test_profiler_memory_is_bounded_and_its_peak_reported(tmp_path, n, kind, limit_mib):
-    prof = json.loads(run_py(tmp_path, MEM, n, kind, 1, timeout=300).stdout.strip().splitlines()[-1])
+    prof = mem_run(tmp_path, n, kind, True)
     assert prof["dropped"] == 0, prof
-    assert prof["peak_bytes"] >= prof["bytes"], prof
-    assert prof["peak_bytes"] <= limit_mib << 20, prof
+    assert prof["peak"] >= prof["bytes"], prof
+    assert prof["peak"] <= limit_mib << 20, prof
     # the rings of the threads that were alive are in the peak, not in the end figure
-    assert prof["peak_bytes"] > prof["bytes"], prof
+    assert prof["peak"] > prof["bytes"], prof
     if SANITIZER:  # its allocator keeps freed memory: RSS says nothing
         return
-    bare = json.loads(run_py(tmp_path, MEM, n, kind, 0, timeout=300).stdout.strip().splitlines()[-1])
-    grew_mib = (prof["maxrss_kb"] - bare["maxrss_kb"]) / 1024
+    bare = mem_run(tmp_path, n, kind, False)
+    grew_mib = (prof["hwm_kib"] - bare["hwm_kib"]) / 1024
     assert grew_mib <= limit_mib, (grew_mib, prof, bare)
 
 
 def test_peak_memory_reaches_the_trace_and_the_report(tmp_path):
-    run_py(tmp_path, MEM, 32, "busy", 1, timeout=300)  # more than the pool of 16 keeps
+    mem_run(tmp_path, 32, "busy", True)  # more than the pool of 16 keeps
     r = analyze(tmp_path / "mem.yp")
     m = re.search(r"memory ([\d.]+ \w+) \(peak ([\d.]+ \w+)\)", r.stdout)
     assert m, r.stdout
