@@ -349,6 +349,12 @@ void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks, uint64_t *n_events
     if (bytes_written) *bytes_written = w ? w->offset : 0;
 }
 
+uint64_t yp_writer_bytes(const yp_writer *w) {
+    if (!w) return 0;
+    return sizeof *w + w->raw_cap + w->comp_cap + w->index_cap * sizeof *w->index +
+           w->seq_cap * sizeof *w->seq + ZSTD_sizeof_CCtx(w->cctx);
+}
+
 yp_status yp_writer_error(const yp_writer *w) { return w ? w->err : YP_ERR_ARG; }
 
 int yp_writer_errno(const yp_writer *w) { return w ? w->sys_errno : 0; }

@@ -287,7 +287,7 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     lr.foot.flusher_ns = rs.flusher_ns;
     lr.foot.interp_ns = t.interp_ns;
     lr.foot.app_ns = t.app_ns;
-    lr.foot.profiler_bytes = rs.ring_bytes + rs.symbol_bytes + t.extra_bytes;
+    lr.foot.profiler_bytes = yp_rec_status_bytes(&rs) + t.extra_bytes;
     lr.peak_bytes = rs.peak_bytes + t.extra_bytes;
     if (lr.peak_bytes < lr.foot.profiler_bytes) lr.peak_bytes = lr.foot.profiler_bytes;
     lr.has_footer = 1;
@@ -481,7 +481,7 @@ static PyObject *py_pollution(PyObject *self, PyObject *noargs) {
      * flusher runs beside them, on another core when one is free */
     double pct = app > 0 ? 100.0 * (hook + interp) / app : 0.0;
     double fpct = app > 0 ? 100.0 * fl / app : 0.0;
-    uint64_t bytes = s.ring_bytes + s.symbol_bytes + t.extra_bytes;
+    uint64_t bytes = yp_rec_status_bytes(&s) + t.extra_bytes;
     uint64_t peak = s.peak_bytes + t.extra_bytes; /* the live stats only grow between clears */
     return Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:d,s:d,s:K,s:K}", "pct", pct, "flusher_pct", fpct, "hook_s",
                          hook, "flusher_s", fl, "interp_s", interp, "wait_s", wait, "app_s", app, "bytes",

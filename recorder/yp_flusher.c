@@ -372,7 +372,7 @@ static uint64_t ring_bytes_locked(uint64_t *count);
 
 /* The memory held now, for the peak. */
 static void note_peak(void) {
-    uint64_t b = yp_symtab_bytes();
+    uint64_t b = yp_symtab_bytes() + yp_writer_bytes(R.w); /* drain_mu held */
     pthread_mutex_lock(&R.reg_mu);
     b += ring_bytes_locked(NULL);
     pthread_mutex_unlock(&R.reg_mu);
@@ -670,6 +670,7 @@ void yp_rec_status_get(yp_rec_status *out) {
     out->write_error = R.werr;
     snprintf(out->error_text, sizeof out->error_text, "%s", R.error_text);
     if (R.w) yp_writer_totals(R.w, &out->chunks, &out->events, NULL, &out->bytes_written);
+    out->writer_bytes = yp_writer_bytes(R.w);
     pthread_mutex_unlock(&R.drain_mu);
     pthread_mutex_lock(&R.reg_mu);
     out->ring_bytes = ring_bytes_locked(&out->rings); /* the pool's too */
@@ -685,7 +686,7 @@ void yp_rec_status_get(yp_rec_status *out) {
     out->flusher_ns = atomic_load(&R.flusher_ns);
     out->wait_ns = atomic_load(&g_wait_ns);
     out->alloc_failures = atomic_load(&R.alloc_failures);
-    uint64_t now = out->ring_bytes + out->symbol_bytes, peak = atomic_load(&R.peak_bytes);
+    uint64_t now = yp_rec_status_bytes(out), peak = atomic_load(&R.peak_bytes);
     out->peak_bytes = peak > now ? peak : now;
 }
 
@@ -713,7 +714,7 @@ static void make_footer(yp_footer *f, const yp_rec_totals *tot) {
     f->hook_ns = hook + wait; /* waits for a full ring are hook time */
     f->n_dropped = s.dropped;
     f->flusher_ns = s.flusher_ns;
-    f->profiler_bytes = s.ring_bytes + s.symbol_bytes + (tot ? tot->extra_bytes : 0);
+    f->profiler_bytes = yp_rec_status_bytes(&s) + (tot ? tot->extra_bytes : 0);
     f->interp_ns =
         tot ? yp_interp_bounded(tot->interp_ns, tot->app_ns, f->hook_ns, tot->interp_max_share) : 0;
     f->app_ns = tot ? tot->app_ns : 0;

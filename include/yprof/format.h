@@ -245,6 +245,9 @@ yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len);
 yp_status yp_writer_flush(yp_writer *w);
 
 /* Totals so far (n_chunks, n_events, n_dropped). */
+/* Memory the writer holds: its buffers, zstd context, chunk index (capped
+ * at 2^20 offsets) and per-thread sequence numbers. */
+uint64_t yp_writer_bytes(const yp_writer *w);
 void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks, uint64_t *n_events, uint64_t *n_dropped,
                       uint64_t *bytes_written);
 

@@ -243,6 +243,7 @@ typedef struct yp_rec_status {
     char error_text[256];
     uint64_t events, dropped, chunks, bytes_written;
     uint64_t rings, ring_bytes, symbols, symbol_bytes;
+    uint64_t writer_bytes; /* the trace writer's buffers and chunk index */
     uint64_t hook_ns, flusher_ns;
     uint64_t wait_ns;        /* producers blocked on a full ring */
     uint64_t alloc_failures; /* counted, never raised */
@@ -322,6 +323,10 @@ int yp_rec_sync(unsigned timeout_ms);
 void yp_rec_marker(const char *text);
 
 void yp_rec_status_get(yp_rec_status *out);
+/* The memory the recorder holds: rings, symbols, writer. */
+static inline uint64_t yp_rec_status_bytes(const yp_rec_status *s) {
+    return s->ring_bytes + s->symbol_bytes + s->writer_bytes;
+}
 
 /* fork (pthread_atfork): prepare takes every recorder lock, in order, so no
  * other thread holds one when the child is made; parent and child let go.
