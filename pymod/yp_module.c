@@ -205,8 +205,11 @@ static PyObject *py_stop(PyObject *self, PyObject *noargs) {
     yp_hook_stop();
     interval_end();
     yp_rec_totals t;
-    trace_totals(&t);
-    Py_BEGIN_ALLOW_THREADS yp_rec_checkpoint(&t);
+    /* one release of the GIL for the flush and the footer: with busy
+     * threads each reacquisition can take several switch intervals */
+    Py_BEGIN_ALLOW_THREADS yp_rec_sync(2000);
+    sink_totals(NULL, &t); /* atomics and the live stats' lock only */
+    yp_rec_checkpoint(&t);
     Py_END_ALLOW_THREADS Py_RETURN_TRUE;
 }
 
