@@ -93,17 +93,19 @@ def test_stats_object(yp, tmp_path):
 
 
 def test_hook_time_is_sampled(yp, tmp_path):
-    # every 64th event times itself: 40,000 events must have been sampled
+    # every 64th event times itself: 400,000 events must have been sampled
+    # (a run of a few ms can be overshot by one sample that caught a page
+    # fault: it counts 64 times; seen on the public-API build)
     def g(i):
         return i
 
     yp.clear_stats()
     yp.start(str(tmp_path / "h.yp"))
-    for i in range(20000):
+    for i in range(200000):
         g(i)
     yp.stop()
     p = yp.pollution()
-    assert yp.get_stats().function("*g").ncalls == 20000
+    assert yp.get_stats().function("*g").ncalls == 200000
     assert 0 < p["hook_s"] < p["app_s"], p
 
 
