@@ -7,17 +7,17 @@
  *   drain_mu  one drain at a time (the flusher, or a thread closing)
  *   symtab    symbol appends (yp_symtab.c)
  *   reg_mu    the ring list, the free rings and thread descriptions
- *   (the sink's own lock, taken by the sink under reg_mu)
  *   wake_mu   with wake_cv, only to sleep and wake the flusher
+ * The sink's own lock is taken under drain_mu only (never under reg_mu or
+ * wake_mu), and nothing is taken while holding it.
  * The hook takes none of them on its fast path; its slow path (a new thread
  * or a new function) takes reg_mu or the symtab lock briefly. Nobody waits
  * for the flusher while holding one of them: a full ring waits with none
  * held, and the REC_STOP marks of stop() are written by the flusher itself.
  *
- * fork: yp_rec_fork_prepare takes every lock in that order (the caller adds
- * the sink's between reg_mu and wake_mu), so the child is made while no
- * other thread holds one; yp_rec_fork_parent / _child release them. The
- * child then forgets the parent's rings and flusher (yp_rec_after_fork_child).
+ * fork: yp_rec_fork_prepare takes every lock in that order (the caller then
+ * takes the sink's), so the child is made while no other thread holds one; yp_rec_fork_parent / _child
+ * release them. The child then forgets the parent's rings and flusher (yp_rec_after_fork_child).
  *
  * Memory: rings start at 2^ring_min_bits events and grow to 2^ring_bits
  * while the shared budget allows (yp_ring_new_growable); the rings of
@@ -73,7 +73,7 @@ static struct {
     yp_ring *pool; /* reg_mu: drained rings of exited threads, for new ones */
     unsigned n_pool;
     _Atomic int refresh_threads; /* the next drain rewrites every thread record (CPU time) */
-    _Atomic uint64_t peak_bytes; /* most rings + symbols held since the trace opened */
+    _Atomic uint64_t peak_bytes; /* most rings + symbols + writer held since the trace opened */
     uint64_t marker_at;          /* drain_mu: monotonic ns of the next MARKER */
     _Atomic unsigned wait_ms;
     yp_ring *rings;          /* reg_mu */
@@ -160,12 +160,13 @@ static void on_thread_exit(void *p) {
 
 static void make_key(void) { pthread_key_create(&g_key, on_thread_exit); }
 
-/* A ring for a new thread: one an exited thread left, else a new one. */
-static int ring_fits(const yp_ring *r) { /* the geometry the trace asked for */
+/* The geometry the open trace asked for. Caller holds reg_mu. */
+static int ring_fits(const yp_ring *r) {
     return r->max_bytes == ((uint64_t)1 << R.ring_bits) * sizeof(yp_event) &&
            r->first_bytes == ((uint64_t)1 << R.ring_min_bits) * sizeof(yp_event);
 }
 
+/* A ring for a new thread: one an exited thread left, else a new one. */
 static yp_ring *ring_get(void) {
     yp_ring *r, *unfit = NULL;
     pthread_mutex_lock(&R.reg_mu);
@@ -321,11 +322,10 @@ static int grow_scratch(size_t n) {
 static void emit_ring(yp_ring *r, const yp_event *a, size_t na, const yp_event *b, size_t nb, uint64_t h) {
     yp_event mark;
     uint64_t t = h - na - nb;
-    if (atomic_load_explicit(&r->mark_pending, memory_order_acquire) && r->mark_head < t &&
-        yp_ring_take_mark(r, h, &mark)) /* stale (cannot happen): write it now */
-        emit_events(r->thread_id, &mark, 1);
+    /* a mark is set at the producer's head, never behind the tail; a mark
+     * ahead of h waits for the next drain */
     if (atomic_load_explicit(&r->mark_pending, memory_order_acquire) && r->mark_head <= h) {
-        size_t k = (size_t)(r->mark_head - t); /* events before the mark */
+        size_t k = r->mark_head > t ? (size_t)(r->mark_head - t) : 0; /* events before it */
         size_t ka = k < na ? k : na, kb = k - ka;
         if (ka) emit_events(r->thread_id, a, ka);
         if (kb) emit_events(r->thread_id, b, kb);
@@ -456,8 +456,8 @@ static uint64_t self_cpu_ns(void) { return yp_clock_thread_cpu_ns(); }
 
 static void make_footer(yp_footer *f, const yp_rec_totals *tot);
 
-/* The peak memory: the rings' and symbols' peak plus the live stats' (which
- * only grow between clears), never below what is held now. */
+/* The peak memory: the recorder's peak (rings, symbols, writer) plus the
+ * live stats' (which only grow between clears), never below what is held now. */
 static uint64_t peak_of(const yp_footer *f, const yp_rec_totals *tot) {
     uint64_t p = atomic_load(&R.peak_bytes) + (tot ? tot->extra_bytes : 0);
     return p > f->profiler_bytes ? p : f->profiler_bytes;
@@ -502,7 +502,7 @@ static void maybe_marker(void) {
 }
 
 /* A deadline ms from now on CLOCK_MONOTONIC, the clock of both condition
- * variables (init_once): a step of the wall clock never stalls a wait. */
+ * variables (init_conds): a step of the wall clock never stalls a wait. */
 static struct timespec deadline_in(unsigned ms) {
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);

@@ -247,7 +247,7 @@ typedef struct yp_rec_status {
     uint64_t hook_ns, flusher_ns;
     uint64_t wait_ns;        /* producers blocked on a full ring */
     uint64_t alloc_failures; /* counted, never raised */
-    uint64_t peak_bytes;     /* most ring + symbol memory held since the trace opened */
+    uint64_t peak_bytes;     /* most ring + symbol + writer memory held since the trace opened */
 } yp_rec_status;
 
 /* Open the trace and start the flusher. A recorder already open is an error
