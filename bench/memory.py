@@ -43,6 +43,7 @@ with open("/proc/self/status") as fh:
     hwm = [int(l.split()[1]) for l in fh if l.startswith("VmHWM:")][0]
 out = {"hwm_kib": hwm}
 if profiled:
+    yp.get_stats()  # a flush: the rings of the threads that exited are retired
     p = yp.pollution()
     out.update(peak=p.get("peak_bytes", 0), bytes=p["bytes"], dropped=yp.status()["dropped_events"],
                events=yp.status()["events_written"])
