@@ -2,7 +2,10 @@
 #ifndef YP_AGG_INT_H
 #define YP_AGG_INT_H
 
-#include "yp_map_int.h"
+#define YP_AGG_NONE UINT32_MAX
+
+#include "yp_stack_int.h"
+#include "yprof/containers.h"
 #include "yprof/analyze.h"
 
 /* Times are in ticks here; snapshots convert to seconds. */
@@ -33,17 +36,15 @@ typedef struct yp_athread {
     uint32_t id;
     uint64_t ident, native_id, cpu_ns;
     char *name;
-    int seen, in_interval;
-    int ended; /* THREAD_END seen: no event follows (ids are not reused) */
-    uint64_t first_ts, last_ts, ival_start, wall;
-    uint64_t events, dropped, unmatched;
+    yp_stack st; /* open frames and timing (the walker's) */
     yp_fent *fs;
     yp_eent *es;
     yp_nent *ns;
-    uint32_t n_fs, fs_cap, n_es, es_cap, n_ns, ns_cap;
+    size_t fs_cap, es_cap, ns_cap;
+    uint32_t n_fs, n_es, n_ns;
     yp_map fmap, emap, nmap;
-    yp_frame *stack;
-    uint32_t depth, stack_cap;
+    yp_frame *stack; /* the open frames' entries, as deep as st */
+    size_t stack_cap;
 } yp_athread;
 
 typedef struct yp_asym {
@@ -55,19 +56,28 @@ typedef struct yp_asym {
 struct yp_agg {
     double ns_per_tick;
     yp_asym *syms;
-    size_t n_syms;
-    uint32_t syms_cap;
+    size_t n_syms, syms_cap;
     uint64_t str_bytes;
     yp_map symmap;
     yp_athread **threads;
-    size_t n_threads;
-    uint32_t threads_cap;
+    size_t n_threads, threads_cap;
     yp_map tmap;
     yp_athread *last_thread;
     uint64_t events;
     uint64_t n_nodes_total;
     uint32_t nodes_truncated;
 };
+
+/* Tables a frame close writes into: a thread's own, or a snapshot's copies. */
+typedef struct yp_agg_tables {
+    yp_fent *fs;
+    yp_eent *es;
+    yp_nent *ns;
+} yp_agg_tables;
+
+/* The innermost of `depth` open frames closes at ts: its time goes into
+ * tb's entries and its caller's child time. */
+void yp_agg_close_frame(yp_agg_tables *tb, yp_frame *stack, uint32_t depth, uint64_t ts);
 
 /* A thread's name ("" when not known). */
 const char *yp_agg_thread_name(yp_agg *a, uint32_t thread_id);

@@ -2,24 +2,19 @@
  * yp_chrome.c — Chrome trace event JSON (Perfetto UI, chrome://tracing).
  *
  * Needs every call, so it re-reads the trace, streaming: one B/E pair per
- * call, one track (tid) per thread named by a thread_name metadata event.
- * Per thread a small stack of open function ids keeps the B/E pairs
- * balanced: returns without a call are skipped, frames open at a gap or at
- * the end are closed there.
+ * frame the stack walker (yp_stack_int.h) opens and closes, one track (tid)
+ * per thread named by a thread_name metadata event. The walker's rules keep
+ * the pairs balanced: returns without a call are skipped, frames open at a
+ * drop, a hole or the end are closed there.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "yp_map_int.h"
 #include "yp_seq_int.h"
+#include "yp_stack_int.h"
 #include "yprof/analyze.h"
-
-typedef struct cstack {
-    uint32_t *ids;
-    uint32_t depth, cap;
-    uint64_t last_ts;
-} cstack;
+#include "yprof/containers.h"
 
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
@@ -35,6 +30,12 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* One thread's walk. */
+typedef struct cthread {
+    yp_stack st;
+    uint32_t tid;
+} cthread;
+
 typedef struct ctx {
     FILE *f;
     const yp_stats *s;
@@ -42,6 +43,10 @@ typedef struct ctx {
     double us_per_tick;
     uint64_t t0;
     uint64_t pid;
+    yp_map tmap; /* thread id -> index in threads */
+    cthread *threads;
+    size_t n_threads, threads_cap;
+    cthread *cur; /* the thread being walked */
 } ctx;
 
 static void emit(ctx *c, char ph, uint32_t func_id, uint32_t tid, uint64_t ts) {
@@ -54,8 +59,64 @@ static void emit(ctx *c, char ph, uint32_t func_id, uint32_t tid, uint64_t ts) {
     fputc('}', c->f);
 }
 
-static void close_all(ctx *c, cstack *st, uint32_t tid, uint64_t ts) {
-    while (st->depth) emit(c, 'E', st->ids[--st->depth], tid, ts);
+static int on_open(void *p, uint32_t func_id, uint64_t ts, int counted) {
+    ctx *c = p;
+    (void)counted;
+    emit(c, 'B', func_id, c->cur->tid, ts);
+    return 0;
+}
+
+static void on_close(void *p, uint64_t ts) {
+    ctx *c = p;
+    emit(c, 'E', c->cur->st.ids[c->cur->st.depth - 1], c->cur->tid, ts);
+}
+
+static const yp_stack_ops k_ops = {on_open, on_close, NULL};
+
+/* The walk of thread tid; NULL when out of memory. */
+static cthread *thread_of(ctx *c, uint32_t tid) {
+    uint32_t i;
+    if (yp_map_get(&c->tmap, tid, &i)) return &c->threads[i];
+    if (yp_grow((void **)&c->threads, &c->threads_cap, c->n_threads + 1, sizeof *c->threads, 16) ||
+        yp_map_put(&c->tmap, tid, (uint32_t)c->n_threads))
+        return NULL;
+    cthread *t = &c->threads[c->n_threads++];
+    memset(t, 0, sizeof *t);
+    t->tid = tid;
+    return t;
+}
+
+static void write_metadata(ctx *c) {
+    fprintf(c->f,
+            "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{\"ph\":\"M\",\"pid\":%llu,"
+            "\"name\":\"process_name\",\"args\":{\"name\":\"python (yprof)\"}}",
+            (unsigned long long)c->pid);
+    for (size_t i = 0; i < c->s->n_threads; i++) {
+        fprintf(c->f, ",\n{\"ph\":\"M\",\"pid\":%llu,\"tid\":%u,\"name\":\"thread_name\",\"args\":{\"name\":",
+                (unsigned long long)c->pid, c->s->threads[i].id);
+        json_str(c->f, c->s->threads[i].name[0] ? c->s->threads[i].name : "thread");
+        fputs("}}", c->f);
+    }
+}
+
+/* One chunk read with status rs: its events through its thread's walk. A
+ * hole before it (as the statistics see it: yp_seq.c) or drops end the
+ * thread's frames; a damaged chunk has nothing more to show. */
+static void walk_chunk(ctx *c, yp_seqcheck *seq, yp_status rs, const yp_chunk *ch) {
+    yp_seq_gap gap;
+    if (!yp_seq_check(seq, rs, ch, &gap) || (rs != YP_OK && !gap.hole)) return;
+    c->cur = thread_of(c, ch->h.thread_id);
+    if (!c->cur) return;
+    if (gap.hole) yp_stack_break(&c->cur->st, &k_ops, c, gap.lost_events);
+    if (ch->h.dropped) yp_stack_break(&c->cur->st, &k_ops, c, ch->h.dropped);
+    if (rs == YP_OK) (void)yp_stack_walk(&c->cur->st, &k_ops, c, ch->events, ch->h.n_records, 0);
+}
+
+static void ctx_free(ctx *c) {
+    for (size_t i = 0; i < c->n_threads; i++) yp_stack_free(&c->threads[i].st);
+    free(c->threads);
+    yp_map_free(&c->tmap);
+    yp_map_free(&c->funcs);
 }
 
 yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path, char *errbuf,
@@ -68,99 +129,31 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
     c.pid = s->session.pid;
     c.us_per_tick = yp_reader_header(r)->ns_per_tick / 1000.0;
     c.t0 = yp_reader_header(r)->start_ticks;
-    yp_map tmap = {0};
     yp_seqcheck seq = {0};
-    cstack *stacks = calloc(s->n_threads + 1, sizeof *stacks);
-    size_t n_stacks = 0, cap_stacks = s->n_threads + 1;
-    uint32_t *tids = calloc(cap_stacks, sizeof *tids);
     for (size_t i = 0; i < s->n_funcs; i++) yp_map_put(&c.funcs, s->funcs[i].id, (uint32_t)i);
     c.f = fopen(path, "w");
-    if (!c.f || !stacks || !tids) {
+    if (!c.f) {
         snprintf(errbuf, errlen, "cannot write %s", path);
         st = YP_ERR_IO;
         goto out;
     }
-    fprintf(c.f,
-            "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{\"ph\":\"M\",\"pid\":%llu,"
-            "\"name\":\"process_name\",\"args\":{\"name\":\"python (yprof)\"}}",
-            (unsigned long long)c.pid);
-    for (size_t i = 0; i < s->n_threads; i++) {
-        fprintf(c.f, ",\n{\"ph\":\"M\",\"pid\":%llu,\"tid\":%u,\"name\":\"thread_name\",\"args\":{\"name\":",
-                (unsigned long long)c.pid, s->threads[i].id);
-        json_str(c.f, s->threads[i].name[0] ? s->threads[i].name : "thread");
-        fputs("}}", c.f);
-    }
+    write_metadata(&c);
     yp_chunk ch;
     for (;;) {
         yp_status rs = yp_reader_next(r, &ch);
         if (rs == YP_END || rs == YP_ERR_TRUNCATED || rs == YP_ERR_NOMEM || rs == YP_ERR_IO) break;
-        yp_seq_gap gap;
-        int events_chunk = yp_seq_check(&seq, rs, &ch, &gap);
-        if (!events_chunk || (rs != YP_OK && !gap.hole)) continue;
-        uint32_t ti;
-        if (!yp_map_get(&tmap, ch.h.thread_id, &ti)) {
-            if (n_stacks == cap_stacks) {
-                size_t nc = cap_stacks * 2;
-                cstack *q = realloc(stacks, nc * sizeof *q);
-                uint32_t *q2 = q ? realloc(tids, nc * sizeof *q2) : NULL;
-                if (q) stacks = q;
-                if (!q || !q2) break;
-                tids = q2;
-                memset(stacks + cap_stacks, 0, (nc - cap_stacks) * sizeof *stacks);
-                cap_stacks = nc;
-            }
-            ti = (uint32_t)n_stacks++;
-            tids[ti] = ch.h.thread_id;
-            yp_map_put(&tmap, ch.h.thread_id, ti);
-        }
-        cstack *cs = &stacks[ti];
-        /* a hole (as the statistics see it: yp_seq.c) or drops end the frames */
-        if (gap.hole || ch.h.dropped) close_all(&c, cs, ch.h.thread_id, cs->last_ts);
-        if (rs != YP_OK) continue; /* a damaged chunk: nothing more to show */
-        for (uint32_t i = 0; i < ch.h.n_records; i++) {
-            const yp_event *e = &ch.events[i];
-            uint64_t ts = e->ts < cs->last_ts ? cs->last_ts : e->ts;
-            cs->last_ts = ts;
-            switch (e->kind) {
-            case YP_EV_CALL:
-            case YP_EV_C_CALL:
-            case YP_EV_OPEN:
-                if (cs->depth == cs->cap) {
-                    uint32_t nc = cs->cap ? cs->cap * 2 : 64;
-                    uint32_t *q = realloc(cs->ids, nc * sizeof *q);
-                    if (!q) continue;
-                    cs->ids = q;
-                    cs->cap = nc;
-                }
-                cs->ids[cs->depth++] = e->func_id;
-                emit(&c, 'B', e->func_id, ch.h.thread_id, ts);
-                break;
-            case YP_EV_RETURN:
-            case YP_EV_C_RETURN:
-            case YP_EV_UNWIND: {
-                uint32_t d = cs->depth;
-                while (d && cs->ids[d - 1] != e->func_id) d--;
-                while (d && cs->depth >= d) emit(&c, 'E', cs->ids[--cs->depth], ch.h.thread_id, ts);
-                break;
-            }
-            case YP_EV_REC_STOP:
-            case YP_EV_THREAD_END:
-            case YP_EV_DROPPED: close_all(&c, cs, ch.h.thread_id, ts); break;
-            default: break;
-            }
-        }
+        walk_chunk(&c, &seq, rs, &ch);
     }
-    for (size_t i = 0; i < n_stacks; i++) close_all(&c, &stacks[i], tids[i], stacks[i].last_ts);
+    for (size_t i = 0; i < c.n_threads; i++) {
+        c.cur = &c.threads[i];
+        yp_stack_close_all(&c.cur->st, &k_ops, &c, c.cur->st.last_ts);
+    }
     fputs("\n]}\n", c.f);
     st = ferror(c.f) ? YP_ERR_IO : YP_OK;
 out:
     if (c.f && fclose(c.f) != 0) st = YP_ERR_IO;
-    for (size_t i = 0; stacks && i < cap_stacks; i++) free(stacks[i].ids);
-    free(stacks);
-    free(tids);
-    yp_map_free(&tmap);
+    ctx_free(&c);
     yp_seq_free(&seq);
-    yp_map_free(&c.funcs);
     yp_reader_close(r);
     return st;
 }

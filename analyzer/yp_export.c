@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "yp_map_int.h"
+#include "yprof/containers.h"
 #include "yprof/analyze.h"
 
 /* Edges summed over threads, sorted by callee (by_caller = 0) or caller. */

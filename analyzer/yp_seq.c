@@ -13,16 +13,12 @@
 #include <string.h>
 
 #include "yp_seq_int.h"
+#include "yprof/containers.h"
 
 static int grow(yp_seqcheck *s, uint32_t tid) {
-    if (tid < s->cap) return 0;
-    size_t n = s->cap ? s->cap : 64;
-    while (n <= tid) n *= 2;
-    uint32_t *p = realloc(s->next, n * sizeof *p);
-    if (!p) return -1;
-    memset(p + s->cap, 0, (n - s->cap) * sizeof *p);
-    s->next = p;
-    s->cap = n;
+    size_t old = s->cap;
+    if (yp_grow((void **)&s->next, &s->cap, (size_t)tid + 1, sizeof *s->next, 64)) return -1;
+    memset(s->next + old, 0, (s->cap - old) * sizeof *s->next);
     return 0;
 }
 

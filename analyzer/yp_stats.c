@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "yp_map_int.h"
+#include "yprof/containers.h"
 #include "yprof/analyze.h"
 
 static yp_sort g_sort; /* qsort has no context argument in C11 */

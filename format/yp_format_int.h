@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "yprof/containers.h"
 #include "yprof/format.h"
 
 static inline void yp_put_u16(uint8_t *p, uint16_t v) {

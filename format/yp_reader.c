@@ -76,14 +76,7 @@ static int src_read(yp_reader *r, uint64_t off, void *buf, size_t len) {
 }
 
 static int grow(void **buf, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 4096;
-    while (n < need) n *= 2;
-    void *p = realloc(*buf, n * elem);
-    if (!p) return -1;
-    *buf = p;
-    *cap = n;
-    return 0;
+    return yp_grow(buf, cap, need, elem, 4096);
 }
 
 static yp_status read_header(yp_reader *r, char *errbuf, size_t errlen) {

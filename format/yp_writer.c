@@ -47,16 +47,7 @@ static void set_err(char *errbuf, size_t errlen, const char *fmt, const char *a,
     if (errbuf && errlen) snprintf(errbuf, errlen, fmt, a, b);
 }
 
-static int grow(uint8_t **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 4096;
-    while (n < need) n *= 2;
-    uint8_t *p = realloc(*buf, n);
-    if (!p) return -1;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
+static int grow(uint8_t **buf, size_t *cap, size_t need) { return yp_grow((void **)buf, cap, need, 1, 4096); }
 
 static yp_status write_all(yp_writer *w, const uint8_t *p, size_t len) {
     while (len) {

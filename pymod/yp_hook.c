@@ -40,7 +40,7 @@ static uint32_t g_wall = YP_CLOCK_MONOTONIC;  /* the wall clock every event read
 static double g_wall_ns = 1.0;                /* ns per wall tick */
 static uint64_t g_sync_ticks;                 /* cpu clock: gaps longer than this resync */
 static int g_builtins = 1;
-static yp_ptrtab g_cfuncs;                 /* written with the GIL held */
+static yp_map g_cfuncs;                    /* written with the GIL held */
 static YP_ATOMIC(uint64_t) g_cfuncs_bytes; /* its size, for the flusher (yp_hook_bytes) */
 static char g_ignore_prefix[1024];
 static size_t g_ignore_len;
@@ -101,8 +101,8 @@ int yp_hook_running(void) { return g_running; }
 
 /* Every write to g_cfuncs: the table, then its size for other threads. */
 static int cfunc_put(const void *key, uint32_t id) {
-    int rc = yp_ptrtab_put(&g_cfuncs, key, id);
-    atomic_store_explicit(&g_cfuncs_bytes, g_cfuncs.cap * sizeof(yp_ptrent), memory_order_relaxed);
+    int rc = yp_map_put(&g_cfuncs, yp_map_ptrkey(key), id);
+    atomic_store_explicit(&g_cfuncs_bytes, yp_map_bytes(&g_cfuncs), memory_order_relaxed);
     return rc;
 }
 
@@ -454,7 +454,7 @@ static uint32_t cfunc_id(PyObject *arg) {
     if (!arg || !PyCFunction_Check(arg)) return 0;
     PyCFunctionObject *fn = (PyCFunctionObject *)arg;
     uint32_t id;
-    if (yp_ptrtab_get(&g_cfuncs, fn->m_ml, &id)) return id;
+    if (yp_map_get(&g_cfuncs, yp_map_ptrkey(fn->m_ml), &id)) return id;
     return cfunc_id_slow(fn);
 }
 
@@ -484,7 +484,7 @@ YP_HOT int profile_c_event(PyFrameObject *frame, int what, PyObject *arg, uint64
     if (!g_builtins || !arg) return 0;
     /* subtypes (3.9+'s PyCMethod) through the slow path: no call here */
     if (__builtin_expect(!r || Py_TYPE(arg) != &PyCFunction_Type ||
-                             !yp_ptrtab_get(&g_cfuncs, ((PyCFunctionObject *)arg)->m_ml, &id),
+                             !yp_map_get(&g_cfuncs, yp_map_ptrkey(((PyCFunctionObject *)arg)->m_ml), &id),
                          0))
         return profile_slow(frame, what, arg, wall);
     if (id == 0) return 0; /* not recorded (yprof_record's own) */
@@ -589,7 +589,7 @@ __attribute__((noinline)) static PyObject *mon_c_slow(PyObject *callable, uint8_
     uint32_t id;
     if (Py_TYPE(callable) == &PyMethodDescr_Type) {
         PyMethodDescrObject *d = (PyMethodDescrObject *)callable;
-        if (!yp_ptrtab_get(&g_cfuncs, d->d_method, &id)) id = descr_id_slow(d);
+        if (!yp_map_get(&g_cfuncs, yp_map_ptrkey(d->d_method), &id)) id = descr_id_slow(d);
     } else {
         id = cfunc_id(callable);
     }
@@ -604,7 +604,7 @@ YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind,
     uint64_t wall = now_wall(tsc);
     yp_ring *r = yp_tls_ring;
     uint32_t id;
-    if (__builtin_expect(!r || !yp_ptrtab_get(&g_cfuncs, key, &id), 0))
+    if (__builtin_expect(!r || !yp_map_get(&g_cfuncs, yp_map_ptrkey(key), &id), 0))
         return mon_c_slow(args[2], kind, wall);
     if (id == 0) Py_RETURN_NONE; /* not recorded (yprof_record's own) */
     uint64_t ts = now_ts(r, wall, tsc);

@@ -6,6 +6,7 @@
 #include <Python.h>
 #include <frameobject.h>
 
+#include "yprof/containers.h"
 #include "yprof/recorder.h"
 
 /* The CPython versions this code was tested with read a few private layouts

@@ -86,35 +86,3 @@ uint64_t yp_symtab_bytes(void) {
 
 void yp_symtab_fork_lock(void) { pthread_mutex_lock(&g_lock); }
 void yp_symtab_fork_unlock(void) { pthread_mutex_unlock(&g_lock); }
-
-/* ---- pointer -> id table (C functions by PyMethodDef address) ---------------- */
-
-int yp_ptrtab_put(yp_ptrtab *t, const void *key, uint32_t id) {
-    if (!key) return -1;
-    if ((t->n + 1) * 2 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        yp_ptrent *e = calloc(cap, sizeof *e);
-        if (!e) return -1;
-        for (size_t i = 0; i < t->cap; i++) {
-            if (!t->e[i].key) continue;
-            size_t j = yp_ptr_hash(t->e[i].key) & (cap - 1);
-            while (e[j].key) j = (j + 1) & (cap - 1);
-            e[j] = t->e[i];
-        }
-        free(t->e);
-        t->e = e;
-        t->cap = cap;
-    }
-    size_t j = yp_ptr_hash(key) & (t->cap - 1);
-    while (t->e[j].key && t->e[j].key != key) j = (j + 1) & (t->cap - 1);
-    if (!t->e[j].key) t->n++;
-    t->e[j].key = key;
-    t->e[j].id = id;
-    return 0;
-}
-
-void yp_ptrtab_free(yp_ptrtab *t) {
-    free(t->e);
-    t->e = NULL;
-    t->cap = t->n = 0;
-}

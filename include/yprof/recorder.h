@@ -340,38 +340,6 @@ void yp_rec_fork_child(void);
  * flusher and trace (its descriptor closed, nothing written to it). */
 void yp_rec_after_fork_child(void);
 
-/* ---- pointer -> id table ------------------------------------------------------ */
-
-/* Open addressing, linear probing, key NULL = empty. Used under the GIL for C
- * functions keyed by their PyMethodDef address. id 0 may mean "ignore". */
-typedef struct yp_ptrent {
-    const void *key;
-    uint32_t id;
-} yp_ptrent;
-typedef struct yp_ptrtab {
-    yp_ptrent *e;
-    size_t cap, n;
-} yp_ptrtab;
-
-static inline size_t yp_ptr_hash(const void *p) {
-    return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 32);
-}
-/* 1 and *id when found. */
-static inline int yp_ptrtab_get(const yp_ptrtab *t, const void *key, uint32_t *id) {
-    if (!t->cap) return 0;
-    size_t j = yp_ptr_hash(key) & (t->cap - 1);
-    for (;;) {
-        if (t->e[j].key == key) {
-            *id = t->e[j].id;
-            return 1;
-        }
-        if (!t->e[j].key) return 0;
-        j = (j + 1) & (t->cap - 1);
-    }
-}
-int yp_ptrtab_put(yp_ptrtab *t, const void *key, uint32_t id); /* -1: no memory */
-void yp_ptrtab_free(yp_ptrtab *t);
-
 /* Test hook: make the next n allocations of the recorder fail (0: off);
  * empties the pool of rings, so that a new thread's ring is allocated. */
 void yp_rec_fail_allocs(uint64_t n);

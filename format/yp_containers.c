@@ -1,7 +1,22 @@
-/* yp_map.c — growth of the hash map declared in yp_map_int.h. */
-#include "yp_map_int.h"
+/* yp_containers.c — growth of the containers in yprof/containers.h. */
+#include "yprof/containers.h"
 
 #include <stdlib.h>
+
+int yp_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : (first ? first : 16);
+    while (n < need) {
+        if (n > SIZE_MAX / 2) return -1;
+        n *= 2;
+    }
+    if (elem && n > SIZE_MAX / elem) return -1;
+    void *q = realloc(*p, n * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
 
 static int rehash(yp_map *m, size_t cap) {
     yp_mslot *slots = malloc(cap * sizeof *slots);

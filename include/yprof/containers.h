@@ -1,14 +1,26 @@
 /*
- * yp_map_int.h — open-addressing hash map from uint64 keys to uint32 values,
- * linear probing, power-of-two capacity, load factor <= 1/2. UINT64_MAX is
- * the one key it cannot hold (the empty mark). Not thread-safe.
+ * yprof/containers.h — the two containers every part of yprof shares: a
+ * growable array (yp_grow) and an open-addressing hash map from uint64 keys
+ * to uint32 values (yp_map). One copy of each, in the format library, which
+ * everything else may include. Not thread-safe: each owner locks (or owns)
+ * its own.
  */
-#ifndef YP_MAP_INT_H
-#define YP_MAP_INT_H
+#ifndef YPROF_CONTAINERS_H
+#define YPROF_CONTAINERS_H
 
-#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Make *p hold at least `need` elements of `elem` bytes: capacity doubles
+ * from `first` (or from *cap). 0 on success; -1 when out of memory or the
+ * size overflows (*p and *cap unchanged). */
+int yp_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first);
+
+/* ---- the hash map: linear probing, power-of-two capacity, load <= 1/2 ---- */
 
 /* Key and value side by side: a lookup touches one cache line, not two
  * (with 20,000 functions most lookups miss the cache: the hashed slot is
@@ -17,7 +29,11 @@ typedef struct yp_mslot {
     uint64_t key;
     uint32_t val, pad;
 } yp_mslot;
+#ifndef __cplusplus
+_Static_assert(sizeof(yp_mslot) == 16, "four slots per cache line");
+#else
 static_assert(sizeof(yp_mslot) == 16, "four slots per cache line");
+#endif
 
 typedef struct yp_map {
     yp_mslot *slots;
@@ -25,6 +41,7 @@ typedef struct yp_map {
     size_t n;
 } yp_map;
 
+/* The one key a map cannot hold (its empty mark). */
 #define YP_MAP_EMPTY UINT64_MAX
 
 /* Keys that differ only in their two low bits (ids next to each other: a
@@ -50,6 +67,9 @@ static inline int yp_map_get(const yp_map *m, uint64_t key, uint32_t *val) {
     }
 }
 
+/* A pointer as a key (never YP_MAP_EMPTY). */
+static inline uint64_t yp_map_ptrkey(const void *p) { return (uint64_t)(uintptr_t)p; }
+
 /* Start loading key's home slot into the cache, for a lookup soon. An asm
  * statement on x86-64: GCC 12 deletes a __builtin_prefetch whose function has
  * no other effect. */
@@ -63,9 +83,15 @@ static inline void yp_map_prefetch(const yp_map *m, uint64_t key) {
 #endif
 }
 
-/* Insert or replace; 0 on success, -1 when out of memory (map unchanged). */
+/* Insert or replace; 0 on success, -1 when out of memory or key is
+ * YP_MAP_EMPTY (map unchanged). */
 int yp_map_put(yp_map *m, uint64_t key, uint32_t val);
 void yp_map_free(yp_map *m);
+/* Bytes the map holds. */
 size_t yp_map_bytes(const yp_map *m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

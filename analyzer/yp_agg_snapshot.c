@@ -1,0 +1,249 @@
+/*
+ * yp_agg_snapshot.c — an aggregator's statistics as an immutable,
+ * self-contained yp_stats in seconds. The frames still open are closed at
+ * their thread's last event on copies of the thread's tables (the walker's
+ * rule for the end of a stream), so the aggregator goes on unchanged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yp_agg_int.h"
+
+#define NONE YP_AGG_NONE
+
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} strbuf;
+
+/* Appends s and returns its offset (strings are fixed up to pointers later). */
+static size_t sb_add(strbuf *b, const char *s) {
+    size_t n = strlen(s) + 1;
+    if (yp_grow((void **)&b->p, &b->cap, b->len + n, 1, 4096)) {
+        b->failed = 1;
+        return 0;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return b->len - n;
+}
+
+#define OFF(x) ((const char *)(uintptr_t)(x))
+
+void yp_stats_free(yp_stats *s) {
+    if (!s) return;
+    free(s->funcs);
+    free(s->threads);
+    free(s->fstats);
+    free(s->edges);
+    free(s->nodes);
+    free(s->strings);
+    free(s->session_strings);
+    free(s);
+}
+
+/* A snapshot being built: its arrays' capacities, its strings, the index
+ * of each function id in s->funcs. */
+typedef struct build {
+    const yp_agg *a;
+    yp_stats *s;
+    strbuf sb;
+    yp_map fidx;
+    size_t funcs_cap, fs_cap, es_cap, ns_cap;
+    yp_agg_tables tb; /* copies of one thread's tables */
+    yp_frame *stack;
+} build;
+
+static int push_arr(void **arr, size_t *n, size_t *cap, size_t elem, const void *item) {
+    if (yp_grow(arr, cap, *n + 1, elem, 64)) return -1;
+    memcpy((char *)*arr + *n * elem, item, elem);
+    (*n)++;
+    return 0;
+}
+
+/* Append a function to s->funcs; -1 when out of memory. */
+static int add_func(build *b, const yp_func *f) {
+    yp_stats *s = b->s;
+    if (yp_map_put(&b->fidx, f->id, (uint32_t)s->n_funcs)) return -1;
+    return push_arr((void **)&s->funcs, &s->n_funcs, &b->funcs_cap, sizeof *f, f);
+}
+
+/* Index of func_id in s->funcs, adding an "unknown" entry when needed;
+ * NONE when out of memory. */
+static uint32_t func_index(build *b, uint32_t func_id) {
+    uint32_t idx;
+    if (yp_map_get(&b->fidx, func_id, &idx)) return idx;
+    char name[48];
+    snprintf(name, sizeof name, "<unknown function #%u>", func_id);
+    yp_func f = {func_id, 0, 0, OFF(sb_add(&b->sb, name)), OFF(sb_add(&b->sb, "")), OFF(sb_add(&b->sb, ""))};
+    return add_func(b, &f) ? NONE : (uint32_t)(b->s->n_funcs - 1);
+}
+
+static double secs(const yp_agg *a, uint64_t ticks) { return (double)ticks * a->ns_per_tick * 1e-9; }
+
+/* The thread's tables copied, its open frames closed at its last event. */
+static int close_copies(build *b, const yp_athread *t) {
+    yp_agg_tables *tb = &b->tb;
+    free(tb->fs);
+    free(tb->es);
+    free(tb->ns);
+    free(b->stack);
+    tb->fs = malloc((t->n_fs + 1) * sizeof *tb->fs);
+    tb->es = malloc((t->n_es + 1) * sizeof *tb->es);
+    tb->ns = malloc((t->n_ns + 1) * sizeof *tb->ns);
+    b->stack = malloc(((size_t)t->st.depth + 1) * sizeof *b->stack);
+    if (!tb->fs || !tb->es || !tb->ns || !b->stack) return -1;
+    if (t->n_fs) memcpy(tb->fs, t->fs, t->n_fs * sizeof *tb->fs);
+    if (t->n_es) memcpy(tb->es, t->es, t->n_es * sizeof *tb->es);
+    if (t->n_ns) memcpy(tb->ns, t->ns, t->n_ns * sizeof *tb->ns);
+    if (t->st.depth) memcpy(b->stack, t->stack, t->st.depth * sizeof *b->stack);
+    for (uint32_t d = t->st.depth; d; d--) yp_agg_close_frame(tb, b->stack, d, t->st.last_ts);
+    return 0;
+}
+
+static void thread_row(build *b, const yp_athread *t, yp_thread_stat *ts) {
+    ts->id = t->id;
+    ts->ident = t->ident;
+    ts->native_id = t->native_id;
+    ts->name = OFF(sb_add(&b->sb, t->name));
+    ts->wall_s = secs(b->a, yp_stack_wall(&t->st));
+    ts->cpu_s = (double)t->cpu_ns * 1e-9;
+    ts->events = t->st.events;
+    ts->dropped = t->st.dropped;
+    ts->unmatched = t->st.unmatched;
+    ts->open_frames = t->st.depth;
+}
+
+/* Rows of the functions of thread ti that were called or took time. */
+static int fstat_rows(build *b, const yp_athread *t, uint32_t ti) {
+    for (uint32_t j = 0; j < t->n_fs; j++) {
+        const yp_fent *f = &b->tb.fs[j];
+        if (!f->ncalls && !f->self && !f->total) continue;
+        yp_fstat o = {func_index(b, f->func_id), ti, f->ncalls, f->ncalls - f->rec, secs(b->a, f->self),
+                      secs(b->a, f->total)};
+        if (o.func == NONE || push_arr((void **)&b->s->fstats, &b->s->n_fstats, &b->fs_cap, sizeof o, &o))
+            return -1;
+    }
+    return 0;
+}
+
+static int edge_rows(build *b, const yp_athread *t, uint32_t ti) {
+    for (uint32_t j = 0; j < t->n_es; j++) {
+        const yp_eent *e = &b->tb.es[j];
+        if (!e->ncalls && !e->self && !e->total) continue;
+        yp_edge o = {func_index(b, e->caller), func_index(b, e->callee), ti, e->ncalls, e->ncalls - e->rec,
+                     secs(b->a, e->self),      secs(b->a, e->total)};
+        if (o.caller == NONE || o.callee == NONE ||
+            push_arr((void **)&b->s->edges, &b->s->n_edges, &b->es_cap, sizeof o, &o))
+            return -1;
+    }
+    return 0;
+}
+
+static int node_rows(build *b, const yp_athread *t, uint32_t ti) {
+    size_t base = b->s->n_nodes;
+    for (uint32_t j = 0; j < t->n_ns; j++) {
+        const yp_nent *n = &b->tb.ns[j];
+        yp_node o = {n->parent == NONE ? NONE : (uint32_t)(base + n->parent),
+                     func_index(b, n->func_id),
+                     ti,
+                     n->depth,
+                     n->ncalls,
+                     secs(b->a, n->self),
+                     secs(b->a, n->total)};
+        if (o.func == NONE || push_arr((void **)&b->s->nodes, &b->s->n_nodes, &b->ns_cap, sizeof o, &o))
+            return -1;
+    }
+    return 0;
+}
+
+/* Every function the trace named, in the order it named them. */
+static int func_rows(build *b) {
+    for (size_t i = 0; i < b->a->n_syms; i++) {
+        const yp_asym *y = &b->a->syms[i];
+        yp_func f = {y->func_id,
+                     y->lineno,
+                     y->builtin,
+                     OFF(sb_add(&b->sb, y->name)),
+                     OFF(sb_add(&b->sb, y->module)),
+                     OFF(sb_add(&b->sb, y->filename))};
+        if (add_func(b, &f)) return -1;
+    }
+    return 0;
+}
+
+static int thread_rows(build *b) {
+    const yp_agg *a = b->a;
+    yp_stats *s = b->s;
+    s->threads = calloc(a->n_threads ? a->n_threads : 1, sizeof *s->threads);
+    if (!s->threads) return -1;
+    for (size_t ti = 0; ti < a->n_threads; ti++) {
+        const yp_athread *t = a->threads[ti];
+        if (close_copies(b, t)) return -1;
+        thread_row(b, t, &s->threads[ti]);
+        s->n_threads++;
+        if (fstat_rows(b, t, (uint32_t)ti) || edge_rows(b, t, (uint32_t)ti) || node_rows(b, t, (uint32_t)ti))
+            return -1;
+        s->session.events += t->st.events;
+        s->session.dropped_events += t->st.dropped;
+    }
+    return 0;
+}
+
+/* duration: first to last event over all threads */
+static double duration_s(const yp_agg *a) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t ti = 0; ti < a->n_threads; ti++) {
+        const yp_stack *st = &a->threads[ti]->st;
+        if (!st->seen) continue;
+        if (st->first_ts < lo) lo = st->first_ts;
+        if (st->last_ts > hi) hi = st->last_ts;
+    }
+    return hi > lo ? secs(a, hi - lo) : 0;
+}
+
+/* String offsets become pointers into the one buffer. */
+static void fix_strings(yp_stats *s, char *strings) {
+    s->strings = strings;
+#define FIX(x) ((x) = s->strings + (uintptr_t)(x))
+    for (size_t i = 0; i < s->n_funcs; i++) {
+        FIX(s->funcs[i].name);
+        FIX(s->funcs[i].module);
+        FIX(s->funcs[i].filename);
+    }
+    for (size_t i = 0; i < s->n_threads; i++) FIX(s->threads[i].name);
+#undef FIX
+    s->session.trace_path = s->session.python_version = s->session.command_line = s->strings;
+    s->session.clock = "wall";
+}
+
+static void build_free(build *b) {
+    free(b->tb.fs);
+    free(b->tb.es);
+    free(b->tb.ns);
+    free(b->stack);
+    yp_map_free(&b->fidx);
+}
+
+yp_stats *yp_agg_snapshot(const yp_agg *a) {
+    if (!a) return NULL;
+    build b = {0};
+    b.a = a;
+    b.s = calloc(1, sizeof *b.s);
+    if (!b.s) return NULL;
+    sb_add(&b.sb, "");
+    int bad = func_rows(&b) || thread_rows(&b);
+    b.s->session.duration_s = duration_s(a);
+    b.s->nodes_truncated = a->nodes_truncated;
+    build_free(&b);
+    if (bad || b.sb.failed) {
+        free(b.sb.p);
+        b.s->strings = NULL;
+        yp_stats_free(b.s);
+        return NULL;
+    }
+    fix_strings(b.s, b.sb.p);
+    return b.s;
+}

@@ -1,0 +1,177 @@
+/*
+ * yp_stack_int.h — the stack walker: the one place that turns a thread's
+ * event stream into frame opens and closes (docs/format.md, "Event
+ * semantics"). The aggregator (statistics, live and offline, and so every
+ * export made from them) and the Chrome timeline walk events through it;
+ * what they do with a frame is theirs (yp_stack_ops).
+ *
+ * The rules, per thread:
+ *   - timestamps never go back: an event earlier than the last is taken at
+ *     the last one's time;
+ *   - CALL and C_CALL open a counted frame; OPEN opens a frame that was
+ *     already running when recording began (its time counts, its call not);
+ *   - RETURN, C_RETURN and UNWIND close the innermost open frame of the same
+ *     function and every frame inside it; with none open (recording began
+ *     inside that function) the event is counted as unmatched and ignored;
+ *   - REC_STOP, THREAD_END and DROPPED close every open frame at their time
+ *     and end the recording interval; so does a break (yp_stack_break: a
+ *     chunk's drop count, a hole in the chunk sequence), at the last event;
+ *   - any other kind (THREAD_START, REC_START, a kind this reader does not
+ *     know) changes no frame; the first event after an interval ended opens
+ *     the next one.
+ *
+ * The per-event step is inline so that a user's operations (static
+ * functions in its own file, passed as a constant table) are inlined into
+ * it: the walk costs no indirect call.
+ */
+#ifndef YP_STACK_INT_H
+#define YP_STACK_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "yprof/containers.h"
+#include "yprof/format.h"
+
+/* One thread's open frames and timing. */
+typedef struct yp_stack {
+    uint32_t *ids; /* function ids of the open frames, outermost first */
+    size_t cap;
+    uint32_t depth;
+    int seen;        /* an event has been walked */
+    int in_interval; /* between an interval's first event and its end */
+    int ended;       /* THREAD_END walked */
+    uint64_t first_ts, last_ts, ival_start;
+    uint64_t wall;      /* ticks of the intervals ended so far */
+    uint64_t events;    /* events walked */
+    uint64_t dropped;   /* events lost: DROPPED records and breaks */
+    uint64_t unmatched; /* returns with no open frame of their function */
+} yp_stack;
+
+/* What the user of a walk does with a frame. */
+typedef struct yp_stack_ops {
+    /* A frame of func_id opens at ts, at depth s->depth (0-based) once
+     * opened; counted is 0 for an OPEN frame. 0, or -1 when out of memory
+     * (the frame is not opened). */
+    int (*open)(void *ctx, uint32_t func_id, uint64_t ts, int counted);
+    /* The innermost open frame closes at ts. */
+    void (*close)(void *ctx, uint64_t ts);
+    /* May be NULL: a call of func_id is coming soon, whose caller is the
+     * frame now at depth caller_depth (1-based); for prefetching. */
+    void (*ahead)(void *ctx, uint32_t func_id, uint32_t caller_depth);
+} yp_stack_ops;
+
+/* How an event moves the stack depth (unwinding aside), by kind. */
+extern const int8_t yp_stack_step[16];
+
+/* Close every open frame at ts. */
+static inline void yp_stack_close_all(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts) {
+    for (; s->depth; s->depth--) ops->close(ctx, ts);
+}
+
+/* The recording interval ends at ts: every frame closes. */
+static inline void yp_stack_end(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts) {
+    yp_stack_close_all(s, ops, ctx, ts);
+    if (s->in_interval) s->wall += ts > s->ival_start ? ts - s->ival_start : 0;
+    s->in_interval = 0;
+}
+
+/* Events lost before the next one (a chunk's drop count, a hole in the
+ * chunk sequence): the interval ends at the last event. */
+static inline void yp_stack_break(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t lost) {
+    yp_stack_end(s, ops, ctx, s->last_ts);
+    s->dropped += lost;
+}
+
+/* Open a frame; -1 when out of memory (not opened). */
+static inline int yp_stack_open(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint32_t id, uint64_t ts,
+                                int counted) {
+    if (s->depth == s->cap && yp_grow((void **)&s->ids, &s->cap, (size_t)s->depth + 1, sizeof *s->ids, 64))
+        return -1;
+    if (ops->open(ctx, id, ts, counted)) return -1;
+    s->ids[s->depth++] = id;
+    return 0;
+}
+
+/* A return of func_id at ts. */
+static inline void yp_stack_return(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint32_t id,
+                                   uint64_t ts) {
+    uint32_t d = s->depth;
+    while (d && s->ids[d - 1] != id) d--;
+    if (!d) { /* no matching call: recording began inside it */
+        s->unmatched++;
+        return;
+    }
+    for (; s->depth >= d; s->depth--) ops->close(ctx, ts);
+}
+
+/* One event; -1 when a frame could not be opened (out of memory). */
+static inline int yp_stack_event(yp_stack *s, const yp_stack_ops *ops, void *ctx, const yp_event *e) {
+    uint64_t ts = e->ts < s->last_ts ? s->last_ts : e->ts;
+    if (!s->seen) {
+        s->seen = 1;
+        s->first_ts = ts;
+    }
+    s->last_ts = ts;
+    if (!s->in_interval) {
+        s->in_interval = 1;
+        s->ival_start = ts;
+    }
+    switch (e->kind) {
+    case YP_EV_CALL:
+    case YP_EV_C_CALL: return yp_stack_open(s, ops, ctx, e->func_id, ts, 1);
+    case YP_EV_OPEN: return yp_stack_open(s, ops, ctx, e->func_id, ts, 0);
+    case YP_EV_RETURN:
+    case YP_EV_C_RETURN:
+    case YP_EV_UNWIND: yp_stack_return(s, ops, ctx, e->func_id, ts); return 0;
+    case YP_EV_REC_STOP: yp_stack_end(s, ops, ctx, ts); return 0;
+    case YP_EV_THREAD_END:
+        yp_stack_end(s, ops, ctx, ts);
+        s->ended = 1;
+        return 0;
+    case YP_EV_DROPPED:
+        yp_stack_end(s, ops, ctx, ts);
+        s->dropped += e->func_id;
+        return 0;
+    default: return 0; /* THREAD_START, REC_START, a kind not known: no frame */
+    }
+}
+
+/* With thousands of functions most of a user's per-call lookups miss the
+ * cache: with `ahead` set, a call LOOKAHEAD events ahead is announced when
+ * its caller is a frame open now (dd: the depth change of the events in
+ * between; a wrong guess, an unwind or a dip below and back, only wastes
+ * the prefetch). */
+#define YP_STACK_LOOKAHEAD 16
+
+/* Walk n events of one thread. 0, or -1 when some frame could not be
+ * opened (out of memory; the walk went on). */
+static inline int yp_stack_walk(yp_stack *s, const yp_stack_ops *ops, void *ctx, const yp_event *ev, size_t n,
+                                int lookahead) {
+    int rc = 0;
+    int64_t dd = 0; /* depth change over events [i, i + LOOKAHEAD) */
+    for (size_t j = 0; lookahead && j < n && j < YP_STACK_LOOKAHEAD; j++)
+        dd += yp_stack_step[ev[j].kind & 15];
+    for (size_t i = 0; i < n; i++) {
+        if (lookahead && i + YP_STACK_LOOKAHEAD < n) {
+            const yp_event *e = &ev[i + YP_STACK_LOOKAHEAD];
+            int step = yp_stack_step[e->kind & 15];
+            int64_t d = (int64_t)s->depth + dd;
+            if (step > 0 && dd <= 0 && d > 0) ops->ahead(ctx, e->func_id, (uint32_t)d);
+            dd += step;
+        }
+        if (lookahead) dd -= yp_stack_step[ev[i].kind & 15];
+        if (yp_stack_event(s, ops, ctx, &ev[i])) rc = -1;
+    }
+    s->events += n;
+    return rc;
+}
+
+/* A cleared walk: counters and time from now on, the open frames kept. */
+void yp_stack_clear(yp_stack *s);
+/* Wall ticks recorded so far, the interval under way counted to the last event. */
+uint64_t yp_stack_wall(const yp_stack *s);
+size_t yp_stack_bytes(const yp_stack *s);
+void yp_stack_free(yp_stack *s);
+
+#endif
