@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "yp_pollution.h"
 #include "yp_pymod_int.h"
 #include "yprof/analyze.h"
 
@@ -93,8 +94,6 @@ static uint64_t interp_ns_of(uint64_t events) {
     return per_event > 0 ? (uint64_t)(per_event * (double)events) : 0;
 }
 
-/* The open trace's figures (its footer and markers); the recorder bounds
- * interp_ns with the trace's hook time. */
 /* Memory beyond the recorder's (live stats, C-function table); the live
  * stats' event count when `events` is given. */
 static uint64_t extra_bytes(uint64_t *events) {
@@ -105,12 +104,14 @@ static uint64_t extra_bytes(uint64_t *events) {
     return b;
 }
 
+/* The open trace's figures (its footer and markers), interp_ns bounded
+ * with the trace's hook time. */
 static void sink_totals(void *ctx, yp_rec_totals *t) {
     (void)ctx;
     t->app_ns = app_ns_now(g_trace_app_ns);
+    uint64_t hook_ns = yp_rec_trace_hook_ns(); /* the registry's lock, then the live stats' */
     t->extra_bytes = extra_bytes(NULL);
-    t->interp_ns = interp_ns_of(g_trace_events);
-    t->interp_max_share = g_interp_share;
+    t->interp_ns = yp_interp_bounded(interp_ns_of(g_trace_events), t->app_ns, hook_ns, g_interp_share);
 }
 
 /* The live stats' figures (since clear_stats), with their hook time
@@ -119,8 +120,7 @@ static void live_totals(yp_rec_totals *t, uint64_t hook_ns) {
     t->app_ns = app_ns_now(g_app_ns);
     uint64_t events;
     t->extra_bytes = extra_bytes(&events);
-    t->interp_max_share = g_interp_share;
-    t->interp_ns = yp_interp_bounded(interp_ns_of(events), t->app_ns, hook_ns, t->interp_max_share);
+    t->interp_ns = yp_interp_bounded(interp_ns_of(events), t->app_ns, hook_ns, g_interp_share);
 }
 
 /* The trace's totals once the flusher has passed on what was pushed. */

@@ -1,16 +1,13 @@
 /*
  * yprof/recorder.h — the recorder: per-thread event rings, the symbol table
  * and the flusher thread that writes rings to a trace. Pure C, no Python: the
- * CPython hook (pymod/yp_hook.c) calls the inline push below.
+ * CPython hook (pymod/) calls the inline push below.
  *
  * Threads and ownership
- *   - A ring has one producer at a time: its own thread, or (for the
- *     REC_STOP marks written at stop) the thread holding the recorder's
- *     registry lock while the owner cannot run the hook (the hook runs under
- *     the GIL, and so does stop()). It has one consumer: the flusher.
- *   - head is written only by the producer (release), tail only by the
- *     flusher (release); each side reads the other's with acquire. Events in
- *     [tail, head) belong to the flusher, the rest to the producer.
+ *   - Each thread that records has its own ring (yprof/ring.h): the thread
+ *     is its producer, the flusher its consumer. stop() leaves each ring a
+ *     mark (REC_STOP) that the flusher writes; nothing else pushes into
+ *     another thread's ring.
  *   - The recorder is a process-wide singleton (one trace per process).
  *
  * Full rings: the producer waits up to wait_ms for the flusher (it never
@@ -23,24 +20,8 @@
 
 #include <stdint.h>
 
-#ifdef __cplusplus /* the GoogleTest suites include this header */
-#include <atomic>
-#define YP_ATOMIC(T) std::atomic<T>
-#define YP_THREAD_LOCAL thread_local __attribute__((tls_model("initial-exec")))
-using std::atomic_load_explicit;
-using std::atomic_store_explicit;
-using std::memory_order_acquire;
-using std::memory_order_relaxed;
-using std::memory_order_release;
-#else
-#include <stdatomic.h>
-#define YP_ATOMIC(T) _Atomic T
-/* initial-exec: a direct %fs-relative load on the hot path instead of a
- * __tls_get_addr call; one pointer of static TLS is always available. */
-#define YP_THREAD_LOCAL _Thread_local __attribute__((tls_model("initial-exec")))
-#endif
-
 #include "yprof/format.h"
+#include "yprof/ring.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,133 +53,30 @@ static inline uint64_t yp_clock_ticks(uint32_t kind) {
     return kind == YP_CLOCK_THREAD_CPU ? yp_clock_thread_cpu_ns() : yp_clock_mono_ns();
 }
 
-/* ---- rings ------------------------------------------------------------------ */
+/* ---- pushing into the calling thread's ring ------------------------------------ */
 
-/* Memory a set of growable rings may add beyond their first size, shared by
- * all of them (the recorder's, one per process). */
-typedef struct yp_ring_budget {
-    YP_ATOMIC(uint64_t) used_bytes; /* granted beyond the rings' first size */
-    YP_ATOMIC(uint64_t) max_bytes;  /* may change while rings grow (a new trace) */
-} yp_ring_budget;
+/* The producer's slow path, for an event yp_ring_try_push did not store:
+ * a full ring waits up to wait_ms for the flusher (growing the ring when
+ * the budget allows), then drops, counting; the next event stored is
+ * preceded by a YP_EV_DROPPED record holding the count. Wakes the flusher
+ * every quarter ring (at most 16Ki events). Returns 1 when this event is
+ * at or past the check point (yp_rec_set_check), which stays until moved.
+ * r must be a recorder's ring (yp_rec_ring). */
+int yp_rec_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
 
-typedef struct yp_ring {
-    /* producer side (its own cache line) */
-    YP_ATOMIC(uint64_t) head; /* events ever pushed */
-    uint64_t tail_cache;      /* producer's last view of tail */
-    uint64_t pending_drop;    /* dropped since the last successful push */
-    YP_ATOMIC(uint64_t)
-    mask;              /* capacity - 1 (a power of two); written by
-                          the producer only while the ring is empty */
-    yp_event *ev;      /* mmap'd, max_bytes reserved, capacity used */
-    uint64_t limit;    /* the fast path pushes while head < limit: the
-                          least of tail_cache + mask (0 while dropping),
-                          nudge_at and check_at */
-    uint64_t nudge_at; /* the push of this event wakes the flusher */
-    uint64_t check_at; /* the push of this event returns 1 (producer's) */
-    /* consumer side */
-    YP_ATOMIC(uint64_t) tail; /* events ever consumed */
-    /* a REC_STOP (or other) mark the flusher writes after event number
-     * mark_head; set by a thread that excludes the producer (the GIL) */
-    YP_ATOMIC(int) mark_pending;
-    uint8_t mark_kind;
-    uint64_t mark_head, mark_ts;
-    /* shared, rarely written */
-    YP_ATOMIC(uint64_t) dropped_total;
-    YP_ATOMIC(uint64_t) hook_ns; /* published by the producer now and then */
-    YP_ATOMIC(int) ended;        /* the thread has exited (set once) */
-    int cpu_clock_ok;
-    int cpu_clock; /* clockid_t of the thread's CPU clock */
-    uint32_t thread_id;
-    uint64_t ident, native_id;
-    uint64_t cpu_ns_at_end;
-    char name[64];
-    int name_pending;                   /* the hook has not found the thread's name yet (producer) */
-    int info_dirty;                     /* thread record to (re)write; registry lock */
-    struct yp_ring *next;               /* registry list; registry lock */
-    YP_ATOMIC(uint64_t) capacity_bytes; /* in use now (grows; read by the flusher) */
-    uint64_t max_bytes;                 /* reserved (mmap) */
-    uint64_t first_bytes;               /* capacity at creation */
-    yp_ring_budget *budget;             /* growth beyond first_bytes; NULL: fixed size */
-    uint64_t touched_base;              /* bytes written before a reset (still resident) */
-    /* the CPU clock between reads (producer; pymod/yp_hook.c) */
-    uint64_t cpu_wall; /* wall ticks at the thread's last event */
-    uint64_t cpu_est;  /* CPU time then, ns */
-    uint64_t cpu_debt; /* estimate found ahead of the real clock, ns */
-    uint32_t cpu_left; /* events until the next forced read */
-} yp_ring;
-
-/* Wake the flusher now (called by a push every 16Ki events). */
-void yp_rec_nudge(void);
-
-/* The fast path of a push: 1 when the event is stored, 0 when the caller
- * must call yp_ring_push_slow (the ring is full or dropping, the flusher is
- * due a nudge, or the producer's check point is reached). One compare, no
- * lock, no allocation, no syscall. Only the ring's producer may push. */
-static inline int yp_ring_try_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
-    uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (__builtin_expect(h >= r->limit, 0)) return 0;
-    yp_event *e = &r->ev[h & atomic_load_explicit(&r->mask, memory_order_relaxed)];
-    e->ts = ts;
-    e->func_id = func_id;
-    e->kind = kind;
-    /* release: the flusher that sees head h+1 sees this event written */
-    atomic_store_explicit(&r->head, h + 1, memory_order_release);
-    return 1;
-}
-
-/* The slow path: waits for room, then drops (counted); wakes the flusher
- * every 16Ki events, so a busy thread's ring is drained long before it fills.
- * Returns 1 when this event is at or past check_at (which stays set until
- * the producer moves it with yp_ring_set_check). */
-int yp_ring_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
-
-/* Push one event; returns what yp_ring_push_slow returns, else 0. */
-static inline int yp_ring_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+/* Push one event; returns what yp_rec_push_slow returns, else 0. */
+static inline int yp_rec_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     if (__builtin_expect(yp_ring_try_push(r, ts, func_id, kind), 1)) return 0;
-    return yp_ring_push_slow(r, ts, func_id, kind);
+    return yp_rec_push_slow(r, ts, func_id, kind);
 }
 
-/* Have the push of event number `at` (counted as head counts) take the slow
- * path and return 1. Producer only. */
-void yp_ring_set_check(yp_ring *r, uint64_t at);
-
-/* The timestamp of the last event pushed, 0 before the first. Producer, or
- * a thread that excludes it (the GIL, or the ring's thread has ended). */
-static inline uint64_t yp_ring_last_ts(const yp_ring *r) {
-    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-    return h ? r->ev[(h - 1) & atomic_load_explicit(&r->mask, memory_order_relaxed)].ts : 0;
-}
-
-/* Allocate a ring of 2^bits events (mmap). NULL on failure. */
-yp_ring *yp_ring_new(unsigned bits);
-/* A ring of 2^min_bits events that grows (doubling, up to 2^max_bits) when
- * it fills faster than the consumer drains it, while `budget` allows: a
- * full ring waits until the consumer has emptied it, then doubles. Its
- * address space (2^max_bits events) is reserved up front; only the pages
- * used are memory. */
-yp_ring *yp_ring_new_growable(unsigned min_bits, unsigned max_bits, yp_ring_budget *budget);
-/* Memory the ring holds: the pages of its events it has written (bounded by
- * its capacity) and its descriptor. Any thread. */
-uint64_t yp_ring_bytes(const yp_ring *r);
-/* Make a drained ring of an exited thread like new, for another thread:
- * counters zero, the capacity it grew to kept (still counted in the
- * budget until the ring is freed). The caller owns r alone. */
-void yp_ring_reset(yp_ring *r);
-void yp_ring_free(yp_ring *r); /* accepts NULL */
-
-/* Consumer: the events available, as up to two contiguous spans. Returns the
- * head seen; call yp_ring_release(r, head) when done with them. */
-uint64_t yp_ring_peek(yp_ring *r, const yp_event **a, size_t *na, const yp_event **b, size_t *nb);
-void yp_ring_release(yp_ring *r, uint64_t head);
-/* Consumer: ask (from a thread that excludes the producer, e.g. holding the
- * GIL) that a record of `kind` at `ts` follow the events pushed so far. The
- * consumer writes it (yp_ring_take_mark); nothing is pushed, so it never
- * waits and is never dropped. While a mark is not taken yet, another is
- * ignored (the first keeps its place). */
-void yp_ring_set_mark(yp_ring *r, uint8_t kind, uint64_t ts);
-/* Consumer: 1 and *ev when a mark is due after event number `upto` (the
- * events before it have been taken); clears it. */
-int yp_ring_take_mark(yp_ring *r, uint64_t upto, yp_event *ev);
+/* Have the push of event number `at` (counted as the ring's head counts)
+ * take the slow path and return 1. The ring's thread only. */
+void yp_rec_set_check(yp_ring *r, uint64_t at);
+/* The ring's thread spent ns in the hook (published for status). */
+void yp_rec_add_hook_ns(yp_ring *r, uint64_t ns);
+/* Events the ring's thread has dropped so far. Any thread. */
+uint64_t yp_rec_ring_dropped(const yp_ring *r);
 
 /* ---- the recorder ------------------------------------------------------------ */
 
@@ -259,22 +137,11 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen);
  * hook and wait time count from yp_rec_open, as the caller's app_ns must. */
 typedef struct yp_rec_totals {
     uint64_t interp_ns, app_ns, extra_bytes;
-    /* the footer's interp_ns is at most this share of app_ns less the
-     * hook's time (yp_interp_bounded); 0: not bounded */
-    double interp_max_share;
 } yp_rec_totals;
 
-/* The interpreter's estimated slow-down interp_ns, at most `share` of the
- * recorded time the hook left to the application (app_ns - hook_ns): the
- * share of its time a calibration loop lost to an empty hook. share <= 0:
- * interp_ns as it is. */
-static inline uint64_t yp_interp_bounded(uint64_t interp_ns, uint64_t app_ns, uint64_t hook_ns,
-                                         double share) {
-    if (!(share > 0)) return interp_ns;
-    double left = app_ns > hook_ns ? (double)(app_ns - hook_ns) : 0.0;
-    double max = share < 1 ? share * left : left;
-    return (double)interp_ns < max ? interp_ns : (uint64_t)max;
-}
+/* This trace's hook time so far, in ns, the waits for a full ring counted
+ * in (what its footer's hook_ns says). Any thread; takes the registry lock. */
+uint64_t yp_rec_trace_hook_ns(void);
 yp_status yp_rec_close(const yp_rec_totals *tot);
 /* Drain and write a footer, keeping the trace open: complete up to here, and
  * continued by later events (a new recording interval). */

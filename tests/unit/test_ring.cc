@@ -11,15 +11,19 @@
 
 #include "yprof/analyze.h"
 #include "yprof/recorder.h"
+#include "../../pymod/yp_pollution.h"
 
 namespace {
 
+// Every event in slot order, whatever the wrap-around.
 TEST(Ring, WrapsAroundInOrder) {
     yp_ring *r = yp_ring_new(4); // 16 slots, 15 usable
     ASSERT_TRUE(r);
     uint32_t next_expected = 0, pushed = 0;
     for (int round = 0; round < 100; round++) {
-        for (int i = 0; i < 10; i++) yp_ring_push(r, pushed, pushed, YP_EV_CALL), pushed++;
+        for (int i = 0; i < 10; i++, pushed++)
+            ASSERT_TRUE(yp_ring_try_push(r, pushed, pushed, YP_EV_CALL) ||
+                        yp_ring_put(r, pushed, pushed, YP_EV_CALL) == YP_RING_OK);
         const yp_event *a, *b;
         size_t na, nb;
         uint64_t h = yp_ring_peek(r, &a, &na, &b, &nb);
@@ -28,86 +32,79 @@ TEST(Ring, WrapsAroundInOrder) {
         for (size_t i = 0; i < nb; i++) ASSERT_EQ(b[i].func_id, next_expected++);
         yp_ring_release(r, h);
     }
-    EXPECT_EQ(r->dropped_total.load(), 0u);
     yp_ring_free(r);
 }
 
-TEST(Ring, FullRingDropsCountsAndMarksTheGap) {
+// A full ring refuses (nothing stored, nothing counted: that is its user's
+// business) and takes events again once the consumer has released some.
+TEST(Ring, FullRingRefusesUntilTheConsumerReleases) {
     yp_ring *r = yp_ring_new(4);
-    for (uint32_t i = 0; i < 40; i++) yp_ring_push(r, i, i + 1, YP_EV_CALL);
-    // 15 fit, 25 dropped (no recorder open: no waiting)
-    EXPECT_EQ(r->dropped_total.load(), 25u);
+    int ok = 0, full = 0;
+    for (uint32_t i = 0; i < 40; i++) (yp_ring_put(r, i, i + 1, YP_EV_CALL) == YP_RING_OK ? ok : full)++;
+    EXPECT_EQ(ok, 15);
+    EXPECT_EQ(full, 25);
+    EXPECT_FALSE(yp_ring_try_push(r, 99, 99, YP_EV_CALL));
+    EXPECT_EQ(yp_ring_used(r), 15u);
     const yp_event *a, *b;
     size_t na, nb;
     uint64_t h = yp_ring_peek(r, &a, &na, &b, &nb);
-    EXPECT_EQ(na + nb, 15u);
+    ASSERT_EQ(na + nb, 15u);
+    EXPECT_EQ(a[14].func_id, 15u);
     yp_ring_release(r, h);
-    yp_ring_push(r, 100, 7, YP_EV_RETURN);
-    h = yp_ring_peek(r, &a, &na, &b, &nb);
-    std::vector<yp_event> got(a, a + na);
-    got.insert(got.end(), b, b + nb);
-    ASSERT_EQ(got.size(), 2u);
-    EXPECT_EQ(got[0].kind, YP_EV_DROPPED);
-    EXPECT_EQ(got[0].func_id, 25u);
-    EXPECT_EQ(got[1].func_id, 7u);
+    EXPECT_EQ(yp_ring_used(r), 0u);
+    EXPECT_TRUE(yp_ring_try_push(r, 100, 7, YP_EV_RETURN));
+    EXPECT_EQ(yp_ring_last_ts(r), 100u);
     yp_ring_free(r);
 }
 
-// The producer's check point: the push of event number `at` takes the slow
-// path and returns 1, as does every push after it until the point is moved;
-// the events themselves are stored in order either way.
-TEST(Ring, CheckPointReturnsOneFromItsEventUntilMoved) {
+// The stop point ends the fast path at its event and nothing else;
+// yp_ring_put still stores past it.
+TEST(Ring, StopPointEndsTheFastPathOnly) {
     yp_ring *r = yp_ring_new(10);
+    yp_ring_set_stop(r, 5);
+    uint32_t i = 0;
+    while (yp_ring_try_push(r, i, i + 1, YP_EV_CALL)) i++;
+    EXPECT_EQ(i, 5u);
+    EXPECT_EQ(yp_ring_put(r, 5, 6, YP_EV_CALL), YP_RING_OK);
+    EXPECT_FALSE(yp_ring_try_push(r, 6, 7, YP_EV_CALL));
+    yp_ring_set_stop(r, UINT64_MAX);
+    EXPECT_TRUE(yp_ring_try_push(r, 6, 7, YP_EV_CALL));
+    EXPECT_EQ(yp_ring_head(r), 7u);
+    yp_ring_free(r);
+}
+
+// A growable ring doubles only while empty, and only within its budget;
+// destroying it gives the growth back.
+TEST(Ring, GrowsOnlyWhenEmptyWithinTheBudget) {
+    yp_ring_budget budget;
+    budget.used_bytes = 0;
+    budget.max_bytes = 16 * sizeof(yp_event) + 32 * sizeof(yp_event); // 16 -> 32 -> 64 slots
+    yp_ring *r = yp_ring_new_growable(4, 8, &budget);
     ASSERT_TRUE(r);
-    EXPECT_EQ(yp_ring_last_ts(r), 0u);
-    yp_ring_set_check(r, 5);
-    std::vector<int> ret;
-    for (uint32_t i = 0; i < 8; i++) ret.push_back(yp_ring_push(r, 1000 + i, i + 1, YP_EV_CALL));
-    EXPECT_EQ(ret, (std::vector<int>{0, 0, 0, 0, 0, 1, 1, 1}));
-    yp_ring_set_check(r, 8 + 63); // as the hook does after a sample
-    int ones = 0, first = -1;
-    for (uint32_t i = 8; i < 200; i++) {
-        int got = yp_ring_push(r, 1000 + i, i + 1, YP_EV_CALL);
-        if (got && first < 0) first = (int)i;
-        ones += got;
-        if (got) yp_ring_set_check(r, i + 1 + 63);
-    }
-    EXPECT_EQ(first, 71);
-    EXPECT_EQ(ones, 3); // 71, 135 and 199
-    EXPECT_EQ(yp_ring_last_ts(r), 1199u);
+    EXPECT_EQ(yp_ring_put(r, 1, 1, YP_EV_CALL), YP_RING_OK);
+    EXPECT_EQ(yp_ring_grow(r), 0); // not empty
     const yp_event *a, *b;
     size_t na, nb;
-    yp_ring_peek(r, &a, &na, &b, &nb);
-    ASSERT_EQ(na + nb, 200u);
-    for (uint32_t i = 0; i < na; i++) ASSERT_EQ(a[i].func_id, i + 1);
+    yp_ring_release(r, yp_ring_peek(r, &a, &na, &b, &nb));
+    EXPECT_EQ(yp_ring_grow(r), 1);
+    EXPECT_EQ(yp_ring_capacity(r), 32u);
+    EXPECT_EQ(yp_ring_grow(r), 1);
+    EXPECT_EQ(yp_ring_capacity(r), 64u);
+    EXPECT_EQ(yp_ring_grow(r), 0); // budget spent
+    EXPECT_EQ(budget.used_bytes.load(), 48 * sizeof(yp_event));
+    for (uint32_t i = 0; i < 63; i++) ASSERT_EQ(yp_ring_put(r, i, i, YP_EV_CALL), YP_RING_OK);
+    EXPECT_EQ(yp_ring_put(r, 63, 63, YP_EV_CALL), YP_RING_FULL);
     yp_ring_free(r);
+    EXPECT_EQ(budget.used_bytes.load(), 0u);
 }
 
-// The fast path stops exactly where the flusher is due its nudge (every
-// 16Ki events) and resumes after it.
-TEST(Ring, FastPathStopsForTheNudgeOnly) {
-    yp_ring *r = yp_ring_new(16);
-    ASSERT_TRUE(r);
-    uint32_t slow = 0;
-    for (uint32_t i = 0; i < 3 * 0x4000; i++) {
-        if (!yp_ring_try_push(r, i, 1, YP_EV_CALL)) {
-            slow++;
-            EXPECT_EQ(i % 0x4000, 0x3FFFu) << i;
-            EXPECT_EQ(yp_ring_push_slow(r, i, 1, YP_EV_CALL), 0);
-        }
-    }
-    EXPECT_EQ(slow, 3u); // at 16383, 32767 and 49151
-    EXPECT_EQ(r->head.load(), 3u * 0x4000);
-    yp_ring_free(r);
-}
-
-// One producer thread, one consumer thread, small ring: everything pushed
-// is either received in order or counted as dropped.
-TEST(Ring, ConcurrentProducerConsumerLosesNothingSilently) {
+// One producer thread, one consumer thread, small ring: every event
+// arrives, in order (the producer retries a full ring).
+TEST(Ring, ConcurrentProducerConsumerPassEveryEventInOrder) {
     yp_ring *r = yp_ring_new(8);
     const uint32_t N = 2000000;
     std::atomic<bool> done{false};
-    uint64_t received = 0, dropped_marked = 0;
+    uint64_t received = 0;
     uint32_t last = 0;
     bool ordered = true;
     std::thread consumer([&] {
@@ -118,11 +115,7 @@ TEST(Ring, ConcurrentProducerConsumerLosesNothingSilently) {
             uint64_t h = yp_ring_peek(r, &a, &na, &b, &nb);
             auto eat = [&](const yp_event *e, size_t n) {
                 for (size_t i = 0; i < n; i++) {
-                    if (e[i].kind == YP_EV_DROPPED) {
-                        dropped_marked += e[i].func_id;
-                        continue;
-                    }
-                    if (e[i].func_id <= last) ordered = false;
+                    if (e[i].func_id != last + 1) ordered = false;
                     last = e[i].func_id;
                     received++;
                 }
@@ -133,17 +126,13 @@ TEST(Ring, ConcurrentProducerConsumerLosesNothingSilently) {
             if (fin && na + nb == 0) break;
         }
     });
-    for (uint32_t i = 1; i <= N; i++) yp_ring_push(r, i, i, YP_EV_CALL);
-    // once the consumer has drained the ring, the next push writes the
-    // pending drop mark before its event
-    while (r->tail.load() != r->head.load()) std::this_thread::yield();
-    yp_ring_push(r, N + 1, N + 1, YP_EV_RETURN);
+    for (uint32_t i = 1; i <= N; i++)
+        while (!yp_ring_try_push(r, i, i, YP_EV_CALL) && yp_ring_put(r, i, i, YP_EV_CALL) != YP_RING_OK)
+            std::this_thread::yield();
     done = true;
     consumer.join();
     EXPECT_TRUE(ordered);
-    uint64_t dropped = r->dropped_total.load();
-    EXPECT_EQ(received + dropped, (uint64_t)N + 1);
-    EXPECT_EQ(dropped_marked, dropped);
+    EXPECT_EQ(received, (uint64_t)N);
     yp_ring_free(r);
 }
 
@@ -178,8 +167,8 @@ TEST(Recorder, FlusherWritesEveryEventOfEveryThread) {
             ASSERT_TRUE(r);
             yp_rec_thread_set(r, 1000 + t, ("t" + std::to_string(t)).c_str());
             for (int i = 0; i < PER / 2; i++) {
-                yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_CALL);
-                yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_RETURN);
+                yp_rec_push(r, yp_clock_mono_ns(), f, YP_EV_CALL);
+                yp_rec_push(r, yp_clock_mono_ns(), f, YP_EV_RETURN);
             }
         });
     for (auto &t : th) t.join();
@@ -254,8 +243,8 @@ TEST(Recorder, MarkersCarryThePollutionFiguresWhileRecording) {
         yp_ring *r = yp_rec_ring();
         ASSERT_TRUE(r);
         for (int i = 0; i < 60; i++) {
-            yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_CALL);
-            yp_ring_push(r, yp_clock_mono_ns(), f, YP_EV_RETURN);
+            yp_rec_push(r, yp_clock_mono_ns(), f, YP_EV_CALL);
+            yp_rec_push(r, yp_clock_mono_ns(), f, YP_EV_RETURN);
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     });
@@ -301,7 +290,7 @@ TEST(Recorder, MarkersCarryThePollutionFiguresWhileRecording) {
 
 // The interpreter estimate never claims more than its share of the time the
 // hook left to the application; below that it stands as given.
-TEST(Recorder, InterpreterEstimateIsBoundedByItsShareOfTheTime) {
+TEST(Pollution, InterpreterEstimateIsBoundedByItsShareOfTheTime) {
     EXPECT_EQ(yp_interp_bounded(5000, 10000, 2000, 0.75), 5000u); // under 0.75 * 8000
     EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 0.75), 6000u); // bounded
     EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 0.0), 9000u);  // no bound given
@@ -310,8 +299,9 @@ TEST(Recorder, InterpreterEstimateIsBoundedByItsShareOfTheTime) {
 }
 
 // A trace's footer counts the hook time since that trace opened, as the
-// caller's app_ns does: two traces in one process don't add up, and the
-// bound on the interpreter estimate uses this trace's hook time.
+// caller's app_ns does: two traces in one process don't add up, and what
+// the caller bounds the interpreter estimate with (yp_rec_trace_hook_ns) is
+// this trace's hook time.
 TEST(Recorder, FooterFiguresAreThisTracesOnly) {
     std::string path = std::string(::testing::TempDir()) + "yp_scope_" + std::to_string(getpid());
     char err[256];
@@ -324,14 +314,14 @@ TEST(Recorder, FooterFiguresAreThisTracesOnly) {
         std::thread th([&] { // a new thread: a ring of its own, freed at its end
             yp_ring *r = yp_rec_ring();
             ASSERT_TRUE(r);
-            yp_ring_push(r, yp_clock_mono_ns(), yp_rec_symbol_add("g", "m", "/g.py", 1, 0), YP_EV_CALL);
-            atomic_fetch_add(&r->hook_ns, hooks[i]);
+            yp_rec_push(r, yp_clock_mono_ns(), yp_rec_symbol_add("g", "m", "/g.py", 1, 0), YP_EV_CALL);
+            yp_rec_add_hook_ns(r, hooks[i]);
         });
         th.join();
+        EXPECT_EQ(yp_rec_trace_hook_ns(), hooks[i]);
         yp_rec_totals t{};
-        t.app_ns = 3000000; // 3 ms recorded: 2 ms left to the application in the second
+        t.app_ns = 3000000;
         t.interp_ns = 2500000;
-        t.interp_max_share = 0.5;
         ASSERT_EQ(yp_rec_close(&t), YP_OK);
         yp_agg *a = yp_agg_new();
         yp_load_result res;
@@ -339,8 +329,7 @@ TEST(Recorder, FooterFiguresAreThisTracesOnly) {
         EXPECT_TRUE(res.has_footer);
         EXPECT_EQ(res.foot.hook_ns, hooks[i]);
         EXPECT_EQ(res.foot.app_ns, 3000000u);
-        // first: 7 ms of hook in 3 ms leaves nothing; second: half of 2 ms
-        EXPECT_EQ(res.foot.interp_ns, i == 0 ? 0u : 1000000u);
+        EXPECT_EQ(res.foot.interp_ns, 2500000u); // as the caller gave it
         yp_agg_free(a);
         remove(p.c_str());
     }
@@ -379,9 +368,9 @@ TEST(Recorder, StopMarkOnAFullRingNeitherWaitsNorIsDropped) {
         yp_ring *r = yp_rec_ring();
         ASSERT_TRUE(r);
         ring = r;
-        yp_ring_push(r, 1, f, YP_EV_CALL); // the flusher takes it, and stays in the sink
+        yp_rec_push(r, 1, f, YP_EV_CALL); // the flusher takes it, and stays in the sink
         while (!g.in_sink.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        for (uint64_t i = 1; i < 63; i++) yp_ring_push(r, 1 + i, f, i & 1 ? YP_EV_RETURN : YP_EV_CALL);
+        for (uint64_t i = 1; i < 63; i++) yp_rec_push(r, 1 + i, f, i & 1 ? YP_EV_RETURN : YP_EV_CALL);
         filled = 1;
         while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     });
@@ -390,7 +379,7 @@ TEST(Recorder, StopMarkOnAFullRingNeitherWaitsNorIsDropped) {
     yp_rec_mark_all(YP_EV_REC_STOP, 0); // the owner is parked: as stop() under the GIL
     uint64_t took_ns = yp_clock_mono_ns() - t0;
     EXPECT_LT(took_ns, 200000000u); // the wait it used to run into is 400 ms
-    EXPECT_EQ(ring->dropped_total.load(), 0u);
+    EXPECT_EQ(yp_rec_ring_dropped(ring), 0u);
     g.closed = 0;
     EXPECT_EQ(yp_rec_sync(5000), 0);
     release = 1;
@@ -434,7 +423,7 @@ TEST(Recorder, RingsGrowWhenFullWithinTheBudgetAndLoseNothing) {
             // the first thread's ring is new; the second gets the first's back
             // from the pool, with the capacity it grew to
             EXPECT_EQ(r->capacity_bytes.load(), budget == 64u << 10 ? 64u << 10 : 128u << 10);
-            for (int i = 0; i < N; i++) yp_ring_push(r, i, f, i & 1 ? YP_EV_RETURN : YP_EV_CALL);
+            for (int i = 0; i < N; i++) yp_rec_push(r, i, f, i & 1 ? YP_EV_RETURN : YP_EV_CALL);
             cap = r->capacity_bytes.load();
         });
         th.join();
