@@ -92,52 +92,41 @@ static void holes_text(const holes *hs, yp_agg *a, char *w, size_t wl) {
     }
 }
 
-static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
-                      void (*progress)(uint64_t, uint64_t), holes *hs) {
-    res->hdr = *yp_reader_header(r);
-    snprintf(res->python_version, sizeof res->python_version, "%s", res->hdr.python_version);
-    snprintf(res->command_line, sizeof res->command_line, "%s", res->hdr.command_line);
-    res->hdr.python_version = res->python_version;
-    res->hdr.command_line = res->command_line;
-    yp_agg_set_ns_per_tick(a, res->hdr.ns_per_tick);
+/* One whole chunk into the aggregator (and the footer figures into res). */
+static yp_status take_chunk(yp_agg *a, yp_load_result *res, const yp_chunk *c) {
+    switch (c->h.kind) {
+    case YP_CHUNK_EVENTS: return yp_agg_events(a, c->h.thread_id, c->events, c->h.n_records, c->h.dropped);
+    case YP_CHUNK_SYMBOLS: return yp_chunk_symbols(c, on_symbol, a);
+    case YP_CHUNK_THREADS: return yp_chunk_threads(c, on_thread, a);
+    case YP_CHUNK_MARKER: parse_marker(c, &res->foot, &res->peak_bytes); return YP_OK;
+    case YP_CHUNK_FOOTER:
+        if (yp_chunk_footer(c, &res->foot) == YP_OK) res->has_footer = 1;
+        return YP_OK;
+    default: return YP_OK; /* a newer writer's chunk kind: skipped by length */
+    }
+}
+
+/* Every chunk: whole ones into the aggregator, damaged ones counted (and
+ * their holes closed); the last damage seen in *last_bad. */
+static yp_status read_chunks(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
+                             void (*progress)(uint64_t, uint64_t), holes *hs, yp_status *last_bad) {
     yp_chunk c;
-    yp_status st, last_bad = YP_OK;
     uint64_t n = 0;
     for (;;) {
-        st = yp_reader_next(r, &c);
-        if (st == YP_END || st == YP_ERR_TRUNCATED) break;
+        yp_status st = yp_reader_next(r, &c);
+        if (st == YP_END || st == YP_ERR_TRUNCATED) return YP_OK;
         yp_seq_gap g;
-        if (yp_seq_check(&hs->seq, st, &c, &g) && note_hole(hs, a, res, &g) == YP_ERR_NOMEM) {
-            snprintf(errbuf, errlen, "out of memory while aggregating");
-            return YP_ERR_NOMEM;
-        }
-        if (st == YP_ERR_CHECKSUM) {
-            res->checksum_errors++;
-            last_bad = st;
+        yp_status s2 = yp_seq_check(&hs->seq, st, &c, &g) ? note_hole(hs, a, res, &g) : YP_OK;
+        if (s2 == YP_OK && (st == YP_ERR_CHECKSUM || st == YP_ERR_CORRUPT)) {
+            *(st == YP_ERR_CHECKSUM ? &res->checksum_errors : &res->corrupt_errors) += 1;
+            *last_bad = st;
             continue;
         }
-        if (st == YP_ERR_CORRUPT) {
-            res->corrupt_errors++;
-            last_bad = st;
-            continue;
-        }
-        if (st != YP_OK) {
+        if (s2 == YP_OK && st != YP_OK) {
             snprintf(errbuf, errlen, "%s while reading the trace", yp_status_str(st));
             return st;
         }
-        yp_status s2 = YP_OK;
-        switch (c.h.kind) {
-        case YP_CHUNK_EVENTS:
-            s2 = yp_agg_events(a, c.h.thread_id, c.events, c.h.n_records, c.h.dropped);
-            break;
-        case YP_CHUNK_SYMBOLS: s2 = yp_chunk_symbols(&c, on_symbol, a); break;
-        case YP_CHUNK_THREADS: s2 = yp_chunk_threads(&c, on_thread, a); break;
-        case YP_CHUNK_MARKER: parse_marker(&c, &res->foot, &res->peak_bytes); break;
-        case YP_CHUNK_FOOTER:
-            if (yp_chunk_footer(&c, &res->foot) == YP_OK) res->has_footer = 1;
-            break;
-        default: /* a newer writer's chunk kind: skipped by length */ break;
-        }
+        if (s2 == YP_OK) s2 = take_chunk(a, res, &c);
         if (s2 == YP_ERR_NOMEM) {
             snprintf(errbuf, errlen, "out of memory while aggregating");
             return s2;
@@ -149,13 +138,10 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
             progress(rs.bytes_ok, rs.bytes_total);
         }
     }
-    yp_reader_stats_get(r, &res->rs);
-    res->has_footer = res->rs.has_footer;
-    if (res->rs.chunks_ok == 0 && (res->rs.chunks_bad || res->rs.truncated)) {
-        snprintf(errbuf, errlen, "no readable chunk in the trace (%s after the header)",
-                 last_bad ? yp_status_str(last_bad) : "cut short");
-        return YP_ERR_CORRUPT;
-    }
+}
+
+/* What a reader of the statistics should know: cut short, damage, holes. */
+static void make_warning(yp_load_result *res, const holes *hs, yp_agg *a) {
     char *w = res->warning;
     size_t wl = sizeof res->warning;
     if (res->rs.truncated || !res->rs.has_footer) {
@@ -176,6 +162,27 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
         if (k) snprintf(w + k, wl - k, ": ");
         holes_text(hs, a, w, wl);
     }
+}
+
+static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
+                      void (*progress)(uint64_t, uint64_t), holes *hs) {
+    res->hdr = *yp_reader_header(r);
+    snprintf(res->python_version, sizeof res->python_version, "%s", res->hdr.python_version);
+    snprintf(res->command_line, sizeof res->command_line, "%s", res->hdr.command_line);
+    res->hdr.python_version = res->python_version;
+    res->hdr.command_line = res->command_line;
+    yp_agg_set_ns_per_tick(a, res->hdr.ns_per_tick);
+    yp_status last_bad = YP_OK;
+    yp_status st = read_chunks(r, a, res, errbuf, errlen, progress, hs, &last_bad);
+    if (st != YP_OK) return st;
+    yp_reader_stats_get(r, &res->rs);
+    res->has_footer = res->rs.has_footer;
+    if (res->rs.chunks_ok == 0 && (res->rs.chunks_bad || res->rs.truncated)) {
+        snprintf(errbuf, errlen, "no readable chunk in the trace (%s after the header)",
+                 last_bad ? yp_status_str(last_bad) : "cut short");
+        return YP_ERR_CORRUPT;
+    }
+    make_warning(res, hs, a);
     return YP_OK;
 }
 

@@ -47,45 +47,37 @@ static const char *const schema =
     "CREATE INDEX call_tree_parent ON call_tree(parent_id);"
     "CREATE INDEX call_tree_function ON call_tree(function_id);";
 
-#define CHECK(x)                                               \
-    do {                                                       \
-        if ((x) != SQLITE_OK && (x) != SQLITE_DONE) goto fail; \
-    } while (0)
+/* One table's rows: prepare sql, call bind(st, s, i) for i in [0, n) and
+ * step each; the first SQLite error code, or SQLITE_OK. */
+typedef void (*binder)(sqlite3_stmt *st, const yp_stats *s, size_t i);
 
-static int step(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+static int insert_rows(sqlite3 *db, const char *sql, const yp_stats *s, size_t n, binder bind) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        bind(st, s, i);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
-yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen) {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (unlink(path) != 0) { /* replace; a missing file is fine */
-    }
-    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    CHECK(rc);
-    rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
-    CHECK(rc);
-    rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    CHECK(rc);
-
+static void bind_session(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    (void)i;
     const yp_session *ss = &s->session;
     char when[64] = "";
     time_t t = (time_t)ss->started_at;
     struct tm tmv;
     if (gmtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    rc = sqlite3_prepare_v2(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
-                            &st, NULL);
-    CHECK(rc);
     sqlite3_bind_text(st, 1, ss->trace_path, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ss->python_version, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ss->command_line, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)ss->pid);
     sqlite3_bind_text(st, 5, ss->clock, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, when, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, when, -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 7, ss->started_at);
     sqlite3_bind_double(st, 8, ss->duration_s);
     sqlite3_bind_int64(st, 9, (sqlite3_int64)ss->events);
@@ -101,105 +93,102 @@ yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, siz
     sqlite3_bind_int64(st, 19, s->nodes_truncated);
     sqlite3_bind_double(st, 20, ss->flusher_pct);
     sqlite3_bind_int64(st, 21, (sqlite3_int64)ss->peak_bytes);
-    CHECK(step(st));
-    sqlite3_finalize(st);
-    st = NULL;
+}
 
-    rc = sqlite3_prepare_v2(db, "INSERT INTO threads VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
-    CHECK(rc);
-    for (size_t i = 0; i < s->n_threads; i++) {
-        const yp_thread_stat *th = &s->threads[i];
-        sqlite3_bind_int64(st, 1, th->id);
-        sqlite3_bind_text(st, 2, th->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)th->ident);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)th->native_id);
-        sqlite3_bind_double(st, 5, th->wall_s);
-        sqlite3_bind_double(st, 6, th->cpu_s);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)th->events);
-        sqlite3_bind_int64(st, 8, (sqlite3_int64)th->dropped);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64)th->unmatched);
-        sqlite3_bind_int64(st, 10, th->open_frames);
-        CHECK(step(st));
-    }
-    sqlite3_finalize(st);
-    st = NULL;
+static void bind_thread(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_thread_stat *th = &s->threads[i];
+    sqlite3_bind_int64(st, 1, th->id);
+    sqlite3_bind_text(st, 2, th->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)th->ident);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)th->native_id);
+    sqlite3_bind_double(st, 5, th->wall_s);
+    sqlite3_bind_double(st, 6, th->cpu_s);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)th->events);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)th->dropped);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)th->unmatched);
+    sqlite3_bind_int64(st, 10, th->open_frames);
+}
 
-    rc = sqlite3_prepare_v2(db, "INSERT INTO functions VALUES(?,?,?,?,?,?)", -1, &st, NULL);
-    CHECK(rc);
-    for (size_t i = 0; i < s->n_funcs; i++) {
-        const yp_func *f = &s->funcs[i];
-        sqlite3_bind_int64(st, 1, f->id);
-        sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, f->module, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, f->filename, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, f->lineno);
-        sqlite3_bind_int(st, 6, f->builtin);
-        CHECK(step(st));
-    }
-    sqlite3_finalize(st);
-    st = NULL;
+static void bind_func(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_func *f = &s->funcs[i];
+    sqlite3_bind_int64(st, 1, f->id);
+    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f->module, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, f->filename, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, f->lineno);
+    sqlite3_bind_int(st, 6, f->builtin);
+}
 
-    rc = sqlite3_prepare_v2(db, "INSERT INTO function_stats VALUES(?,?,?,?,?,?)", -1, &st, NULL);
-    CHECK(rc);
-    for (size_t i = 0; i < s->n_fstats; i++) {
-        const yp_fstat *f = &s->fstats[i];
-        sqlite3_bind_int64(st, 1, s->funcs[f->func].id);
-        sqlite3_bind_int64(st, 2, s->threads[f->thread].id);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)f->ncalls);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)f->primitive_calls);
-        sqlite3_bind_double(st, 5, f->self_s);
-        sqlite3_bind_double(st, 6, f->total_s);
-        CHECK(step(st));
-    }
-    sqlite3_finalize(st);
-    st = NULL;
+static void bind_fstat(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_fstat *f = &s->fstats[i];
+    sqlite3_bind_int64(st, 1, s->funcs[f->func].id);
+    sqlite3_bind_int64(st, 2, s->threads[f->thread].id);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)f->ncalls);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)f->primitive_calls);
+    sqlite3_bind_double(st, 5, f->self_s);
+    sqlite3_bind_double(st, 6, f->total_s);
+}
 
-    rc = sqlite3_prepare_v2(db, "INSERT INTO edges VALUES(?,?,?,?,?,?,?)", -1, &st, NULL);
-    CHECK(rc);
-    for (size_t i = 0; i < s->n_edges; i++) {
-        const yp_edge *e = &s->edges[i];
-        sqlite3_bind_int64(st, 1, s->funcs[e->caller].id);
-        sqlite3_bind_int64(st, 2, s->funcs[e->callee].id);
-        sqlite3_bind_int64(st, 3, s->threads[e->thread].id);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)e->ncalls);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)e->primitive_calls);
-        sqlite3_bind_double(st, 6, e->self_s);
-        sqlite3_bind_double(st, 7, e->total_s);
-        CHECK(step(st));
-    }
-    sqlite3_finalize(st);
-    st = NULL;
+static void bind_edge(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_edge *e = &s->edges[i];
+    sqlite3_bind_int64(st, 1, s->funcs[e->caller].id);
+    sqlite3_bind_int64(st, 2, s->funcs[e->callee].id);
+    sqlite3_bind_int64(st, 3, s->threads[e->thread].id);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)e->ncalls);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)e->primitive_calls);
+    sqlite3_bind_double(st, 6, e->self_s);
+    sqlite3_bind_double(st, 7, e->total_s);
+}
 
-    rc = sqlite3_prepare_v2(db, "INSERT INTO call_tree VALUES(?,?,?,?,?,?,?,?)", -1, &st, NULL);
-    CHECK(rc);
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        const yp_node *n = &s->nodes[i];
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)i + 1);
-        if (n->parent == UINT32_MAX)
-            sqlite3_bind_null(st, 2);
-        else
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)n->parent + 1);
-        sqlite3_bind_int64(st, 3, s->threads[n->thread].id);
-        sqlite3_bind_int64(st, 4, s->funcs[n->func].id);
-        sqlite3_bind_int64(st, 5, n->depth);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)n->ncalls);
-        sqlite3_bind_double(st, 7, n->self_s);
-        sqlite3_bind_double(st, 8, n->total_s);
-        CHECK(step(st));
+static void bind_node(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_node *n = &s->nodes[i];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)i + 1);
+    if (n->parent == UINT32_MAX)
+        sqlite3_bind_null(st, 2);
+    else
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)n->parent + 1);
+    sqlite3_bind_int64(st, 3, s->threads[n->thread].id);
+    sqlite3_bind_int64(st, 4, s->funcs[n->func].id);
+    sqlite3_bind_int64(st, 5, n->depth);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)n->ncalls);
+    sqlite3_bind_double(st, 7, n->self_s);
+    sqlite3_bind_double(st, 8, n->total_s);
+}
+
+/* Every table's rows, in one transaction. */
+static int write_rows(sqlite3 *db, const yp_stats *s) {
+    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", s, 1,
+                         bind_session);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO threads VALUES(?,?,?,?,?,?,?,?,?,?)", s, s->n_threads, bind_thread);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO functions VALUES(?,?,?,?,?,?)", s, s->n_funcs, bind_func);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO function_stats VALUES(?,?,?,?,?,?)", s, s->n_fstats, bind_fstat);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO edges VALUES(?,?,?,?,?,?,?)", s, s->n_edges, bind_edge);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO call_tree VALUES(?,?,?,?,?,?,?,?)", s, s->n_nodes, bind_node);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen) {
+    sqlite3 *db = NULL;
+    if (unlink(path) != 0) { /* replace; a missing file is fine */
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    CHECK(rc);
-    rc = sqlite3_close(db);
-    db = NULL;
-    CHECK(rc);
-    return YP_OK;
-fail:
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = write_rows(db, s);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_close(db);
+        if (rc == SQLITE_OK) return YP_OK;
+    }
     if (errbuf && errlen)
         snprintf(errbuf, errlen, "cannot write database %s: %s", path,
                  db ? sqlite3_errmsg(db) : "cannot open");
-    sqlite3_finalize(st);
     sqlite3_close(db);
     return YP_ERR_IO;
 }

@@ -65,8 +65,46 @@ static char *default_db(const char *trace) {
     return p;
 }
 
-int main(int argc, char **argv) {
-    enum { O_NODB = 256, O_THREADS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME };
+/* What the command line asked for. */
+typedef struct cli {
+    const char *trace, *db, *thread, *pstats, *callgrind, *collapsed, *chrome, *flame;
+    int no_db, quiet;
+    yp_report_opts ro;
+} cli;
+
+enum { O_NODB = 256, O_THREADS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME };
+
+/* --top N: 0, or 2 (usage) with the error said. */
+static int parse_top(const char *arg, yp_report_opts *ro) {
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || v <= 0 || v > 1000000) {
+        fprintf(stderr, "yprof-analyze: --top needs a positive number, not '%s'\n", arg);
+        return 2;
+    }
+    ro->top = (int)v;
+    return 0;
+}
+
+/* --sort KEY: 0, or 2 (usage) with the error said. */
+static int parse_sort(const char *arg, yp_report_opts *ro) {
+    if (!strcmp(arg, "total") || !strcmp(arg, "cumtime"))
+        ro->sort = YP_SORT_TOTAL;
+    else if (!strcmp(arg, "self") || !strcmp(arg, "tottime"))
+        ro->sort = YP_SORT_SELF;
+    else if (!strcmp(arg, "ncalls") || !strcmp(arg, "calls"))
+        ro->sort = YP_SORT_NCALLS;
+    else if (!strcmp(arg, "avg"))
+        ro->sort = YP_SORT_AVG;
+    else {
+        fprintf(stderr, "yprof-analyze: --sort takes total, self, ncalls or avg, not '%s'\n", arg);
+        return 2;
+    }
+    return 0;
+}
+
+/* The command line into *o: -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, cli *o) {
     static const struct option opts[] = {{"db", required_argument, 0, 'o'},
                                          {"no-db", no_argument, 0, O_NODB},
                                          {"top", required_argument, 0, 'n'},
@@ -81,127 +119,122 @@ int main(int argc, char **argv) {
                                          {"flamegraph", required_argument, 0, O_FLAME},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *db = NULL, *thread = NULL, *pstats = NULL, *callgrind = NULL, *collapsed = NULL,
-               *chrome = NULL, *flame = NULL;
-    int no_db = 0, quiet = 0;
-    yp_report_opts ro = {20, YP_SORT_TOTAL, -1, 0};
-    int c;
-    while ((c = getopt_long(argc, argv, "o:n:s:t:qh", opts, NULL)) != -1) {
+    int c, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, "o:n:s:t:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': db = optarg; break;
-        case O_NODB: no_db = 1; break;
-        case 'n': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v <= 0 || v > 1000000) {
-                fprintf(stderr, "yprof-analyze: --top needs a positive number, not '%s'\n", optarg);
-                return 2;
-            }
-            ro.top = (int)v;
-            break;
-        }
-        case 's':
-            if (!strcmp(optarg, "total") || !strcmp(optarg, "cumtime"))
-                ro.sort = YP_SORT_TOTAL;
-            else if (!strcmp(optarg, "self") || !strcmp(optarg, "tottime"))
-                ro.sort = YP_SORT_SELF;
-            else if (!strcmp(optarg, "ncalls") || !strcmp(optarg, "calls"))
-                ro.sort = YP_SORT_NCALLS;
-            else if (!strcmp(optarg, "avg"))
-                ro.sort = YP_SORT_AVG;
-            else {
-                fprintf(stderr, "yprof-analyze: --sort takes total, self, ncalls or avg, not '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 't': thread = optarg; break;
-        case O_THREADS: ro.show_threads = 1; break;
-        case 'q': quiet = 1; break;
-        case O_PSTATS: pstats = optarg; break;
-        case O_CALLGRIND: callgrind = optarg; break;
-        case O_COLLAPSED: collapsed = optarg; break;
-        case O_CHROME: chrome = optarg; break;
-        case O_FLAME: flame = optarg; break;
+        case 'o': o->db = optarg; break;
+        case O_NODB: o->no_db = 1; break;
+        case 'n': rc = parse_top(optarg, &o->ro); break;
+        case 's': rc = parse_sort(optarg, &o->ro); break;
+        case 't': o->thread = optarg; break;
+        case O_THREADS: o->ro.show_threads = 1; break;
+        case 'q': o->quiet = 1; break;
+        case O_PSTATS: o->pstats = optarg; break;
+        case O_CALLGRIND: o->callgrind = optarg; break;
+        case O_COLLAPSED: o->collapsed = optarg; break;
+        case O_CHROME: o->chrome = optarg; break;
+        case O_FLAME: o->flame = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    if (rc) return rc;
     if (optind != argc - 1) {
         fprintf(stderr, "yprof-analyze: expected one trace file (see --help)\n");
         return 2;
     }
-    const char *trace = argv[optind];
+    o->trace = argv[optind];
+    return -1;
+}
+
+/* The trace's statistics; NULL (the error said) when it cannot be read. */
+static yp_stats *load_stats(const char *trace) {
     char err[512] = "";
     yp_agg *a = yp_agg_new();
     yp_load_result res;
     if (!a) {
         fprintf(stderr, "yprof-analyze: out of memory\n");
-        return 1;
+        return NULL;
     }
     yp_status st = yp_load_trace(trace, a, &res, err, sizeof err, isatty(2) ? progress : NULL);
     if (g_progress_shown) fputc('\n', stderr);
     if (st != YP_OK) {
         fprintf(stderr, "yprof-analyze: %s: %s\n", trace, err[0] ? err : yp_status_str(st));
         yp_agg_free(a);
-        return 1;
+        return NULL;
     }
     if (res.warning[0]) fprintf(stderr, "yprof-analyze: warning: %s: %s\n", trace, res.warning);
     yp_stats *s = yp_agg_snapshot(a);
     yp_agg_free(a);
-    if (!s) {
-        fprintf(stderr, "yprof-analyze: out of memory\n");
-        return 1;
-    }
-    yp_stats_set_session(s, trace, &res);
+    if (!s) fprintf(stderr, "yprof-analyze: out of memory\n");
+    if (s) yp_stats_set_session(s, trace, &res);
+    return s;
+}
+
+/* --thread: the report's thread index; -1 (the error said) when none matches. */
+static int pick_thread(const yp_stats *s, const char *thread, const char *trace) {
+    char *end;
+    unsigned long id = strtoul(thread, &end, 10);
+    for (size_t i = 0; i < s->n_threads; i++)
+        if ((!*end && s->threads[i].id == id) || !strcmp(s->threads[i].name, thread)) return (int)i;
+    fprintf(stderr, "yprof-analyze: no thread named or numbered '%s' in %s (see --threads)\n", thread, trace);
+    return -1;
+}
+
+/* The database and every export asked for; 0, or 1 when one failed. */
+static int write_outputs(const yp_stats *s, const cli *o) {
+    char err[512] = "";
     int rc = 0;
-    if (thread) {
-        char *end;
-        unsigned long id = strtoul(thread, &end, 10);
-        for (size_t i = 0; i < s->n_threads; i++)
-            if ((!*end && s->threads[i].id == id) || !strcmp(s->threads[i].name, thread)) ro.thread = (int)i;
-        if (ro.thread < 0) {
-            fprintf(stderr, "yprof-analyze: no thread named or numbered '%s' in %s (see --threads)\n", thread,
-                    trace);
-            yp_stats_free(s);
-            return 2;
-        }
-    }
-    if (!quiet) yp_report_print(s, &ro, stdout);
-    char *dbp = NULL;
-    if (!no_db) {
-        dbp = db ? strdup(db) : default_db(trace);
+    if (!o->no_db) {
+        char *dbp = o->db ? strdup(o->db) : default_db(o->trace);
         if (!dbp || yp_sqlite_write(s, dbp, err, sizeof err) != YP_OK) {
             fprintf(stderr, "yprof-analyze: %s\n", dbp ? err : "out of memory");
             rc = 1;
-        } else if (!quiet) {
+        } else if (!o->quiet) {
             printf("\ndatabase: %s\n", dbp);
         }
+        free(dbp);
     }
     struct {
         const char *path;
         yp_status (*fn)(const yp_stats *, const char *);
-    } ex[] = {{pstats, yp_export_pstats},
-              {callgrind, yp_export_callgrind},
-              {collapsed, yp_export_collapsed},
-              {flame, yp_export_flamegraph}};
+    } ex[] = {{o->pstats, yp_export_pstats},
+              {o->callgrind, yp_export_callgrind},
+              {o->collapsed, yp_export_collapsed},
+              {o->flame, yp_export_flamegraph}};
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
         if (!ex[i].path) continue;
         if (ex[i].fn(s, ex[i].path) != YP_OK) {
             fprintf(stderr, "yprof-analyze: cannot write %s\n", ex[i].path);
             rc = 1;
-        } else if (!quiet) {
+        } else if (!o->quiet) {
             printf("wrote %s\n", ex[i].path);
         }
     }
-    if (chrome) {
-        if (yp_export_chrome(trace, s, chrome, err, sizeof err) != YP_OK) {
-            fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", chrome, err);
+    if (o->chrome) {
+        if (yp_export_chrome(o->trace, s, o->chrome, err, sizeof err) != YP_OK) {
+            fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", o->chrome, err);
             rc = 1;
-        } else if (!quiet) {
-            printf("wrote %s\n", chrome);
+        } else if (!o->quiet) {
+            printf("wrote %s\n", o->chrome);
         }
     }
-    free(dbp);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    cli o = {0};
+    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+    yp_stats *s = load_stats(o.trace);
+    if (!s) return 1;
+    if (o.thread && (o.ro.thread = pick_thread(s, o.thread, o.trace)) < 0) {
+        yp_stats_free(s);
+        return 2;
+    }
+    if (!o.quiet) yp_report_print(s, &o.ro, stdout);
+    rc = write_outputs(s, &o);
     yp_stats_free(s);
     return rc;
 }

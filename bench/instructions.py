@@ -10,6 +10,7 @@ calls, divided by the difference in events.
     bench/.venv-3.13/bin/python bench/instructions.py
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def totals(prefix):
     drain = 0
     for line in out.splitlines():
         parts = line.split()
-        if parts and ":drain_locked" in line and "=>" not in line:
+        if parts and re.search(r"[:_]drain_locked\b", line) and "=>" not in line:
             drain = int(parts[0].replace(",", ""))
     return total, drain
 

@@ -246,6 +246,42 @@ static void resync(yp_reader *r) {
     r->st.bytes_skipped += r->size - start;
 }
 
+/* The chunk's payload read into r->comp: checked, decompressed and, for
+ * events, decoded into c. A damaged payload is counted. */
+static yp_status unpack_payload(yp_reader *r, yp_chunk *c) {
+    if (yp_crc32(0, r->comp, c->h.comp_bytes) != c->h.payload_crc) {
+        r->st.chunks_bad++;
+        return YP_ERR_CHECKSUM;
+    }
+    unsigned long long fcs = ZSTD_getFrameContentSize(r->comp, c->h.comp_bytes);
+    if (fcs != c->h.raw_bytes) {
+        r->st.chunks_bad++;
+        return YP_ERR_CORRUPT;
+    }
+    size_t k = ZSTD_decompressDCtx(r->dctx, r->raw, r->raw_cap, r->comp, c->h.comp_bytes);
+    if (ZSTD_isError(k) || k != c->h.raw_bytes) {
+        r->st.chunks_bad++;
+        return YP_ERR_CORRUPT;
+    }
+    c->payload = r->raw;
+    if (c->h.kind == YP_CHUNK_EVENTS) {
+        if (grow((void **)&r->ev, &r->ev_cap, c->h.n_records, sizeof(yp_event))) {
+            r->done = 1;
+            return YP_ERR_NOMEM;
+        }
+        yp_status ds = r->hdr.version == 1
+                           ? yp_events_decode_v1(r->raw, k, c->h.n_records, c->h.first_ts, r->ev)
+                           : yp_events_decode(r->raw, k, c->h.n_records, c->h.first_ts, r->ev);
+        if (ds != YP_OK) {
+            r->st.chunks_bad++;
+            return YP_ERR_CORRUPT;
+        }
+        c->events = r->ev;
+        r->st.events += c->h.n_records;
+    }
+    return YP_OK;
+}
+
 yp_status yp_reader_next(yp_reader *r, yp_chunk *c) {
     if (!r || !c) return YP_ERR_ARG;
     if (r->done) return YP_END;
@@ -290,36 +326,8 @@ yp_status yp_reader_next(yp_reader *r, yp_chunk *c) {
         return YP_ERR_IO;
     }
     r->off = next;
-    if (yp_crc32(0, r->comp, c->h.comp_bytes) != c->h.payload_crc) {
-        r->st.chunks_bad++;
-        return YP_ERR_CHECKSUM;
-    }
-    unsigned long long fcs = ZSTD_getFrameContentSize(r->comp, c->h.comp_bytes);
-    if (fcs != c->h.raw_bytes) {
-        r->st.chunks_bad++;
-        return YP_ERR_CORRUPT;
-    }
-    size_t k = ZSTD_decompressDCtx(r->dctx, r->raw, r->raw_cap, r->comp, c->h.comp_bytes);
-    if (ZSTD_isError(k) || k != c->h.raw_bytes) {
-        r->st.chunks_bad++;
-        return YP_ERR_CORRUPT;
-    }
-    c->payload = r->raw;
-    if (c->h.kind == YP_CHUNK_EVENTS) {
-        if (grow((void **)&r->ev, &r->ev_cap, c->h.n_records, sizeof(yp_event))) {
-            r->done = 1;
-            return YP_ERR_NOMEM;
-        }
-        yp_status ds = r->hdr.version == 1
-                           ? yp_events_decode_v1(r->raw, k, c->h.n_records, c->h.first_ts, r->ev)
-                           : yp_events_decode(r->raw, k, c->h.n_records, c->h.first_ts, r->ev);
-        if (ds != YP_OK) {
-            r->st.chunks_bad++;
-            return YP_ERR_CORRUPT;
-        }
-        c->events = r->ev;
-        r->st.events += c->h.n_records;
-    }
+    yp_status st = unpack_payload(r, c);
+    if (st != YP_OK) return st;
     /* complete when the last chunk is a footer (a trace continued after a
      * stop has footers in the middle) */
     r->st.has_footer = c->h.kind == YP_CHUNK_FOOTER;
