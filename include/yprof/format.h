@@ -134,7 +134,8 @@ typedef struct yp_chunk_header {
     uint8_t flags;        /* 0 */
     uint16_t header_size; /* YP_CHUNK_HEADER_SIZE */
     uint32_t thread_id;   /* recorder's thread id (EVENTS), else 0 */
-    uint32_t seq;         /* per-thread sequence number, from 0 */
+    uint32_t seq;         /* EVENTS: the thread's chunk number, from 0;
+                             else a file-wide count of the other chunks */
     uint32_t n_records;   /* events / symbols / threads in the payload */
     uint32_t raw_bytes;   /* payload size after inflation */
     uint32_t comp_bytes;  /* payload size on disk */
@@ -241,13 +242,11 @@ yp_status yp_writer_threads(yp_writer *w, const yp_thread_info *th, size_t n);
 /* text: "key=value" lines. */
 yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len);
 
-/* Flush stdio buffers to the OS (not fsync). */
-yp_status yp_writer_flush(yp_writer *w);
-
-/* Totals so far (n_chunks, n_events, n_dropped). */
 /* Memory the writer holds: its buffers, zstd context, chunk index (capped
  * at 2^20 offsets) and per-thread sequence numbers. */
 uint64_t yp_writer_bytes(const yp_writer *w);
+/* Totals so far. Every chunk goes to the OS (write(2)) as it is made: no
+ * buffer is left to flush. */
 void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks, uint64_t *n_events, uint64_t *n_dropped,
                       uint64_t *bytes_written);
 
