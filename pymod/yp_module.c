@@ -5,7 +5,7 @@
  * functions are its private back end.
  *
  * Live statistics: the recorder's flusher feeds every chunk it writes into
- * one process-wide aggregator (g_agg) through a sink; g_agg_mu serializes the
+ * one process-wide aggregator (M.agg) through a sink; M.agg_mu serializes the
  * flusher's feeding with snapshots and clear_stats() from any thread.
  * Snapshots are taken with the GIL released, so a reader never stalls the
  * application's threads beyond the copy itself.
@@ -25,82 +25,86 @@
 #include "yp_pymod_int.h"
 #include "yprof/analyze.h"
 
-static yp_agg *g_agg;
-static pthread_mutex_t g_agg_mu = PTHREAD_MUTEX_INITIALIZER;
-/* Written with the GIL, read by the flusher too (sink_totals): atomics.
- * Two scopes: the live stats' (since clear_stats) and the open trace's. */
-static _Atomic uint64_t g_app_ns;              /* recorded wall time over closed intervals */
-static _Atomic uint64_t g_trace_app_ns;        /* the same since the trace opened */
-static _Atomic uint64_t g_trace_events;        /* events the flusher passed on since then */
-static _Atomic uint64_t g_interval_t0;         /* start of the running interval; 0 when stopped */
-static _Atomic double g_interp_per_event = -1; /* calibrated ns of interpreter slow-down per event */
-static _Atomic double g_interp_share;          /* at most this share of the time (yp_interp_bounded) */
-static char g_pyversion[64];
-static uint32_t g_clock_kind; /* clock of the live stats */
-/* the recorder's cumulative counters when the live stats were last cleared;
- * written by clear_stats() with the GIL, read by snapshots without it */
-static _Atomic uint64_t g_base_hook_ns, g_base_flusher_ns, g_base_wait_ns;
+/* The module's state. Written with the GIL; what the flusher reads too
+ * (sink_totals) is atomic. Two scopes: the live stats' (since clear_stats)
+ * and the open trace's. */
+static struct {
+    yp_agg *agg;                     /* the live stats; under agg_mu */
+    pthread_mutex_t agg_mu;          /* taken last, under the recorder's drain lock only */
+    _Atomic uint64_t app_ns;         /* recorded wall time over closed intervals */
+    _Atomic uint64_t trace_app_ns;   /* the same since the trace opened */
+    _Atomic uint64_t trace_events;   /* events the flusher passed on since then */
+    _Atomic uint64_t interval_t0;    /* start of the running interval; 0 when stopped */
+    _Atomic double interp_per_event; /* calibrated ns of interpreter slow-down per event */
+    _Atomic double interp_share;     /* at most this share of the time (yp_interp_bounded) */
+    char pyversion[64];              /* for trace headers */
+    uint32_t clock_kind;             /* clock of the live stats */
+    /* the recorder's cumulative counters when the live stats were last
+     * cleared; written by clear_stats() with the GIL, read by snapshots
+     * without it */
+    _Atomic uint64_t base_hook_ns, base_flusher_ns, base_wait_ns;
+    double started_at; /* unix time of the first start() */
+} M = {.agg_mu = PTHREAD_MUTEX_INITIALIZER, .interp_per_event = -1};
 
 /* Recorder status with hook/flusher/wait counted from the last clear. */
 static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 static void status_since_clear(yp_rec_status *s) {
     yp_rec_status_get(s);
-    s->hook_ns = minus(s->hook_ns, atomic_load(&g_base_hook_ns));
-    s->flusher_ns = minus(s->flusher_ns, atomic_load(&g_base_flusher_ns));
-    s->wait_ns = minus(s->wait_ns, atomic_load(&g_base_wait_ns));
+    s->hook_ns = minus(s->hook_ns, atomic_load(&M.base_hook_ns));
+    s->flusher_ns = minus(s->flusher_ns, atomic_load(&M.base_flusher_ns));
+    s->wait_ns = minus(s->wait_ns, atomic_load(&M.base_wait_ns));
 }
-static double g_started_at; /* unix time of the first start() */
 
 /* ---- the sink: flusher -> live aggregator ----------------------------------------- */
 
 static void sink_events(void *ctx, uint32_t tid, const yp_event *ev, size_t n, uint32_t dropped) {
     (void)ctx;
-    g_trace_events += n;
-    pthread_mutex_lock(&g_agg_mu);
-    if (g_agg) yp_agg_events(g_agg, tid, ev, n, dropped);
-    pthread_mutex_unlock(&g_agg_mu);
+    M.trace_events += n;
+    pthread_mutex_lock(&M.agg_mu);
+    if (M.agg) yp_agg_events(M.agg, tid, ev, n, dropped);
+    pthread_mutex_unlock(&M.agg_mu);
 }
 static void sink_symbol(void *ctx, const yp_symbol *s) {
     (void)ctx;
-    pthread_mutex_lock(&g_agg_mu);
-    if (g_agg) yp_agg_symbol(g_agg, s);
-    pthread_mutex_unlock(&g_agg_mu);
+    pthread_mutex_lock(&M.agg_mu);
+    if (M.agg) yp_agg_symbol(M.agg, s);
+    pthread_mutex_unlock(&M.agg_mu);
 }
 static void sink_thread(void *ctx, const yp_thread_info *t) {
     (void)ctx;
-    pthread_mutex_lock(&g_agg_mu);
-    if (g_agg) yp_agg_thread(g_agg, t);
-    pthread_mutex_unlock(&g_agg_mu);
+    pthread_mutex_lock(&M.agg_mu);
+    if (M.agg) yp_agg_thread(M.agg, t);
+    pthread_mutex_unlock(&M.agg_mu);
 }
 
 /* Recorded time so far: `closed` plus the running interval's. */
 static uint64_t app_ns_now(uint64_t closed) {
-    uint64_t t0 = g_interval_t0;
+    uint64_t t0 = M.interval_t0;
     return closed + (t0 ? yp_clock_mono_ns() - t0 : 0);
 }
 
-/* The interval running since g_interval_t0 ends now. */
+/* The interval running since M.interval_t0 ends now. */
 static void interval_end(void) {
-    uint64_t t0 = atomic_exchange(&g_interval_t0, 0);
+    uint64_t t0 = atomic_exchange(&M.interval_t0, 0);
     if (t0) {
         uint64_t d = yp_clock_mono_ns() - t0;
-        g_app_ns += d;
-        g_trace_app_ns += d;
+        M.app_ns += d;
+        M.trace_app_ns += d;
     }
 }
 
 static uint64_t interp_ns_of(uint64_t events) {
-    double per_event = g_interp_per_event;
+    double per_event = M.interp_per_event;
     return per_event > 0 ? (uint64_t)(per_event * (double)events) : 0;
 }
 
 /* Memory beyond the recorder's (live stats, C-function table); the live
  * stats' event count when `events` is given. */
 static uint64_t extra_bytes(uint64_t *events) {
-    pthread_mutex_lock(&g_agg_mu);
-    uint64_t b = yp_agg_bytes(g_agg) + yp_hook_bytes();
-    if (events) *events = yp_agg_events_seen(g_agg);
-    pthread_mutex_unlock(&g_agg_mu);
+    pthread_mutex_lock(&M.agg_mu);
+    uint64_t b = yp_agg_bytes(M.agg) + yp_hook_bytes();
+    if (events) *events = yp_agg_events_seen(M.agg);
+    pthread_mutex_unlock(&M.agg_mu);
     return b;
 }
 
@@ -108,25 +112,27 @@ static uint64_t extra_bytes(uint64_t *events) {
  * with the trace's hook time. */
 static void sink_totals(void *ctx, yp_rec_totals *t) {
     (void)ctx;
-    t->app_ns = app_ns_now(g_trace_app_ns);
+    t->app_ns = app_ns_now(M.trace_app_ns);
     uint64_t hook_ns = yp_rec_trace_hook_ns(); /* the registry's lock, then the live stats' */
     t->extra_bytes = extra_bytes(NULL);
-    t->interp_ns = yp_interp_bounded(interp_ns_of(g_trace_events), t->app_ns, hook_ns, g_interp_share);
+    t->interp_ns = yp_interp_bounded(interp_ns_of(M.trace_events), t->app_ns, hook_ns, M.interp_share);
 }
 
 /* The live stats' figures (since clear_stats), with their hook time
  * `hook_ns`. */
 static void live_totals(yp_rec_totals *t, uint64_t hook_ns) {
-    t->app_ns = app_ns_now(g_app_ns);
+    t->app_ns = app_ns_now(M.app_ns);
     uint64_t events;
     t->extra_bytes = extra_bytes(&events);
-    t->interp_ns = yp_interp_bounded(interp_ns_of(events), t->app_ns, hook_ns, g_interp_share);
+    t->interp_ns = yp_interp_bounded(interp_ns_of(events), t->app_ns, hook_ns, M.interp_share);
 }
 
 /* The trace's totals once the flusher has passed on what was pushed. */
 static void trace_totals(yp_rec_totals *t) {
-    Py_BEGIN_ALLOW_THREADS yp_rec_sync(2000);
-    Py_END_ALLOW_THREADS sink_totals(NULL, t);
+    Py_BEGIN_ALLOW_THREADS
+        yp_rec_sync(2000);
+    Py_END_ALLOW_THREADS
+    sink_totals(NULL, t);
 }
 
 /* ---- start / stop ------------------------------------------------------------------ */
@@ -146,35 +152,36 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
     if (yp_rec_is_open() && (strcmp(path, yp_rec_path()) != 0 || yp_rec_clock_kind() != ck)) {
         yp_rec_totals t;
         trace_totals(&t);
-        Py_BEGIN_ALLOW_THREADS yp_rec_close(&t);
+        Py_BEGIN_ALLOW_THREADS
+            yp_rec_close(&t);
         Py_END_ALLOW_THREADS
     }
-    if (g_agg && g_clock_kind != ck) {
+    if (M.agg && M.clock_kind != ck) {
         /* times on another clock don't mix: live stats start afresh */
-        pthread_mutex_lock(&g_agg_mu);
-        yp_agg_free(g_agg);
-        g_agg = NULL;
-        pthread_mutex_unlock(&g_agg_mu);
-        g_app_ns = 0;
-        g_started_at = 0;
+        pthread_mutex_lock(&M.agg_mu);
+        yp_agg_free(M.agg);
+        M.agg = NULL;
+        pthread_mutex_unlock(&M.agg_mu);
+        M.app_ns = 0;
+        M.started_at = 0;
     }
-    g_clock_kind = ck;
-    if (!g_agg) {
-        pthread_mutex_lock(&g_agg_mu);
-        g_agg = yp_agg_new();
-        yp_agg_set_ns_per_tick(g_agg, nspt);
-        pthread_mutex_unlock(&g_agg_mu);
+    M.clock_kind = ck;
+    if (!M.agg) {
+        pthread_mutex_lock(&M.agg_mu);
+        M.agg = yp_agg_new();
+        yp_agg_set_ns_per_tick(M.agg, nspt);
+        pthread_mutex_unlock(&M.agg_mu);
     }
-    if (interp_per_event >= 0) g_interp_per_event = interp_per_event;
-    if (interp_share >= 0) g_interp_share = interp_share;
+    if (interp_per_event >= 0) M.interp_per_event = interp_per_event;
+    if (interp_share >= 0) M.interp_share = interp_share;
     if (!yp_rec_is_open()) {
-        g_trace_app_ns = 0;
-        g_trace_events = 0;
+        M.trace_app_ns = 0;
+        M.trace_events = 0;
         yp_rec_config cfg = {0};
         cfg.path = path;
         cfg.clock_kind = ck;
         cfg.ns_per_tick = nspt;
-        cfg.python_version = g_pyversion;
+        cfg.python_version = M.pyversion;
         cfg.command_line = cmdline;
         cfg.ring_bits = ring_bits;
         cfg.flush_ms = flush_ms;
@@ -189,12 +196,12 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
     }
     yp_rec_resume();
     if (yp_hook_start(ck, nspt, builtins, hook_kind) != 0) Py_RETURN_FALSE;
-    if (g_started_at == 0) {
+    if (M.started_at == 0) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
-        g_started_at = (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+        M.started_at = (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
     }
-    g_interval_t0 = yp_clock_mono_ns();
+    M.interval_t0 = yp_clock_mono_ns();
     Py_RETURN_TRUE;
 }
 
@@ -207,10 +214,12 @@ static PyObject *py_stop(PyObject *self, PyObject *noargs) {
     yp_rec_totals t;
     /* one release of the GIL for the flush and the footer: with busy
      * threads each reacquisition can take several switch intervals */
-    Py_BEGIN_ALLOW_THREADS yp_rec_sync(2000);
-    sink_totals(NULL, &t); /* atomics and the live stats' lock only */
-    yp_rec_checkpoint(&t);
-    Py_END_ALLOW_THREADS Py_RETURN_TRUE;
+    Py_BEGIN_ALLOW_THREADS
+        yp_rec_sync(2000);
+        sink_totals(NULL, &t); /* atomics and the live stats' lock only */
+        yp_rec_checkpoint(&t);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_TRUE;
 }
 
 static PyObject *py_close(PyObject *self, PyObject *noargs) {
@@ -223,8 +232,10 @@ static PyObject *py_close(PyObject *self, PyObject *noargs) {
     yp_rec_totals t;
     trace_totals(&t);
     yp_status st;
-    Py_BEGIN_ALLOW_THREADS st = yp_rec_close(&t);
-    Py_END_ALLOW_THREADS return PyLong_FromLong(st);
+    Py_BEGIN_ALLOW_THREADS
+        st = yp_rec_close(&t);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(st);
 }
 
 static PyObject *py_bootstrap(PyObject *self, PyObject *noargs) {
@@ -266,12 +277,14 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "|Is", &timeout_ms, &path)) return NULL;
     yp_stats *s = NULL;
     yp_rec_status rs;
-    Py_BEGIN_ALLOW_THREADS yp_rec_sync(timeout_ms);
-    status_since_clear(&rs);
-    pthread_mutex_lock(&g_agg_mu);
-    s = g_agg ? yp_agg_snapshot(g_agg) : NULL;
-    pthread_mutex_unlock(&g_agg_mu);
-    Py_END_ALLOW_THREADS yp_rec_totals t;
+    Py_BEGIN_ALLOW_THREADS
+        yp_rec_sync(timeout_ms);
+        status_since_clear(&rs);
+        pthread_mutex_lock(&M.agg_mu);
+        s = M.agg ? yp_agg_snapshot(M.agg) : NULL;
+        pthread_mutex_unlock(&M.agg_mu);
+    Py_END_ALLOW_THREADS
+    yp_rec_totals t;
     live_totals(&t, rs.hook_ns + rs.wait_ns);
     if (!s) {
         /* nothing recorded yet, or no memory: an empty snapshot */
@@ -282,7 +295,7 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     }
     yp_load_result lr;
     memset(&lr, 0, sizeof lr);
-    lr.hdr.python_version = g_pyversion;
+    lr.hdr.python_version = M.pyversion;
     lr.hdr.command_line = "";
     lr.hdr.clock_kind = yp_rec_clock_kind();
     lr.hdr.pid = (uint32_t)getpid();
@@ -295,7 +308,7 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     if (lr.peak_bytes < lr.foot.profiler_bytes) lr.peak_bytes = lr.foot.profiler_bytes;
     lr.has_footer = 1;
     yp_stats_set_session(s, path, &lr);
-    s->session.started_at = g_started_at;
+    s->session.started_at = M.started_at;
     PyObject *cap = PyCapsule_New(s, "yprof.stats", stats_capsule_free);
     if (!cap) yp_stats_free(s);
     return cap;
@@ -370,8 +383,10 @@ static PyObject *py_stats_save(PyObject *self, PyObject *args) {
     if (!s) return NULL;
     char err[512] = "";
     yp_status st;
-    Py_BEGIN_ALLOW_THREADS st = yp_sqlite_write(s, path, err, sizeof err);
-    Py_END_ALLOW_THREADS if (st != YP_OK) {
+    Py_BEGIN_ALLOW_THREADS
+        st = yp_sqlite_write(s, path, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (st != YP_OK) {
         PyErr_SetString(PyExc_OSError, err);
         return NULL;
     }
@@ -399,8 +414,10 @@ static PyObject *py_stats_export(PyObject *self, PyObject *args) {
         return NULL;
     }
     yp_status st;
-    Py_BEGIN_ALLOW_THREADS st = fn(s, path);
-    Py_END_ALLOW_THREADS if (st != YP_OK) {
+    Py_BEGIN_ALLOW_THREADS
+        st = fn(s, path);
+    Py_END_ALLOW_THREADS
+    if (st != YP_OK) {
         PyErr_Format(PyExc_OSError, "cannot write %s: %s", path, yp_status_str(st));
         return NULL;
     }
@@ -433,23 +450,24 @@ static PyObject *py_stats_report(PyObject *self, PyObject *args) {
 static PyObject *py_clear(PyObject *self, PyObject *noargs) {
     (void)self;
     (void)noargs;
-    Py_BEGIN_ALLOW_THREADS yp_rec_sync(2000);
-    pthread_mutex_lock(&g_agg_mu);
-    yp_agg_clear(g_agg);
-    pthread_mutex_unlock(&g_agg_mu);
+    Py_BEGIN_ALLOW_THREADS
+        yp_rec_sync(2000);
+        pthread_mutex_lock(&M.agg_mu);
+        yp_agg_clear(M.agg);
+        pthread_mutex_unlock(&M.agg_mu);
     Py_END_ALLOW_THREADS
-        /* pollution restarts with the stats */
-        yp_rec_status rs;
+    /* pollution restarts with the stats */
+    yp_rec_status rs;
     yp_rec_status_get(&rs);
-    atomic_store(&g_base_hook_ns, rs.hook_ns);
-    atomic_store(&g_base_flusher_ns, rs.flusher_ns);
-    atomic_store(&g_base_wait_ns, rs.wait_ns);
-    g_app_ns = 0;
-    g_started_at = 0;
+    atomic_store(&M.base_hook_ns, rs.hook_ns);
+    atomic_store(&M.base_flusher_ns, rs.flusher_ns);
+    atomic_store(&M.base_wait_ns, rs.wait_ns);
+    M.app_ns = 0;
+    M.started_at = 0;
     if (yp_hook_running()) {
-        uint64_t now = yp_clock_mono_ns(), t0 = g_interval_t0;
-        if (t0) g_trace_app_ns += now - t0; /* the trace's time runs on */
-        g_interval_t0 = now;
+        uint64_t now = yp_clock_mono_ns(), t0 = M.interval_t0;
+        if (t0) M.trace_app_ns += now - t0; /* the trace's time runs on */
+        M.interval_t0 = now;
     }
     Py_RETURN_NONE;
 }
@@ -507,12 +525,12 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *noargs) {
     yp_hook_after_fork_child();
     /* the parent's live stats are the parent's (whole: fork_prepare held
      * their lock); the child's start afresh */
-    pthread_mutex_lock(&g_agg_mu);
-    yp_agg_free(g_agg);
-    g_agg = NULL;
-    pthread_mutex_unlock(&g_agg_mu);
-    g_app_ns = 0;
-    g_interval_t0 = 0; /* the child does not record */
+    pthread_mutex_lock(&M.agg_mu);
+    yp_agg_free(M.agg);
+    M.agg = NULL;
+    pthread_mutex_unlock(&M.agg_mu);
+    M.app_ns = 0;
+    M.interval_t0 = 0; /* the child does not record */
     Py_RETURN_NONE;
 }
 
@@ -590,14 +608,14 @@ static struct PyModuleDef moddef = {
  * drain lock by the flusher, so after them), and let go on both sides. */
 static void fork_prepare(void) {
     yp_rec_fork_prepare();
-    pthread_mutex_lock(&g_agg_mu);
+    pthread_mutex_lock(&M.agg_mu);
 }
 static void fork_parent(void) {
-    pthread_mutex_unlock(&g_agg_mu);
+    pthread_mutex_unlock(&M.agg_mu);
     yp_rec_fork_parent();
 }
 static void fork_child(void) {
-    pthread_mutex_unlock(&g_agg_mu);
+    pthread_mutex_unlock(&M.agg_mu);
     yp_rec_fork_child();
 }
 
@@ -613,8 +631,8 @@ __attribute__((visibility("default"))) PyMODINIT_FUNC PyInit__yprof(void) {
     for (PyMethodDef *d = methods; d->ml_name; d++) yp_hook_ignore_cfunc(d);
     static int atfork_done;
     if (!atfork_done && pthread_atfork(fork_prepare, fork_parent, fork_child) == 0) atfork_done = 1;
-    snprintf(g_pyversion, sizeof g_pyversion, "%s", Py_GetVersion());
-    char *sp = strchr(g_pyversion, ' ');
+    snprintf(M.pyversion, sizeof M.pyversion, "%s", Py_GetVersion());
+    char *sp = strchr(M.pyversion, ' ');
     if (sp) *sp = 0;
     return m;
 }
