@@ -187,7 +187,8 @@ static PyObject *py_reader(PyObject *self, PyObject *on) {
         if (pthread_create(&g_reader, NULL, reader_main, NULL)) g_reading = 0;
     } else if (!PyObject_IsTrue(on) && g_reading) {
         g_reading = 0;
-        Py_BEGIN_ALLOW_THREADS pthread_join(g_reader, NULL);
+        Py_BEGIN_ALLOW_THREADS
+            pthread_join(g_reader, NULL);
         Py_END_ALLOW_THREADS
     }
     Py_RETURN_NONE;

@@ -76,7 +76,7 @@ def totals(prefix):
     drain = 0
     for line in out.splitlines():
         parts = line.split()
-        if parts and re.search(r"[:_]drain_locked\b", line) and "=>" not in line:
+        if parts and re.search(r"\.c:(yp_)?drain_locked\b", line) and "=>" not in line:
             drain = int(parts[0].replace(",", ""))
     return total, drain
 

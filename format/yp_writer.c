@@ -330,7 +330,6 @@ yp_status yp_writer_marker(yp_writer *w, const char *text, size_t len) {
     return emit(w, &h, len, 0);
 }
 
-
 void yp_writer_totals(const yp_writer *w, uint64_t *n_chunks, uint64_t *n_events, uint64_t *n_dropped,
                       uint64_t *bytes_written) {
     if (n_chunks) *n_chunks = w ? w->n_chunks : 0;
