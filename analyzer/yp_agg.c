@@ -114,6 +114,7 @@ nomem:
     return YP_ERR_NOMEM;
 }
 
+/* The thread's entry, made on first sight; NULL when out of memory. */
 static yp_athread *get_thread(yp_agg *a, uint32_t id) {
     uint32_t idx;
     if (a->last_thread && a->last_thread->id == id) return a->last_thread;
@@ -173,6 +174,8 @@ static uint32_t eentry(yp_athread *t, uint32_t caller, uint32_t callee) {
     return t->n_es++;
 }
 
+/* The call-tree node (parent, func_id), made on first sight; past NODES_MAX (or out of memory) the
+ * parent itself. */
 static uint32_t nentry(yp_agg *a, yp_athread *t, uint32_t parent, uint32_t func_id, uint32_t depth) {
     uint32_t idx;
     uint64_t key = ((uint64_t)(parent + 1u) << 32) | func_id;

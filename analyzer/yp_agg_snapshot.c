@@ -142,6 +142,7 @@ static int edge_rows(build *b, const yp_athread *t, uint32_t ti) {
     return 0;
 }
 
+/* Rows of the call-tree nodes of thread ti, parents as indexes into s->nodes. */
 static int node_rows(build *b, const yp_athread *t, uint32_t ti) {
     size_t base = b->s->n_nodes;
     for (uint32_t j = 0; j < t->n_ns; j++) {
@@ -174,6 +175,7 @@ static int func_rows(build *b) {
     return 0;
 }
 
+/* Per thread: its row, then its function, edge and node rows. */
 static int thread_rows(build *b) {
     const yp_agg *a = b->a;
     yp_stats *s = b->s;

@@ -16,6 +16,7 @@
 #include "yprof/analyze.h"
 #include "yprof/containers.h"
 
+/* s as a JSON string. */
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {

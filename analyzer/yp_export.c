@@ -73,6 +73,7 @@ static void m_u32(FILE *f, uint32_t v) {
     for (int i = 0; i < 4; i++) fputc((int)((v >> (8 * i)) & 0xFF), f);
 }
 
+/* v in marshal format: TYPE_INT, or TYPE_LONG beyond 31 bits. */
 static void m_int(FILE *f, uint64_t v) {
     if (v <= 0x7FFFFFFF) {
         fputc('i', f);

@@ -65,6 +65,7 @@ static int insert_rows(sqlite3 *db, const char *sql, const yp_stats *s, size_t n
     return rc;
 }
 
+/* The session row (one). */
 static void bind_session(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     (void)i;
     const yp_session *ss = &s->session;
@@ -95,6 +96,7 @@ static void bind_session(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_int64(st, 21, (sqlite3_int64)ss->peak_bytes);
 }
 
+/* Row i of threads. */
 static void bind_thread(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     const yp_thread_stat *th = &s->threads[i];
     sqlite3_bind_int64(st, 1, th->id);
@@ -109,6 +111,7 @@ static void bind_thread(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_int64(st, 10, th->open_frames);
 }
 
+/* Row i of functions. */
 static void bind_func(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     const yp_func *f = &s->funcs[i];
     sqlite3_bind_int64(st, 1, f->id);
@@ -119,6 +122,7 @@ static void bind_func(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_int(st, 6, f->builtin);
 }
 
+/* Row i of function_stats. */
 static void bind_fstat(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     const yp_fstat *f = &s->fstats[i];
     sqlite3_bind_int64(st, 1, s->funcs[f->func].id);
@@ -129,6 +133,7 @@ static void bind_fstat(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_double(st, 6, f->total_s);
 }
 
+/* Row i of edges. */
 static void bind_edge(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     const yp_edge *e = &s->edges[i];
     sqlite3_bind_int64(st, 1, s->funcs[e->caller].id);
@@ -140,6 +145,7 @@ static void bind_edge(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_double(st, 7, e->total_s);
 }
 
+/* Row i of call_tree (ids from 1; a root has no parent). */
 static void bind_node(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     const yp_node *n = &s->nodes[i];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)i + 1);

@@ -14,6 +14,7 @@
 
 #include "yprof/analyze.h"
 
+/* The --help text. */
 static void usage(FILE *f) {
     fputs("usage: yprof-analyze [options] TRACE.yp\n"
           "\n"

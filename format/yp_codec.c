@@ -53,6 +53,7 @@ size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, unsigne
     return (size_t)(p - out);
 }
 
+/* One LEB128 varint from *pp (not past end); -1 when cut short or over 64 bits. */
 static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
     const uint8_t *p = *pp;
     uint64_t x = 0;

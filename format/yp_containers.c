@@ -18,6 +18,7 @@ int yp_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first) {
     return 0;
 }
 
+/* Move every key into a table of cap slots; -1 when out of memory (m unchanged). */
 static int rehash(yp_map *m, size_t cap) {
     yp_mslot *slots = malloc(cap * sizeof *slots);
     if (!slots) return -1;

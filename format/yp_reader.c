@@ -79,6 +79,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem) {
     return yp_grow(buf, cap, need, elem, 4096);
 }
 
+/* Read and check the file header and its strings into r->hdr; the error said in errbuf. */
 static yp_status read_header(yp_reader *r, char *errbuf, size_t errlen) {
     uint8_t h[YP_FILE_HEADER_SIZE];
     if (r->size < 8) {

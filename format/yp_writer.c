@@ -49,6 +49,8 @@ static void set_err(char *errbuf, size_t errlen, const char *fmt, const char *a,
 
 static int grow(uint8_t **buf, size_t *cap, size_t need) { return yp_grow((void **)buf, cap, need, 1, 4096); }
 
+/* All len bytes at the end of the file, retrying short writes and EINTR;
+ * YP_ERR_IO on error (the first errno kept). */
 static yp_status write_all(yp_writer *w, const uint8_t *p, size_t len) {
     while (len) {
         ssize_t k = write(w->fd, p, len);

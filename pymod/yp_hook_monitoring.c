@@ -25,6 +25,7 @@ __attribute__((noinline)) static PyObject *mon_push_slow(yp_ring *r, uint64_t wa
     Py_RETURN_NONE;
 }
 
+/* A Python function event (args[0]: its code object), as kind. */
 YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc) {
     if (PyVectorcall_NARGS(nargsf) < 1 || !PyCode_Check(args[0])) Py_RETURN_NONE;
     uint64_t wall = now_wall(tsc);
@@ -66,6 +67,7 @@ __attribute__((noinline)) static PyObject *mon_c_slow(PyObject *callable, uint8_
     Py_RETURN_NONE;
 }
 
+/* A C function event (args[2]: the callable, args[3]: its self or MISSING), as kind. */
 YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc) {
     if (PyVectorcall_NARGS(nargsf) < 4) Py_RETURN_NONE;
     const void *key = c_key(args[2], args[3]);

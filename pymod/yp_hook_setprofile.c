@@ -53,6 +53,7 @@ __attribute__((noinline)) static int profile_c_any(PyFrameObject *frame, int wha
     return profile_c_event(frame, what, arg, wall, 0);
 }
 
+/* One setprofile event; tsc: a constant (the TSC is the recording clock). */
 YP_HOT int profile_event(PyFrameObject *frame, int what, PyObject *arg, int tsc) {
     uint64_t wall = now_wall(tsc);
     if (__builtin_expect(what > PyTrace_RETURN, 0)) {

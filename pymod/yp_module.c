@@ -137,6 +137,8 @@ static void trace_totals(yp_rec_totals *t) {
 
 /* ---- start / stop ------------------------------------------------------------------ */
 
+/* _start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp_per_event, interp_share,
+ * hook): open the trace (or continue it) and install the hook; False when already running. */
 static PyObject *py_start(PyObject *self, PyObject *args) {
     (void)self;
     const char *path, *cmdline;
@@ -270,6 +272,8 @@ static PyObject *py_thread_names(PyObject *self, PyObject *list) {
 
 static void stats_capsule_free(PyObject *cap) { yp_stats_free(PyCapsule_GetPointer(cap, "yprof.stats")); }
 
+/* _snapshot([timeout_ms, path]): a capsule of the live stats, taken after the flusher has passed on
+ * what was pushed (the GIL released meanwhile), with the pollution figures since clear_stats. */
 static PyObject *py_snapshot(PyObject *self, PyObject *args) {
     (void)self;
     unsigned timeout_ms = 2000;
@@ -316,6 +320,7 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
 
 static yp_stats *get_stats(PyObject *cap) { return PyCapsule_GetPointer(cap, "yprof.stats"); }
 
+/* A snapshot's rows as Python tuples (functions, threads, stats, edges, session). */
 static PyObject *py_stats_data(PyObject *self, PyObject *cap) {
     (void)self;
     yp_stats *s = get_stats(cap);

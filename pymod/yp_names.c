@@ -158,6 +158,7 @@ static void split_tp_name(const char *tp, char *mod, size_t nmod, const char **s
     }
 }
 
+/* A builtin function's first sight: its symbol (named as cProfile names it) and id. */
 static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);

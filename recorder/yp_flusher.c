@@ -61,6 +61,7 @@ uint32_t yp_rec_clock_kind(void) { return R.clock_kind; }
 
 static uint64_t self_cpu_ns(void) { return yp_clock_thread_cpu_ns(); }
 
+/* This trace's footer figures now, with the caller's totals (NULL: none). */
 static void make_footer(yp_footer *f, const yp_rec_totals *tot);
 
 /* The peak memory: the recorder's peak (rings, symbols, writer) plus the
@@ -130,6 +131,8 @@ void yp_rec_init_conds(void) {
 }
 static pthread_once_t g_conds_once = PTHREAD_ONCE_INIT;
 
+/* The flusher thread: sleep until woken or flush_ms, drain, write a marker when due, answer syncs; until
+ * asked to stop. */
 static void *flusher_main(void *arg) {
     (void)arg;
     uint64_t cpu0 = self_cpu_ns();
