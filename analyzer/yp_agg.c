@@ -269,7 +269,9 @@ lookup:
     return 0;
 }
 
-void yp_agg_close_frame(yp_agg_tables *tb, yp_frame *stack, uint32_t depth, uint64_t ts) {
+/* yp_agg_close_frame, inlined into the walk (it runs once per call). */
+static inline __attribute__((always_inline)) void close_frame(yp_agg_tables *tb, yp_frame *stack,
+                                                              uint32_t depth, uint64_t ts) {
     const yp_frame *f = &stack[depth - 1];
     uint64_t elapsed = ts > f->start ? ts - f->start : 0;
     uint64_t self = elapsed > f->child ? elapsed - f->child : 0;
@@ -298,6 +300,10 @@ void yp_agg_close_frame(yp_agg_tables *tb, yp_frame *stack, uint32_t depth, uint
     if (depth > 1) stack[depth - 2].child += elapsed;
 }
 
+void yp_agg_close_frame(yp_agg_tables *tb, yp_frame *stack, uint32_t depth, uint64_t ts) {
+    close_frame(tb, stack, depth, ts);
+}
+
 /* ---- the walker's operations ------------------------------------------------ */
 
 typedef struct walk_ctx {
@@ -305,15 +311,16 @@ typedef struct walk_ctx {
     yp_athread *t;
 } walk_ctx;
 
-static int on_open(void *ctx, uint32_t func_id, uint64_t ts, int counted) {
+static inline __attribute__((always_inline)) int on_open(void *ctx, uint32_t func_id, uint64_t ts,
+                                                         int counted) {
     walk_ctx *w = ctx;
     return frame_open(w->a, w->t, func_id, ts, counted);
 }
 
-static void on_close(void *ctx, uint64_t ts) {
+static inline __attribute__((always_inline)) void on_close(void *ctx, uint64_t ts) {
     yp_athread *t = ((walk_ctx *)ctx)->t;
     yp_agg_tables tb = {t->fs, t->es, t->ns};
-    yp_agg_close_frame(&tb, t->stack, t->st.depth, ts);
+    close_frame(&tb, t->stack, t->st.depth, ts);
 }
 
 /* A call's node: (caller's node, function); its slot is fetched early. */

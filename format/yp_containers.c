@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-int yp_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first) {
+int yp_grow_slow(void **p, size_t *cap, size_t need, size_t elem, size_t first) {
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap : (first ? first : 16);
     while (n < need) {

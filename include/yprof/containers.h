@@ -17,8 +17,12 @@ extern "C" {
 
 /* Make *p hold at least `need` elements of `elem` bytes: capacity doubles
  * from `first` (or from *cap). 0 on success; -1 when out of memory or the
- * size overflows (*p and *cap unchanged). */
-int yp_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first);
+ * size overflows (*p and *cap unchanged). The usual case, room already
+ * there, is one compare. */
+int yp_grow_slow(void **p, size_t *cap, size_t need, size_t elem, size_t first);
+static inline int yp_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first) {
+    return need <= *cap ? 0 : yp_grow_slow(p, cap, need, elem, first);
+}
 
 /* ---- the hash map: linear probing, power-of-two capacity, load <= 1/2 ---- */
 
