@@ -112,6 +112,13 @@ void yp_rec_set_check(yp_ring *r, uint64_t at) {
     update_stop(t);
 }
 
+void yp_rec_sampled(yp_ring *r, uint64_t next_check, uint64_t hook_ns) {
+    yp_rthread *t = yp_rthread_of(r);
+    atomic_fetch_add_explicit(&t->hook_ns, hook_ns, memory_order_relaxed);
+    t->check_at = next_check;
+    update_stop(t);
+}
+
 void yp_rec_add_hook_ns(yp_ring *r, uint64_t ns) {
     atomic_fetch_add_explicit(&yp_rthread_of(r)->hook_ns, ns, memory_order_relaxed);
 }

@@ -31,11 +31,7 @@ uint64_t yp_ring_capacity(const yp_ring *r) {
     return atomic_load_explicit(&r->mask, memory_order_relaxed) + 1;
 }
 
-static void update_limit(yp_ring *r) {
-    /* h - tail_cache <= capacity - 2 before a store  <=>  h < tail_cache + mask */
-    uint64_t l = r->tail_cache + yp_ring_capacity(r) - 1;
-    r->limit = r->stop_at < l ? r->stop_at : l;
-}
+static void update_limit(yp_ring *r) { yp_ring_set_stop(r, r->stop_at); }
 
 int yp_ring_init(yp_ring *r, unsigned min_bits, unsigned max_bits, yp_ring_budget *budget) {
     if (min_bits < 4 || max_bits > 26 || min_bits > max_bits) return -1;
@@ -130,11 +126,6 @@ int yp_ring_put(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
     e->kind = kind;
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
     return YP_RING_OK;
-}
-
-void yp_ring_set_stop(yp_ring *r, uint64_t at) {
-    r->stop_at = at;
-    update_limit(r);
 }
 
 int yp_ring_can_grow(const yp_ring *r) {

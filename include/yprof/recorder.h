@@ -75,6 +75,8 @@ static inline int yp_rec_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t
 void yp_rec_set_check(yp_ring *r, uint64_t at);
 /* The ring's thread spent ns in the hook (published for status). */
 void yp_rec_add_hook_ns(yp_ring *r, uint64_t ns);
+/* Both in one call (the hook's time sample). */
+void yp_rec_sampled(yp_ring *r, uint64_t next_check, uint64_t hook_ns);
 /* Events the ring's thread has dropped so far. Any thread. */
 uint64_t yp_rec_ring_dropped(const yp_ring *r);
 

@@ -103,7 +103,12 @@ int yp_ring_put(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
 
 /* Have yp_ring_try_push fail from event number `at` on (counted as head
  * counts; 0: on every push). Producer. */
-void yp_ring_set_stop(yp_ring *r, uint64_t at);
+static inline void yp_ring_set_stop(yp_ring *r, uint64_t at) {
+    /* room: h - tail_cache <= capacity - 2 before a store  <=>  h < tail_cache + mask */
+    uint64_t room = r->tail_cache + atomic_load_explicit(&r->mask, memory_order_relaxed);
+    r->stop_at = at;
+    r->limit = at < room ? at : room;
+}
 
 /* Events ever pushed. Producer, or a thread that excludes it. */
 static inline uint64_t yp_ring_head(const yp_ring *r) {
