@@ -33,13 +33,26 @@ def _loop(n):
         f(i)
 
 
-def _best(n, reps):
-    best = float("inf")
+def _timed(n):
+    t = time.perf_counter()
+    _loop(n)
+    return time.perf_counter() - t
+
+
+def _best_pair(n, reps, hook):
+    """The best time of the loop without and with the hook, measured
+    alternately (a slow spell of the machine hits both alike); None when
+    the hook cannot be set."""
+    base = hooked = float("inf")
     for _ in range(reps):
-        t = time.perf_counter()
-        _loop(n)
-        best = min(best, time.perf_counter() - t)
-    return best
+        base = min(base, _timed(n))
+        if not hook(True):
+            return None
+        try:
+            hooked = min(hooked, _timed(n))
+        finally:
+            hook(False)
+    return base, hooked
 
 
 def _empty_monitoring(on, _state={}):
@@ -78,13 +91,10 @@ def interp_cost(kind=0):
         n = 20000
         hook = {1: _empty_monitoring, 2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
         try:
-            base = _best(n, 5)
-            if not hook(True):
+            pair = _best_pair(n, 5, hook)
+            if pair is None:
                 return (0.0, 0.0)
-            try:
-                hooked = _best(n, 5)
-            finally:
-                hook(False)
+            base, hooked = pair
             # events per loop: n calls + n returns of f (the loop's own
             # frame and range() are constant overhead)
             extra = max(0.0, hooked - base)

@@ -4,8 +4,11 @@ numbers on every kind of trace the tests make: threads, recursion,
 generators, exceptions, coroutines, C functions, frames open at start(),
 several recording intervals, the CPU clock, drops, a damaged chunk, a
 missing chunk and the version 1 format."""
+import ctypes
 import os
 import sqlite3
+import struct
+import zlib
 
 import pytest
 
@@ -85,17 +88,77 @@ def test_reference_reader_agrees_on_threads_and_intervals(tmp_path, clock):
     assert any(row[0] == 0 and row[3] > 0 for row in funcs.values())  # an OPEN frame: timed, no call
 
 
+def zstd_compress(raw):
+    z = ref_reader._zstd
+    z.ZSTD_compressBound.restype = ctypes.c_size_t
+    z.ZSTD_compress.restype = ctypes.c_size_t
+    z.ZSTD_compress.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+    cap = z.ZSTD_compressBound(ctypes.c_size_t(len(raw)))
+    out = ctypes.create_string_buffer(cap)
+    k = z.ZSTD_compress(out, cap, raw, len(raw), 3)
+    assert not z.ZSTD_isError(k)
+    return out.raw[:k]
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def rewrite_events_chunk(data, off, events, dropped):
+    """The EVENTS chunk at off, coded again (format version 2) with these
+    events and this `dropped` field: a chunk as the writer would make it."""
+    tid, seq = struct.unpack_from("<II", data, off + 8)
+    comp_old = struct.unpack_from("<I", data, off + 24)[0]
+    raw, prev = bytearray(), events[0][0]
+    for ts, _, _ in events:
+        raw += varint(ts - prev)
+        prev = ts
+    for _, func, kind in events:
+        raw += varint(func << 4 | kind)
+    comp = zstd_compress(bytes(raw))
+    head = struct.pack("<4sBBHIIIIIIQQI", b"YPCK", 1, 0, 56, tid, seq, len(events), len(raw), len(comp), dropped,
+                       events[0][0], max(e[0] for e in events), zlib.crc32(comp))
+    head += struct.pack("<I", zlib.crc32(head))
+    return data[:off] + head + comp + data[off + 56 + comp_old:]
+
+
 def test_reference_reader_agrees_where_events_were_dropped(tmp_path):
-    # 64-event rings, a flusher every 200 ms and no wait: drops everywhere
-    trace = record(tmp_path, ring_bits=6, flush_ms=200, wait_ms=1)
+    # drops as the recorder writes them, in the middle of a busy thread's
+    # stream: a DROPPED record (its frames close there) and a chunk whose
+    # `dropped` field is set (its frames close before it)
+    trace = record(tmp_path, ring_bits=10)
+    data = trace.read_bytes()
+    version = struct.unpack_from("<I", data, 8)[0]
+    chunks = event_chunks(data)
+    tid = max(set(c[1] for c in chunks), key=lambda t: sum(c[3] for c in chunks if c[1] == t))
+    mine = [c for c in chunks if c[1] == tid]
+    assert len(mine) >= 4
+    analyze(trace, "-q")
+    before = db_rows(tmp_path / "t.db")[2][tid]
+    # the later chunk first: rewriting it moves no offset of the earlier one
+    for (off, _, _, n, comp), dropped, lost in ((mine[len(mine) // 2], 0, 1234), (mine[1], 77, 0)):
+        raw = ref_reader.inflate(data[off + 56:off + 56 + comp], struct.unpack_from("<I", data, off + 20)[0])
+        first_ts = struct.unpack_from("<Q", data, off + 32)[0]
+        events = ref_reader.decode_events(raw, n, first_ts, version)
+        if lost:
+            mid = len(events) // 2
+            events.insert(mid, (events[mid][0], lost, ref_reader.DROPPED))
+        data = rewrite_events_chunk(data, off, events, dropped)
+    trace.write_bytes(data)
     analyze(trace, "-q")
     _, _, threads = assert_same(trace, tmp_path / "t.db")
-    assert sum(t[2] for t in threads.values()) > 0  # DROPPED records were walked
+    assert threads[tid][2] == before[2] + 1234 + 77
+    assert threads[tid][3] > before[3]  # returns after a drop find their frames closed
 
 
 def event_chunks(data):
     """(offset, thread, seq, n, comp_bytes) of each EVENTS chunk."""
-    import struct
     off, out = 64 + struct.unpack_from("<I", data, 20)[0], []
     while off + 56 <= len(data):
         kind, tid, seq, n, comp = data[off + 4], *struct.unpack_from("<III", data, off + 8), \
