@@ -13,10 +13,16 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# deb_installed PKG: the package is installed now (dpkg -s also succeeds for
+# one removed but not purged, whose files are gone)
+deb_installed() {
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
 apt_install() {
     local missing=()
     for p in "$@"; do
-        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+        deb_installed "$p" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     log "apt-get install ${missing[*]}"

@@ -2,53 +2,126 @@
 python -m yprof_record [options] -m module [args]
 
 Runs the target as __main__ with its own argv (as python -m cProfile does),
-recording every thread, and finishes the trace when it ends."""
+recording every thread, and finishes the trace when it ends. Everything
+after the script or the module's name belongs to the target."""
 
 import argparse
+import importlib.util
 import os
 import runpy
 import sys
 
 import yprof_record
 
+# options that take a value: the split between ours and the target's must
+# skip it (python -m yprof_record -o -m.yp script.py is a trace named -m.yp)
+_VALUED = {"-o", "--output", "--clock", "--top", "--sort"}
 
-def build_parser(prog="python -m yprof_record"):
+
+def build_parser(prog="python -m yprof_record", report=False):
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1],
+                                usage="%(prog)s [options] (script.py | -m module) [args]",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", default="yprof.yp", help="trace file to write (default yprof.yp)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall (monotonic, default) or cpu (per-thread CPU time)")
     p.add_argument("--no-builtins", action="store_true", help="do not record C functions")
-    p.add_argument("-m", dest="module", help="run a library module as a script")
-    p.add_argument("target", nargs="?", help="the script to run (unless -m)")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the target")
+    p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
+    if report:
+        p.add_argument("--top", type=int, help="report: rows to show (default 20)")
+        p.add_argument("--sort", choices=("total", "self", "ncalls", "avg", "cumtime", "tottime", "calls"),
+                       help="report: sort key (default total)")
+        p.add_argument("--threads", action="store_true", help="report: one table per thread too")
     return p
+
+
+def split_argv(argv):
+    """(our options, target, target's args, is a module): ours end at the
+    script, or at -m's module name; '--' ends them too."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest = argv[i + 1:]
+            return argv[:i], rest[0] if rest else None, rest[1:], False
+        if a == "-m" or (a.startswith("-m") and not a.startswith("--")):
+            if a == "-m":
+                mod = argv[i + 1] if i + 1 < len(argv) else None
+                return argv[:i], mod, argv[i + 2:], True
+            return argv[:i], a[2:], argv[i + 1:], True
+        if a in _VALUED:
+            i += 2
+            continue
+        if a.startswith("-") and a != "-":
+            i += 1
+            continue
+        return argv[:i], a, argv[i + 1:], False
+    return argv, None, [], False
+
+
+def parse(argv, prog="python -m yprof_record", report=False):
+    """The options, with .target, .args and .is_module; exits 2 on bad usage."""
+    ours, target, args, is_module = split_argv(list(argv))
+    p = build_parser(prog, report)
+    opts = p.parse_args(ours)
+    if opts.module is not None or is_module:
+        if not target:
+            p.error("-m needs a module name")
+    elif not target:
+        p.error("no script to run")
+    opts.target, opts.args, opts.is_module = target, args, is_module
+    opts.started = False  # set by run() once recording has started
+    return opts
+
+
+def fail(msg, status=2):
+    print("yprof: " + msg, file=sys.stderr)
+    return status
+
+
+def prepare(opts):
+    """(argv0, runner) for the target, or an exit status when it cannot run
+    (said in one line; nothing started, nothing written)."""
+    if opts.is_module:
+        try:
+            spec = importlib.util.find_spec(opts.target)
+        except (ImportError, ValueError) as e:
+            spec, why = None, str(e)
+        else:
+            why = "no module named %r" % opts.target
+        if spec is None:
+            return fail(why)
+        mod = opts.target
+        return opts.target, lambda: runpy.run_module(mod, run_name="__main__", alter_sys=True)
+    path = opts.target
+    if os.path.isdir(path):
+        return fail("%s is a directory, not a script" % path)
+    try:
+        with open(path, "rb") as f:
+            code = compile(f.read(), path, "exec")
+    except OSError as e:
+        return fail("cannot read %s: %s" % (path, e.strerror or e))
+    except (SyntaxError, ValueError) as e:
+        return fail("cannot compile %s: %s" % (path, e))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    globs = {"__name__": "__main__", "__file__": path, "__package__": None,
+             "__cached__": None, "__builtins__": __builtins__}
+    return path, lambda: exec(code, globs)
 
 
 def run(opts):
     """Record the target; returns its exit status."""
-    if opts.module:
-        argv0 = opts.module
-        args = ([opts.target] if opts.target else []) + opts.args
-        runner = lambda: runpy.run_module(opts.module, run_name="__main__", alter_sys=True)
-    else:
-        if not opts.target:
-            print("yprof: no script to run (see --help)", file=sys.stderr)
-            return 2
-        argv0 = opts.target
-        args = opts.args
-        if not os.path.exists(argv0):
-            print("yprof: no such script: %s" % argv0, file=sys.stderr)
-            return 2
-        sys.path.insert(0, os.path.dirname(os.path.abspath(argv0)))
-        with open(argv0, "rb") as f:
-            code = compile(f.read(), argv0, "exec")
-        globs = {"__name__": "__main__", "__file__": argv0, "__package__": None,
-                 "__cached__": None, "__builtins__": __builtins__}
-        runner = lambda: exec(code, globs)
-    sys.argv = [argv0] + args
+    prepared = prepare(opts)
+    if isinstance(prepared, int):
+        return prepared
+    argv0, runner = prepared
+    sys.argv = [argv0] + opts.args
     status = 0
-    yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins)
+    try:
+        yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins)
+    except OSError as e:
+        return fail("cannot write %s: %s" % (opts.output, e.strerror or e), 1)
+    opts.started = True
     try:
         runner()
     except SystemExit as e:
@@ -62,8 +135,7 @@ def run(opts):
 
 
 def main(argv=None):
-    opts = build_parser().parse_args(argv)
-    return run(opts)
+    return run(parse(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,32 @@
-"""The `yprof` command.
-
-    yprof run [-o trace.yp] [--clock cpu] [--no-builtins] script.py [args]
-    yprof run [options] -m module [args]
-        record the program, then print yprof-analyze's report and write the
-        database next to the trace.
-    yprof analyze TRACE [yprof-analyze options]
-        the same as yprof-analyze.
-"""
+"""The `yprof` command: record a program and report on it, or analyze a
+trace (the same as yprof-analyze)."""
 
 import os
 import shutil
 import subprocess
 import sys
+
+USAGE = """\
+usage: yprof run [options] (script.py | -m module) [args]
+       yprof analyze TRACE.yp [yprof-analyze options]
+
+commands:
+  run       record the program (every thread), then print the report and
+            write the database next to the trace; everything after the
+            script or the module's name is the program's
+  analyze   read a trace: report, database, exports (yprof analyze --help)
+
+run's options (before the script):
+  -o, --output PATH   trace file to write (default yprof.yp)
+  --clock wall|cpu    wall (monotonic, default) or per-thread CPU time
+  --no-builtins       do not record C functions
+  -m module           run a library module as a script
+  --top N             report: rows to show (default 20)
+  --sort KEY          report: total (default), self, ncalls or avg
+  --threads           report: one table per thread too
+
+exit status: the program's (run), 1 when the profiler failed, 2 bad usage.
+"""
 
 
 def analyzer_path():
@@ -22,33 +37,52 @@ def analyzer_path():
     return shutil.which("yprof-analyze")
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if argv else 2
-    cmd, rest = argv[0], argv[1:]
-    exe = analyzer_path()
-    if cmd == "analyze":
-        if not exe:
-            print("yprof: yprof-analyze not found", file=sys.stderr)
-            return 1
-        return subprocess.call([exe] + rest)
-    if cmd != "run":
-        print("yprof: unknown command %r (run, analyze)" % cmd, file=sys.stderr)
-        return 2
-    from .__main__ import build_parser, run
+def report_args(opts):
+    """yprof-analyze's options for the report yprof run asked for."""
+    out = []
+    if opts.top is not None:
+        out += ["--top", str(opts.top)]
+    if opts.sort:
+        out += ["--sort", opts.sort]
+    if opts.threads:
+        out.append("--threads")
+    return out
 
-    opts = build_parser("yprof run").parse_args(rest)
+
+def run_command(rest):
+    from .__main__ import parse, run
+
+    opts = parse(rest, "yprof run", report=True)
+    exe = analyzer_path()
     status = run(opts)
     sys.stdout.flush()
+    if not opts.started:  # the target never ran: said already
+        return status
     if exe:
-        rc = subprocess.call([exe, opts.output])
+        rc = subprocess.call([exe] + report_args(opts) + [opts.output])
         if rc and not status:
             status = rc
     else:
         print("yprof: yprof-analyze not found; trace in %s" % opts.output, file=sys.stderr)
     return status
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        (sys.stdout if argv else sys.stderr).write(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "run":
+        return run_command(rest)
+    if cmd == "analyze":
+        exe = analyzer_path()
+        if not exe:
+            print("yprof: yprof-analyze not found", file=sys.stderr)
+            return 1
+        return subprocess.call([exe] + rest)
+    print("yprof: unknown command %r (run, analyze; see yprof --help)" % cmd, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
