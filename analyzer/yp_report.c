@@ -1,7 +1,8 @@
 /*
  * yp_report.c — the text report of yprof-analyze (and Stats.print()):
- * session summary, optional per-thread table, top functions. Fits in 100
- * columns; function names are shortened from the left when too long.
+ * session summary, optional per-thread table, top functions. Function rows
+ * fit the width asked for (yp_report_opts.width) by cutting the middle of
+ * qualified names.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,22 +21,25 @@ static void human_bytes(uint64_t b, char *out, size_t n) {
         snprintf(out, n, "%" PRIu64 " B", b);
 }
 
-/* "name  file:line", shortened to width from the left. */
-static void func_label(const yp_func *f, char *out, size_t width) {
-    char buf[1024];
-    if (f->builtin || !f->filename[0]) {
-        snprintf(buf, sizeof buf, "%s", f->name);
-    } else {
+/* "qualified.name  file:line" in at most width columns (0: no limit): the
+ * place goes first, then the middle of the qualified name; the function's
+ * own name (after the last dot) is always whole, even past width. */
+static void func_label(const yp_func *f, char *out, size_t cap, size_t width) {
+    char loc[600] = "";
+    if (!f->builtin && f->filename[0]) {
         const char *base = strrchr(f->filename, '/');
-        snprintf(buf, sizeof buf, "%s  %s:%u", f->name, base ? base + 1 : f->filename, f->lineno);
+        snprintf(loc, sizeof loc, "  %s:%u", base ? base + 1 : f->filename, f->lineno);
     }
-    size_t len = strlen(buf);
-    if (len <= width) {
-        memcpy(out, buf, len + 1);
-    } else {
-        memcpy(out, "...", 3);
-        memcpy(out + 3, buf + len - (width - 3), width - 3 + 1);
+    const char *name = f->name, *dot = strrchr(name, '.');
+    const char *own = dot ? dot + 1 : name;
+    size_t n = strlen(name), nl = strlen(loc), no = strlen(own);
+    if (width && n + nl > width && no + 3 + nl > width) loc[0] = 0, nl = 0; /* no room for the place */
+    if (!width || n + nl <= width || own == name) {
+        snprintf(out, cap, "%s%s", name, loc);
+        return;
     }
+    size_t head = width > no + 3 + nl ? width - no - 3 - nl : 0;
+    snprintf(out, cap, "%.*s...%s%s", (int)head, name, own, loc);
 }
 
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
@@ -84,14 +88,16 @@ void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
     fprintf(out, "%14s %10s %10s %10s %10s  %s\n", "ncalls", "tottime", "percall", "cumtime", "percall",
             "function");
     int top = o->top > 0 ? o->top : 20;
+    /* the numbers take 61 columns; a name gets at least 20 */
+    size_t label_width = o->width <= 0 ? 0 : o->width > 81 ? (size_t)o->width - 61 : 20;
     for (size_t i = 0; i < n && (int)i < top; i++) {
         const yp_fstat *f = &rows[i];
-        char calls[32], label[48];
+        char calls[32], label[1400];
         if (f->ncalls != f->primitive_calls)
             snprintf(calls, sizeof calls, "%" PRIu64 "/%" PRIu64, f->ncalls, f->primitive_calls);
         else
             snprintf(calls, sizeof calls, "%" PRIu64, f->ncalls);
-        func_label(&s->funcs[f->func], label, 41);
+        func_label(&s->funcs[f->func], label, sizeof label, label_width);
         double per_self = f->ncalls ? f->self_s / (double)f->ncalls : 0;
         double per_tot = f->ncalls ? f->total_s / (double)f->ncalls : 0;
         fprintf(out, "%14s %10.6f %10.6f %10.6f %10.6f  %s\n", calls, f->self_s, per_self, f->total_s,

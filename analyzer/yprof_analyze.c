@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "yprof/analyze.h"
@@ -34,6 +35,9 @@ static void usage(FILE *f) {
           "                       (cumulative time per call)\n"
           "  -t, --thread T       report only thread T: its name or its id (see --threads)\n"
           "      --threads        also print the per-thread table\n"
+          "  -w, --width N        fit function rows in N columns, cutting the middle of\n"
+          "                       long names (default: the terminal's width; when not a\n"
+          "                       terminal, $COLUMNS, else no cut; 0: no cut)\n"
           "  -q, --quiet          print no report (warnings and errors still go to stderr)\n"
           "      --pstats FILE    write a pstats file (python -m pstats, snakeviz, gprof2dot)\n"
           "      --callgrind FILE write a callgrind file (KCachegrind, QCachegrind)\n"
@@ -78,6 +82,28 @@ typedef struct cli {
 
 enum { O_NODB = 256, O_THREADS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME };
 
+/* The report's width when --width is not given: the terminal's, else
+ * $COLUMNS, else 0 (no cut). */
+static int default_width(void) {
+    struct winsize ws;
+    if (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    const char *c = getenv("COLUMNS");
+    long v = c ? strtol(c, NULL, 10) : 0;
+    return v > 0 && v < 100000 ? (int)v : 0;
+}
+
+/* --width N: 0, or 2 (usage) with the error said. */
+static int parse_width(const char *arg, yp_report_opts *ro) {
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || v < 0 || v > 100000) {
+        fprintf(stderr, "yprof-analyze: --width needs a number of columns (0: no cut), not '%s'\n", arg);
+        return 2;
+    }
+    ro->width = (int)v;
+    return 0;
+}
+
 /* --top N: 0, or 2 (usage) with the error said. */
 static int parse_top(const char *arg, yp_report_opts *ro) {
     char *end;
@@ -115,6 +141,7 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"sort", required_argument, 0, 's'},
                                          {"thread", required_argument, 0, 't'},
                                          {"threads", no_argument, 0, O_THREADS},
+                                         {"width", required_argument, 0, 'w'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"pstats", required_argument, 0, O_PSTATS},
                                          {"callgrind", required_argument, 0, O_CALLGRIND},
@@ -124,7 +151,7 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c, rc = 0;
-    while (!rc && (c = getopt_long(argc, argv, "o:n:s:t:qh", opts, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, "o:n:s:t:w:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o->db = optarg; break;
         case O_NODB: o->no_db = 1; break;
@@ -132,6 +159,7 @@ static int parse_args(int argc, char **argv, cli *o) {
         case 's': rc = parse_sort(optarg, &o->ro); break;
         case 't': o->thread = optarg; break;
         case O_THREADS: o->ro.show_threads = 1; break;
+        case 'w': rc = parse_width(optarg, &o->ro); break;
         case 'q': o->quiet = 1; break;
         case O_PSTATS: o->pstats = optarg; break;
         case O_CALLGRIND: o->callgrind = optarg; break;
@@ -228,7 +256,7 @@ static int write_outputs(const yp_stats *s, const cli *o) {
 
 int main(int argc, char **argv) {
     cli o = {0};
-    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0};
+    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width()};
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
     yp_stats *s = load_stats(o.trace);

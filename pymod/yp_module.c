@@ -432,8 +432,8 @@ static PyObject *py_stats_export(PyObject *self, PyObject *args) {
 static PyObject *py_stats_report(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cap;
-    int top, sort, thread, show_threads;
-    if (!PyArg_ParseTuple(args, "Oiiip", &cap, &top, &sort, &thread, &show_threads)) return NULL;
+    int top, sort, thread, show_threads, width = 0;
+    if (!PyArg_ParseTuple(args, "Oiiip|i", &cap, &top, &sort, &thread, &show_threads, &width)) return NULL;
     yp_stats *s = get_stats(cap);
     if (!s) return NULL;
     if (sort < 0 || sort > YP_SORT_AVG || thread >= (int)s->n_threads) {
@@ -444,7 +444,7 @@ static PyObject *py_stats_report(PyObject *self, PyObject *args) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return PyErr_NoMemory();
-    yp_report_opts o = {top, (yp_sort)sort, thread, show_threads};
+    yp_report_opts o = {top, (yp_sort)sort, thread, show_threads, width > 0 ? width : 0};
     yp_report_print(s, &o, f);
     fclose(f);
     PyObject *r = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");

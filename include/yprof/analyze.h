@@ -188,6 +188,8 @@ typedef struct yp_report_opts {
     yp_sort sort;
     int thread;       /* thread index or -1 for all */
     int show_threads; /* print the per-thread table */
+    int width;        /* fit function rows in this many columns (names cut in
+                         the middle, never the function's own name); 0: no cut */
 } yp_report_opts;
 
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out);

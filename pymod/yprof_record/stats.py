@@ -1,5 +1,6 @@
 """The Stats snapshot returned by yprof_record.get_stats()."""
 
+import shutil
 import sys
 
 from . import _yprof
@@ -164,17 +165,24 @@ class Stats:
 
     # ---- output ------------------------------------------------------------------
 
-    def report(self, top=20, sort="total", thread=None, threads=False):
-        """The yprof-analyze report, as a string."""
+    def report(self, top=20, sort="total", thread=None, threads=False, width=0):
+        """The yprof-analyze report, as a string; width: fit the function
+        rows in that many columns (long names cut in the middle, never the
+        function's own name); 0: no cut."""
         _key(sort)
         ti = -1
         if thread is not None:
             ti = self.threads.index(self.thread(thread))
-        return _yprof._stats_report(self._cap, int(top), _SORTS[sort], ti, bool(threads))
+        return _yprof._stats_report(self._cap, int(top), _SORTS[sort], ti, bool(threads), int(width))
 
-    def print(self, top=20, sort="total", thread=None, threads=False, file=None):
-        """Print the same table as yprof-analyze."""
-        (file or sys.stdout).write(self.report(top, sort, thread, threads))
+    def print(self, top=20, sort="total", thread=None, threads=False, file=None, width=None):
+        """Print the same table as yprof-analyze; width None: the terminal's
+        when file is one, else no cut."""
+        file = file or sys.stdout
+        if width is None:
+            isatty = getattr(file, "isatty", None)
+            width = shutil.get_terminal_size((0, 0)).columns if isatty and isatty() else 0
+        file.write(self.report(top, sort, thread, threads, width))
 
     def save(self, path):
         """Write the SQLite database yprof-analyze writes (docs/schema.md)."""

@@ -149,3 +149,54 @@ def test_run_sh_sees_a_removed_but_not_purged_package_as_missing(tmp_path):
     finally:
         subprocess.run(["dpkg", "--purge", "yprof-test-dummy"], capture_output=True)
     assert not installed()
+
+
+LONG = """
+class AVeryLongClassNameThatFillsTheColumn:
+    class AndANestedClassWithALongNameToo:
+        def own_name_kept(self):
+            return 1
+for _ in range(30):
+    AVeryLongClassNameThatFillsTheColumn.AndANestedClassWithALongNameToo().own_name_kept()
+"""
+QUAL = "AVeryLongClassNameThatFillsTheColumn.AndANestedClassWithALongNameToo.own_name_kept"
+
+
+def report_row(out):
+    rows = [line for line in out.splitlines() if "own_name_kept" in line]
+    assert len(rows) == 1, out
+    return rows[0]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="qualified names of nested classes come with 3.11")
+def test_report_fits_the_width_cutting_the_middle_of_names(tmp_path):
+    (tmp_path / "prog.py").write_text(LONG)
+    assert rec(tmp_path, "-o", "t.yp", "prog.py").returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+
+    def report(*args, columns=None):
+        e = dict(env, **({"COLUMNS": str(columns)} if columns else {}))
+        return subprocess.run([ANALYZE, "--no-db", "t.yp"] + list(args), cwd=str(tmp_path), capture_output=True,
+                              text=True, check=True, env=e).stdout
+
+    # not a terminal and no COLUMNS: whole names
+    assert report_row(report()).endswith(QUAL + "  prog.py:4")
+    assert report_row(report("--width", "0")).endswith(QUAL + "  prog.py:4")
+    for width, args, columns, place in ((120, ["--width", "120"], None, True), (100, [], 100, True),
+                                        (84, ["-w", "84"], 50, False)):
+        row = report_row(report(*args, columns=columns))
+        assert len(row) <= width, (width, row)
+        label = row[60:].strip()  # the numbers take 60 columns
+        assert label.startswith("AVeryLo"), row
+        assert label.endswith("...own_name_kept" + ("  prog.py:4" if place else "")), row
+    # too narrow for the place and much of the name: the own name stays whole
+    row = report_row(report("--width", "40"))
+    assert row.rstrip().endswith("...own_name_kept")
+    # the live report takes the same width
+    (tmp_path / "live.py").write_text(
+        "import yprof_record as yp\nyp.start('live.yp')\n" + LONG + "\nyp.stop()\ns = yp.get_stats()\n"
+        "print(s.report(width=84))\nprint('=====')\nprint(s.report())\n")
+    out = subprocess.run([PY, "live.py"], cwd=str(tmp_path), capture_output=True, text=True, check=True).stdout
+    cut, whole = out.split("=====")
+    assert len(report_row(cut)) <= 84 and "...own_name_kept" in report_row(cut)
+    assert report_row(whole).endswith(QUAL + "  live.py:6")
