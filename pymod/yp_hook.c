@@ -52,6 +52,13 @@ int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint8
     return 0;
 }
 
+int yp_c_event_unusual_caller(yp_ring *r, uint64_t wall, PyCodeObject *caller, PyFrameObject *frame,
+                              uint32_t id, uint8_t kind) {
+    if (!yp_caller_ignored_slow(caller, frame, code_id_fast(caller)))
+        record(r, wall, ev_ts(wall), id, kind, 0);
+    return 0;
+}
+
 /* Push OPEN events for the frames already on the caller's stack, outermost
  * first, so their callees get a caller and their time is counted. */
 static void push_open_frames(yp_ring *r, uint64_t ts) {
@@ -81,7 +88,7 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
 
 int yp_hook_kind(void) { return H.kind; }
 
-int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind) {
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind, int open_frames) {
     if (H.running) return 0;
     if (H.extra_idx < 0) {
         H.extra_idx = YP_REQUEST_EXTRA(NULL);
@@ -105,7 +112,7 @@ int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kin
     if (r) {
         uint64_t ts = ev_ts(wall);
         yp_rec_push(r, ts, 0, YP_EV_REC_START);
-        push_open_frames(r, ts);
+        if (open_frames) push_open_frames(r, ts);
     }
     H.running = 1;
     H.kind = kind;

@@ -156,6 +156,22 @@ static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame, PyObje
  * compare. */
 YP_HOT int id_unusual(uint32_t id) { return id - 1u >= IGNORED_ID - 1u; }
 
+/* A C function called from code that is not recorded (the tool's own:
+ * yprof_record's start() and stop(), its command line) is not recorded
+ * either. 1 when the caller co is not recorded; a caller not seen yet
+ * (running since before recording began) is named first. frame may be NULL. */
+int yp_caller_ignored_slow(PyCodeObject *co, PyFrameObject *frame, uint32_t id) YP_HIDDEN;
+YP_HOT int caller_ignored(PyCodeObject *co, PyFrameObject *frame) {
+    uint32_t id = code_id_fast(co);
+    return __builtin_expect(!id_unusual(id), 1) ? 0 : yp_caller_ignored_slow(co, frame, id);
+}
+
+/* The rest of a C function's event whose caller's id is unusual (not seen
+ * yet, or not recorded): a tail call, so the fast path saves no register
+ * for a call in its middle. 0. */
+int yp_c_event_unusual_caller(yp_ring *r, uint64_t wall, PyCodeObject *caller, PyFrameObject *frame,
+                              uint32_t id, uint8_t kind) __attribute__((noinline)) YP_HIDDEN;
+
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 /* 3.11's frame object and the interpreter frame it points to, as far as the
  * code object (Include/internal/pycore_frame.h, fixed for the 3.11 series):

@@ -53,13 +53,14 @@ static inline const void *c_key(PyObject *callable, PyObject *self_arg) {
     return NULL;
 }
 
-__attribute__((noinline)) static PyObject *mon_c_slow(PyObject *callable, uint8_t kind, uint64_t wall) {
+__attribute__((noinline)) static PyObject *mon_c_slow(PyObject *caller, PyObject *callable, uint8_t kind,
+                                                      uint64_t wall) {
     yp_ring *r = get_ring(wall);
-    if (!r) Py_RETURN_NONE;
+    if (!r || !PyCode_Check(caller) || caller_ignored((PyCodeObject *)caller, NULL)) Py_RETURN_NONE;
     uint32_t id;
     if (Py_TYPE(callable) == &PyMethodDescr_Type) {
         PyMethodDescrObject *d = (PyMethodDescrObject *)callable;
-        if (!yp_map_get(&H.cfuncs, yp_map_ptrkey(d->d_method), &id)) id = yp_descr_id(d);
+        if (!yp_map_get_ptr(&H.cfuncs, d->d_method, &id)) id = yp_descr_id(d);
     } else {
         id = yp_cfunc_id(callable);
     }
@@ -75,9 +76,14 @@ YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind,
     uint64_t wall = now_wall(tsc);
     yp_ring *r = yp_tls_ring;
     uint32_t id;
-    if (__builtin_expect(!r || !yp_map_get(&H.cfuncs, yp_map_ptrkey(key), &id), 0))
-        return mon_c_slow(args[2], kind, wall);
-    if (id == 0) Py_RETURN_NONE; /* not recorded (yprof_record's own) */
+    if (__builtin_expect(!r || !yp_map_get_ptr(&H.cfuncs, key, &id), 0))
+        return mon_c_slow(args[0], args[2], kind, wall);
+    /* not recorded: yprof_record's own, or called by yprof_record's code */
+    if (id == 0 || !PyCode_Check(args[0])) Py_RETURN_NONE;
+    if (__builtin_expect(id_unusual(code_id_fast((PyCodeObject *)args[0])), 0)) {
+        yp_c_event_unusual_caller(r, wall, (PyCodeObject *)args[0], NULL, id, kind);
+        Py_RETURN_NONE;
+    }
     uint64_t ts = now_ts(wall, tsc);
     if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) Py_RETURN_NONE;
     return mon_push_slow(r, wall, ts, id, kind);

@@ -21,7 +21,7 @@ __attribute__((noinline)) static int profile_slow(PyFrameObject *frame, int what
         id = code_id(frame);
         kind = what == PyTrace_CALL ? YP_EV_CALL : arg ? YP_EV_RETURN : YP_EV_UNWIND;
     } else {
-        id = yp_cfunc_id(arg);
+        id = caller_ignored(frame_code(frame), frame) ? 0 : yp_cfunc_id(arg);
         kind = what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN;
     }
     if (id != 0 && id != IGNORED_ID) record(r, wall, ev_ts(wall), id, kind, 0);
@@ -36,11 +36,15 @@ YP_HOT int profile_c_event(PyFrameObject *frame, int what, PyObject *arg, uint64
     if (!H.builtins || !arg) return 0;
     /* subtypes (3.9+'s PyCMethod) through the slow path: no call here */
     if (__builtin_expect(!r || Py_TYPE(arg) != &PyCFunction_Type ||
-                             !yp_map_get(&H.cfuncs, yp_map_ptrkey(((PyCFunctionObject *)arg)->m_ml), &id),
+                             !yp_map_get_ptr(&H.cfuncs, ((PyCFunctionObject *)arg)->m_ml, &id),
                          0))
         return profile_slow(frame, what, arg, wall);
-    if (id == 0) return 0; /* not recorded (yprof_record's own) */
-    return record(r, wall, now_ts(wall, tsc), id, what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN, 1);
+    /* not recorded: yprof_record's own, or called by yprof_record's code */
+    if (id == 0) return 0;
+    uint8_t kind = what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN;
+    if (__builtin_expect(id_unusual(code_id_fast(frame_code(frame))), 0))
+        return yp_c_event_unusual_caller(r, wall, frame_code(frame), frame, id, kind);
+    return record(r, wall, now_ts(wall, tsc), id, kind, 1);
 }
 
 __attribute__((noinline)) static int profile_c_tsc(PyFrameObject *frame, int what, PyObject *arg,

@@ -138,15 +138,16 @@ static void trace_totals(yp_rec_totals *t) {
 /* ---- start / stop ------------------------------------------------------------------ */
 
 /* _start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp_per_event, interp_share,
- * hook): open the trace (or continue it) and install the hook; False when already running. */
+ * hook[, open_frames]): open the trace (or continue it) and install the hook; False when already
+ * running. */
 static PyObject *py_start(PyObject *self, PyObject *args) {
     (void)self;
     const char *path, *cmdline;
-    int clock_cpu, builtins, hook_kind;
+    int clock_cpu, builtins, hook_kind, open_frames = 1;
     unsigned ring_bits, flush_ms, wait_ms;
     double interp_per_event, interp_share;
-    if (!PyArg_ParseTuple(args, "sppsIIIddi", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
-                          &wait_ms, &interp_per_event, &interp_share, &hook_kind))
+    if (!PyArg_ParseTuple(args, "sppsIIIddi|p", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
+                          &wait_ms, &interp_per_event, &interp_share, &hook_kind, &open_frames))
         return NULL;
     if (yp_hook_running()) Py_RETURN_FALSE;
     double nspt = 1.0;
@@ -197,7 +198,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         }
     }
     yp_rec_resume();
-    if (yp_hook_start(ck, nspt, builtins, hook_kind) != 0) Py_RETURN_FALSE;
+    if (yp_hook_start(ck, nspt, builtins, hook_kind, open_frames) != 0) Py_RETURN_FALSE;
     if (M.started_at == 0) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -251,6 +252,13 @@ static PyObject *py_is_running(PyObject *self, PyObject *noargs) {
     (void)self;
     (void)noargs;
     return PyBool_FromLong(yp_hook_running());
+}
+
+static PyObject *py_name_threads(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    yp_name_all_threads();
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_thread_names(PyObject *self, PyObject *list) {
@@ -589,6 +597,8 @@ static PyMethodDef methods[] = {
     {"_bootstrap", py_bootstrap, METH_NOARGS, "install the hook in this thread"},
     {"_is_running", py_is_running, METH_NOARGS, "is the hook installed"},
     {"_thread_names", py_thread_names, METH_O, "name threads by ident"},
+    {"_name_threads", py_name_threads, METH_NOARGS,
+     "name every thread from threading's tables (runs no code)"},
     {"_snapshot", py_snapshot, METH_VARARGS, "flush and snapshot the live stats"},
     {"_stats_data", py_stats_data, METH_O, "a snapshot's rows"},
     {"_stats_save", py_stats_save, METH_VARARGS, "write a snapshot as SQLite"},

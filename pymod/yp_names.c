@@ -11,7 +11,7 @@
 
 /* Every write to H.cfuncs: the table, then its size for other threads. */
 static int cfunc_put(const void *key, uint32_t id) {
-    int rc = yp_map_put(&H.cfuncs, yp_map_ptrkey(key), id);
+    int rc = yp_map_put_ptr(&H.cfuncs, key, id);
     atomic_store_explicit(&H.cfuncs_bytes, yp_map_bytes(&H.cfuncs), memory_order_relaxed);
     return rc;
 }
@@ -38,24 +38,38 @@ static const char *utf8_or(PyObject *o, const char *dflt) {
  * the hook tries again on each of the thread's next 200 events; after that
  * the names Python reports at stop()/get_stats() take over. Runs no code of
  * the application's (no property, no __getattr__): dict lookups only. */
+/* threading._active (a new reference), or NULL. */
+static PyObject *threading_active(void) {
+    PyObject *modname = PyUnicode_FromString("threading");
+    PyObject *threading = modname ? PyImport_GetModule(modname) : NULL;
+    PyObject *active = threading ? PyObject_GetAttrString(threading, "_active") : NULL;
+    Py_XDECREF(threading);
+    Py_XDECREF(modname);
+    if (active && !PyDict_Check(active)) Py_CLEAR(active);
+    return active;
+}
+
+/* A Thread's name as threading stores it (Thread._name, in the instance's
+ * dict: the `name` property could be the application's own code), a new
+ * reference; NULL when it has none. */
+static PyObject *stored_name(PyObject *thread) {
+    PyObject *dict = thread ? PyObject_GenericGetDict(thread, NULL) : NULL;
+    PyObject *n = dict && PyDict_Check(dict) ? PyDict_GetItemString(dict, "_name") : NULL;
+    Py_XINCREF(n);
+    Py_XDECREF(dict);
+    if (n && !PyUnicode_Check(n)) Py_CLEAR(n);
+    return n;
+}
+
 void yp_name_thread(yp_ring *r) {
     yp_hook_tls.in_slow++;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     uint64_t ident = (uint64_t)PyThread_get_thread_ident();
-    const char *name = NULL;
-    PyObject *modname = PyUnicode_FromString("threading");
-    PyObject *threading = modname ? PyImport_GetModule(modname) : NULL;
-    PyObject *active = threading ? PyObject_GetAttrString(threading, "_active") : NULL;
+    PyObject *active = threading_active();
     PyObject *key = PyLong_FromUnsignedLongLong(ident);
-    PyObject *t = active && key && PyDict_Check(active) ? PyDict_GetItem(active, key) : NULL;
-    /* the name as threading stores it (Thread._name, in the instance's
-     * dict): the `name` property could be the application's own code */
-    PyObject *dict = t ? PyObject_GenericGetDict(t, NULL) : NULL;
-    PyObject *n = dict && PyDict_Check(dict) ? PyDict_GetItemString(dict, "_name") : NULL;
-    Py_XINCREF(n);
-    Py_XDECREF(dict);
-    if (n) name = utf8_or(n, NULL);
+    PyObject *n = active && key ? stored_name(PyDict_GetItem(active, key)) : NULL;
+    const char *name = n ? utf8_or(n, NULL) : NULL;
     if (name)
         yp_hook_tls.name_pending = 0;
     else if (!yp_hook_tls.name_pending)
@@ -66,8 +80,27 @@ void yp_name_thread(yp_ring *r) {
     Py_XDECREF(n);
     Py_XDECREF(key);
     Py_XDECREF(active);
-    Py_XDECREF(threading);
-    Py_XDECREF(modname);
+    PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+    yp_hook_tls.in_slow--;
+}
+
+void yp_name_all_threads(void) {
+    yp_hook_tls.in_slow++;
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *active = threading_active();
+    PyObject *ident, *thread;
+    Py_ssize_t pos = 0;
+    while (active && PyDict_Next(active, &pos, &ident, &thread)) {
+        PyObject *n = stored_name(thread);
+        const char *name = n ? utf8_or(n, NULL) : NULL;
+        unsigned long long id = PyLong_Check(ident) ? PyLong_AsUnsignedLongLong(ident) : 0;
+        if (name && !PyErr_Occurred()) yp_rec_thread_name((uint64_t)id, name);
+        PyErr_Clear();
+        Py_XDECREF(n);
+    }
+    Py_XDECREF(active);
     PyErr_Clear();
     PyErr_Restore(et, ev, tb);
     yp_hook_tls.in_slow--;
@@ -216,6 +249,11 @@ uint32_t yp_cfunc_id(PyObject *arg) {
     if (!arg || !PyCFunction_Check(arg)) return 0;
     PyCFunctionObject *fn = (PyCFunctionObject *)arg;
     uint32_t id;
-    if (yp_map_get(&H.cfuncs, yp_map_ptrkey(fn->m_ml), &id)) return id;
+    if (yp_map_get_ptr(&H.cfuncs, fn->m_ml, &id)) return id;
     return cfunc_id_slow(fn);
+}
+
+int yp_caller_ignored_slow(PyCodeObject *co, PyFrameObject *frame, uint32_t id) {
+    if (id == 0) id = yp_code_id_slow(frame, co, NULL);
+    return id == IGNORED_ID;
 }

@@ -37,11 +37,13 @@ enum {
 };
 
 /* Install / remove the hook on every thread of the interpreter, and push
- * REC_START (with the caller's current stack as OPEN frames). Need the GIL.
+ * REC_START (with the caller's current stack as OPEN frames when
+ * open_frames: the frames of yprof_record's own code are left out). Need
+ * the GIL.
  * YP_HOOK_EVAL falls back to setprofile where it cannot be used (builtins
  * recorded, another evaluator installed, other versions): yp_hook_kind()
  * says which is in use. */
-int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind);
+int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind, int open_frames);
 int yp_hook_kind(void);
 /* An empty PEP 523 evaluator on (1) or off (0), for the calibration; -1 when
  * not available or while recording. */
@@ -68,6 +70,9 @@ void yp_hook_ignore_cfunc(const void *method_def);
 void yp_hook_set_ignore_prefix(const char *prefix);
 /* Bytes held by the hook's own tables. */
 uint64_t yp_hook_bytes(void);
+/* Name every thread threading knows, from threading's own tables: dict
+ * reads only, so no code runs (and nothing is recorded). */
+void yp_name_all_threads(void);
 /* Forget everything in a forked child. */
 void yp_hook_after_fork_child(void);
 /* Install (1) or remove (0) an empty hook in this thread, to measure what

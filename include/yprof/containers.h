@@ -41,8 +41,9 @@ static_assert(sizeof(yp_mslot) == 16, "four slots per cache line");
 
 typedef struct yp_map {
     yp_mslot *slots;
-    size_t cap; /* 0 or a power of two */
-    size_t n;
+    size_t cap;   /* 0 or a power of two */
+    size_t n;     /* keys held */
+    int ptr_keys; /* keys are pointers (yp_map_put_ptr): their own home slots */
 } yp_map;
 
 /* The one key a map cannot hold (its empty mark). */
@@ -71,8 +72,29 @@ static inline int yp_map_get(const yp_map *m, uint64_t key, uint32_t *val) {
     }
 }
 
-/* A pointer as a key (never YP_MAP_EMPTY). */
-static inline uint64_t yp_map_ptrkey(const void *p) { return (uint64_t)(uintptr_t)p; }
+/* Pointer keys (the hook's table of C functions) have aligned, sparse
+ * values: their home is the plain multiplicative hash, three instructions,
+ * every slot a home (yp_map_home would use one in four for them). */
+static inline size_t yp_map_home_ptr(uint64_t key, size_t mask) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+/* 1 and *val set when pointer p is in a map filled by yp_map_put_ptr. */
+static inline int yp_map_get_ptr(const yp_map *m, const void *p, uint32_t *val) {
+    if (!m->cap) return 0;
+    uint64_t key = (uint64_t)(uintptr_t)p;
+    size_t mask = m->cap - 1;
+    size_t i = yp_map_home_ptr(key, mask);
+    for (;;) {
+        uint64_t k = m->slots[i].key;
+        if (k == key) {
+            *val = m->slots[i].val;
+            return 1;
+        }
+        if (k == YP_MAP_EMPTY) return 0;
+        i = (i + 1) & mask;
+    }
+}
 
 /* Start loading key's home slot into the cache, for a lookup soon. An asm
  * statement on x86-64: GCC 12 deletes a __builtin_prefetch whose function has
@@ -88,8 +110,10 @@ static inline void yp_map_prefetch(const yp_map *m, uint64_t key) {
 }
 
 /* Insert or replace; 0 on success, -1 when out of memory or key is
- * YP_MAP_EMPTY (map unchanged). */
+ * YP_MAP_EMPTY (map unchanged). A map takes integer keys (yp_map_put,
+ * yp_map_get) or pointer keys (yp_map_put_ptr, yp_map_get_ptr), not both. */
 int yp_map_put(yp_map *m, uint64_t key, uint32_t val);
+int yp_map_put_ptr(yp_map *m, const void *p, uint32_t val);
 void yp_map_free(yp_map *m);
 /* Bytes the map holds. */
 size_t yp_map_bytes(const yp_map *m);

@@ -142,15 +142,10 @@ def _restore_thread_hook():
 
 
 def _thread_names():
-    try:
-        # Thread._name, not the name property: a subclass's property is the
-        # application's code, which the profiler must not run
-        # (no builtin call here: the hook may still be on, and would record it)
-        names = [(d["_ident"], d["_name"]) for d in [t.__dict__ for t in threading.enumerate()]
-                 if "_name" in d and "_ident" in d and d["_ident"] is not None and d["_name"].__class__ is str]
-    except Exception:  # never let naming hurt the application
-        return
-    _yprof._thread_names(names)
+    # threading's tables read from C: no code runs (Thread._name, not the
+    # name property, which could be the application's), so nothing is
+    # recorded even while the hook is on
+    _yprof._name_threads()
 
 
 def _eval_slot_free():
@@ -180,14 +175,16 @@ def _env_wait_ms():
 
 
 def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
-          _flush_ms=0, _wait_ms=0):
+          _flush_ms=0, _wait_ms=0, _open_frames=True):
     """Start recording every thread (running ones and those started later).
 
     path: the trace file. A later start() with the same path continues the
     same trace as a new interval; a different path finishes the current
     trace and starts a new one. clock: "wall" or "cpu" (per-thread CPU
     time). builtins: also record C functions (len, list.append, ...).
-    Calling it while running does nothing. Returns True if it started."""
+    Calling it while running does nothing. Returns True if it started.
+    (_open_frames=False: the frames running now are not recorded, the
+    command line's own.)"""
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError("path must be a str or os.PathLike, not %s" % type(path).__name__)
     path = os.fsdecode(os.fspath(path))
@@ -204,7 +201,10 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
             return False
         cmdline = " ".join([sys.executable] + list(sys.argv))
         from . import _calibrate
-        # sys.monitoring when its tool id is free, else the setprofile hook
+        # sys.monitoring when its tool id is free, else the setprofile hook.
+        # Everything Python-level happens before the hook is on, so none of
+        # it is recorded; what start() does after (a C call or two, the
+        # lock's release) is not recorded either: it is yprof_record's code
         if _MONITORING and _tool is None:
             kind = _HOOK_MONITORING
         elif (_EVAL_VERSIONS and not builtins and os.environ.get("YPROF_HOOK", "") == "frame-eval"
@@ -212,21 +212,24 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
             kind = _HOOK_EVAL
         else:
             kind = _HOOK_SETPROFILE
-        per_event, share = _calibrate.interp_cost(kind)
-        thread_profile = _get_thread_profile()  # read now: not recorded
-        started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline,
-                                _ring_bits, _flush_ms, _wait_ms, per_event, share, kind)
-        if started:
-            _options.update(path=path, clock=clock, builtins=bool(builtins))
-            if kind == _HOOK_MONITORING and not _monitoring_on(bool(builtins)):
-                # every tool id taken: fall back to the setprofile hook
-                _yprof._stop()
-                started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline, _ring_bits,
-                                        _flush_ms, _wait_ms, *_calibrate.interp_cost(_HOOK_SETPROFILE),
-                                        _HOOK_SETPROFILE)
-            if _yprof._hook_kind() == _HOOK_SETPROFILE:
-                _set_thread_hook(thread_profile)
-            _thread_names()
+        per_event, share = _calibrate.interp_cost(kind)  # before any hook of ours
+        if kind == _HOOK_MONITORING and not _monitoring_on(bool(builtins)):
+            kind = _HOOK_SETPROFILE  # every tool id taken
+            per_event, share = _calibrate.interp_cost(kind)
+        thread_profile = _get_thread_profile()
+        if kind == _HOOK_SETPROFILE:
+            _set_thread_hook(thread_profile)
+        _thread_names()
+        _options.update(path=path, clock=clock, builtins=bool(builtins))
+        try:
+            started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline, _ring_bits, _flush_ms,
+                                    _wait_ms, per_event, share, kind, bool(_open_frames))
+        finally:
+            if not _yprof._is_running():  # it raised, or could not start: undo
+                _monitoring_off()
+                _restore_thread_hook()
+        if started and kind != _HOOK_SETPROFILE and _yprof._hook_kind() == _HOOK_SETPROFILE:
+            _set_thread_hook(thread_profile)  # the frame evaluator could not be used
         return started
 
 

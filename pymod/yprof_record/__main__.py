@@ -91,8 +91,11 @@ def prepare(opts):
             why = "no module named %r" % opts.target
         if spec is None:
             return fail(why)
-        mod = opts.target
-        return opts.target, lambda: runpy.run_module(mod, run_name="__main__", alter_sys=True)
+        try:  # what runpy.run_module would run, found now: its frames are not the program's
+            _, spec, code = runpy._get_module_details(opts.target)
+        except ImportError as e:
+            return fail(str(e))
+        return module_runner(spec, code)
     path = opts.target
     if os.path.isdir(path):
         return fail("%s is a directory, not a script" % path)
@@ -109,6 +112,24 @@ def prepare(opts):
     return path, lambda: exec(code, globs)
 
 
+def module_runner(spec, code):
+    """(argv0, runner) for a module's code run as __main__, as
+    `python -m` runs it: a fresh __main__ module in sys.modules."""
+    import types
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=spec.origin, __cached__=spec.cached, __doc__=None, __loader__=spec.loader,
+                         __package__=spec.parent, __spec__=spec, __builtins__=__builtins__)
+
+    def runner():
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = main
+        try:
+            exec(code, main.__dict__)
+        finally:
+            sys.modules["__main__"] = saved
+    return spec.origin or spec.name, runner
+
+
 def run(opts):
     """Record the target; returns its exit status."""
     prepared = prepare(opts)
@@ -118,7 +139,8 @@ def run(opts):
     sys.argv = [argv0] + opts.args
     status = 0
     try:
-        yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins)
+        # the frames running now are this tool's, not the program's
+        yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins, _open_frames=False)
     except OSError as e:
         return fail("cannot write %s: %s" % (opts.output, e.strerror or e), 1)
     opts.started = True

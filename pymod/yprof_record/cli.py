@@ -55,7 +55,10 @@ def run_command(rest):
     opts = parse(rest, "yprof run", report=True)
     exe = analyzer_path()
     status = run(opts)
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # the program closed it (json.tool does): fd 1 is still ours
+        pass
     if not opts.started:  # the target never ran: said already
         return status
     if exe:

@@ -200,3 +200,40 @@ def test_report_fits_the_width_cutting_the_middle_of_names(tmp_path):
     cut, whole = out.split("=====")
     assert len(report_row(cut)) <= 84 and "...own_name_kept" in report_row(cut)
     assert report_row(whole).endswith(QUAL + "  live.py:6")
+
+
+def profiled_names(tmp_path, trace):
+    subprocess.run([ANALYZE, "-q", trace], cwd=str(tmp_path), check=True)
+    con = sqlite3.connect(str(tmp_path / trace.replace(".yp", ".db")))
+    names = {r[0] for r in con.execute("SELECT name FROM function_totals WHERE ncalls > 0 OR total_s > 0")}
+    con.close()
+    return names
+
+
+PLAIN = "def f(i):\n    return i\nfor i in range(100):\n    f(i)\n"
+
+
+@pytest.mark.parametrize("how", ["python -m yprof_record", "yprof run", "-m module"])
+def test_the_command_lines_own_frames_are_not_in_the_profile(tmp_path, how):
+    # no runpy frames, no exec, no `<module> yprof:1`, nothing start() or
+    # stop() run: the program's <module> is the root
+    (tmp_path / "prog.py").write_text(PLAIN)
+    (tmp_path / "progmod.py").write_text(PLAIN)
+    args = {"python -m yprof_record": ["-o", "t.yp", "prog.py"], "yprof run": ["-o", "t.yp", "prog.py"],
+            "-m module": ["-o", "t.yp", "-m", "progmod"]}[how]
+    p = rec(tmp_path, *args, cmd=[YPROF, "run"] if how == "yprof run" else None)
+    assert p.returncode == 0, p.stderr
+    assert profiled_names(tmp_path, "t.yp") == {"<module>", "f"}
+
+
+def test_start_and_stops_own_calls_are_not_in_the_profile(tmp_path):
+    (tmp_path / "api.py").write_text(
+        "import yprof_record as yp\n"
+        "def f(i):\n    return i\n"
+        "def main():\n    yp.start('api.yp')\n    for i in range(100):\n        f(i)\n    yp.stop()\n"
+        "    yp.start('api.yp')\n    f(0)\n    yp.stop()\n"
+        "main()\n")
+    p = subprocess.run([PY, "api.py"], cwd=str(tmp_path), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    # main and <module> were running when recording began: timed, 0 calls
+    assert profiled_names(tmp_path, "api.yp") == {"<module>", "main", "f"}
