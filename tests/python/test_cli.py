@@ -130,24 +130,26 @@ def test_run_sh_sees_a_removed_but_not_purged_package_as_missing(tmp_path):
     (root / "etc").mkdir()
     (root / "etc" / "yprof-test-dummy.conf").write_text("x=1\n")
     (root / "DEBIAN" / "conffiles").write_text("/etc/yprof-test-dummy.conf\n")
+    # system tools, not the program under test: without a sanitizer's preload
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     deb = tmp_path / "dummy.deb"
-    subprocess.run(["dpkg-deb", "--build", str(root), str(deb)], check=True, capture_output=True)
+    subprocess.run(["dpkg-deb", "--build", str(root), str(deb)], check=True, capture_output=True, env=env)
     repo = os.path.dirname(os.path.dirname(HERE))
     check = ('eval "$(sed -n \'/^deb_installed()/,/^}/p\' %s/run.sh)"; deb_installed yprof-test-dummy'
              % repo)
 
     def installed():
-        return subprocess.run(["bash", "-c", check]).returncode == 0
+        return subprocess.run(["bash", "-c", check], env=env).returncode == 0
 
     try:
-        subprocess.run(["dpkg", "-i", str(deb)], check=True, capture_output=True)
+        subprocess.run(["dpkg", "-i", str(deb)], check=True, capture_output=True, env=env)
         assert installed()
-        subprocess.run(["dpkg", "-r", "yprof-test-dummy"], check=True, capture_output=True)
+        subprocess.run(["dpkg", "-r", "yprof-test-dummy"], check=True, capture_output=True, env=env)
         # removed, its conffile kept: dpkg -s still succeeds, the files are gone
-        assert subprocess.run(["dpkg", "-s", "yprof-test-dummy"], capture_output=True).returncode == 0
+        assert subprocess.run(["dpkg", "-s", "yprof-test-dummy"], capture_output=True, env=env).returncode == 0
         assert not installed()
     finally:
-        subprocess.run(["dpkg", "--purge", "yprof-test-dummy"], capture_output=True)
+        subprocess.run(["dpkg", "--purge", "yprof-test-dummy"], capture_output=True, env=env)
     assert not installed()
 
 
