@@ -1,6 +1,7 @@
 """Instructions per event, counted by callgrind (repeatable where timings on
 these machines are not), with 10 and with 20,000 functions (the O(1)
-claim): the empty hook, the ideal recorder (empty hook + rdtsc + a 16-byte
+claim), and for a C function's events (`--only c` runs that row alone):
+the empty hook, the ideal recorder (empty hook + rdtsc + a 16-byte
 store), yprof's hook (everything but draining) and yprof's drain (decode,
 live aggregation, coding, zstd: the flusher's work, wherever it ran). Fixed
 costs cancel: each figure is the difference between two runs of N and 2N
@@ -19,10 +20,11 @@ import tempfile
 CHILD = r"""
 import gc, sys
 gc.disable()  # a collection landing in one run and not the other is noise here
-n, rounds, mode, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+n, rounds, mode, out, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 ns = {}
 exec(compile("\n".join("def f%d(x): return x" % i for i in range(n)), "<many>", "exec"), ns)
-fs = [ns["f%d" % i] for i in range(n)]
+# kind "c": the same loop calling a C function (abs) instead
+fs = [abs] * n if kind == "c" else [ns["f%d" % i] for i in range(n)]
 for f in fs:  # first sight of every function (ids, symbols) outside the difference
     f(0)
 if mode == "yprof":
@@ -81,8 +83,8 @@ def totals(prefix):
     return total, drain
 
 
-def measure(tmp, n, rounds, mode):
-    prefix = os.path.join(tmp, "cg.%s.%d.%d" % (mode, n, rounds))
+def measure(tmp, n, rounds, mode, kind):
+    prefix = os.path.join(tmp, "cg.%s.%s.%d.%d" % (kind, mode, n, rounds))
     script = os.path.join(tmp, "child.py")
     with open(script, "w") as f:
         f.write(CHILD)
@@ -91,29 +93,35 @@ def measure(tmp, n, rounds, mode):
     # runs agree within 1
     env = dict(os.environ, PYTHONHASHSEED="0")
     subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + prefix,
-                    sys.executable, script, str(n), str(rounds), mode, os.path.join(tmp, "t.yp")],
+                    sys.executable, script, str(n), str(rounds), mode, os.path.join(tmp, "t.yp"), kind],
                    check=True, capture_output=True, env=env)
     return totals(prefix)
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description="instructions per event, callgrind")
+    ap.add_argument("--only", choices=("python", "c"), help="only the Python-function rows or the C-function row")
+    only = ap.parse_args().only
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     tmp = tempfile.mkdtemp(prefix="ypinstr")
     print("Python %s, callgrind instructions per event (2 events per call), over no hook\n" % sys.version.split()[0])
     print("| functions | empty hook | ideal recorder | yprof hook | yprof drain | yprof hook ÷ empty | yprof hook ÷ ideal |")
     print("|---|---|---|---|---|---|---|")
-    for n, r in ((10, 8000), (20000, 4)):
+    rows = [(10, 8000, "python"), (20000, 4, "python"), (10, 8000, "c")]
+    for n, r, kind in [row for row in rows if only in (None, row[2])]:
         events = 4 * n * r  # extra events between the N and 2N runs
         tot, drain = {}, {}
         for mode in ("none", "floor", "ideal", "yprof"):
-            (t2, d2), (t1, d1) = measure(tmp, n, 2 * r, mode), measure(tmp, n, r, mode)
+            (t2, d2), (t1, d1) = measure(tmp, n, 2 * r, mode, kind), measure(tmp, n, r, mode, kind)
             tot[mode], drain[mode] = (t2 - t1) / events, (d2 - d1) / events
         floor = tot["floor"] - tot["none"]
         ideal = tot["ideal"] - tot["none"]
         hook = tot["yprof"] - drain["yprof"] - tot["none"]
-        print("| %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |" %
-              (n, floor, ideal, hook, drain["yprof"], hook / floor, hook / ideal))
+        label = "%d" % n if kind == "python" else "C function (abs)"
+        print("| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |" %
+              (label, floor, ideal, hook, drain["yprof"], hook / floor, hook / ideal))
     shutil.rmtree(tmp)
 
 

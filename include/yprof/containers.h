@@ -56,11 +56,9 @@ static inline size_t yp_map_home(uint64_t key, size_t mask) {
     return (size_t)(((((key >> 2) * 0x9E3779B97F4A7C15ull) >> 32) << 2) | (key & 3)) & mask;
 }
 
-/* 1 and *val set when found, else 0. */
-static inline int yp_map_get(const yp_map *m, uint64_t key, uint32_t *val) {
-    if (!m->cap) return 0;
+/* The probe both lookups share: from home slot i on. */
+static inline int yp_map_probe(const yp_map *m, uint64_t key, size_t i, uint32_t *val) {
     size_t mask = m->cap - 1;
-    size_t i = yp_map_home(key, mask);
     for (;;) {
         uint64_t k = m->slots[i].key;
         if (k == key) {
@@ -70,6 +68,11 @@ static inline int yp_map_get(const yp_map *m, uint64_t key, uint32_t *val) {
         if (k == YP_MAP_EMPTY) return 0;
         i = (i + 1) & mask;
     }
+}
+
+/* 1 and *val set when found, else 0. */
+static inline int yp_map_get(const yp_map *m, uint64_t key, uint32_t *val) {
+    return m->cap ? yp_map_probe(m, key, yp_map_home(key, m->cap - 1), val) : 0;
 }
 
 /* Pointer keys (the hook's table of C functions) have aligned, sparse
@@ -81,19 +84,8 @@ static inline size_t yp_map_home_ptr(uint64_t key, size_t mask) {
 
 /* 1 and *val set when pointer p is in a map filled by yp_map_put_ptr. */
 static inline int yp_map_get_ptr(const yp_map *m, const void *p, uint32_t *val) {
-    if (!m->cap) return 0;
     uint64_t key = (uint64_t)(uintptr_t)p;
-    size_t mask = m->cap - 1;
-    size_t i = yp_map_home_ptr(key, mask);
-    for (;;) {
-        uint64_t k = m->slots[i].key;
-        if (k == key) {
-            *val = m->slots[i].val;
-            return 1;
-        }
-        if (k == YP_MAP_EMPTY) return 0;
-        i = (i + 1) & mask;
-    }
+    return m->cap ? yp_map_probe(m, key, yp_map_home_ptr(key, m->cap - 1), val) : 0;
 }
 
 /* Start loading key's home slot into the cache, for a lookup soon. An asm

@@ -6,7 +6,6 @@ recording every thread, and finishes the trace when it ends. Everything
 after the script or the module's name belongs to the target."""
 
 import argparse
-import importlib.util
 import os
 import runpy
 import sys
@@ -83,17 +82,9 @@ def prepare(opts):
     """(argv0, runner) for the target, or an exit status when it cannot run
     (said in one line; nothing started, nothing written)."""
     if opts.is_module:
-        try:
-            spec = importlib.util.find_spec(opts.target)
-        except (ImportError, ValueError) as e:
-            spec, why = None, str(e)
-        else:
-            why = "no module named %r" % opts.target
-        if spec is None:
-            return fail(why)
         try:  # what runpy.run_module would run, found now: its frames are not the program's
             _, spec, code = runpy._get_module_details(opts.target)
-        except ImportError as e:
+        except (ImportError, ValueError) as e:
             return fail(str(e))
         return module_runner(spec, code)
     path = opts.target
