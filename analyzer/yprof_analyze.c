@@ -15,6 +15,10 @@
 
 #include "yprof/analyze.h"
 
+#ifndef YP_VERSION /* set by CMake from pyproject.toml */
+#define YP_VERSION "unknown"
+#endif
+
 /* The --help text. */
 static void usage(FILE *f) {
     fputs("usage: yprof-analyze [options] TRACE.yp\n"
@@ -46,6 +50,7 @@ static void usage(FILE *f) {
           "      --chrome FILE    write Chrome trace event JSON (ui.perfetto.dev,\n"
           "                       chrome://tracing): one track per thread, every call\n"
           "      --flamegraph FILE.svg  write a self-contained SVG flame graph\n"
+          "  -V, --version        print the version\n"
           "  -h, --help           show this help\n"
           "\n"
           "exit status: 0 trace read (warnings on stderr if it was cut short or\n"
@@ -149,9 +154,10 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"chrome", required_argument, 0, O_CHROME},
                                          {"flamegraph", required_argument, 0, O_FLAME},
                                          {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     int c, rc = 0;
-    while (!rc && (c = getopt_long(argc, argv, "o:n:s:t:w:qh", opts, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, "o:n:s:t:w:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o->db = optarg; break;
         case O_NODB: o->no_db = 1; break;
@@ -167,6 +173,7 @@ static int parse_args(int argc, char **argv, cli *o) {
         case O_CHROME: o->chrome = optarg; break;
         case O_FLAME: o->flame = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': puts("yprof-analyze " YP_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }

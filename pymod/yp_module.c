@@ -639,7 +639,7 @@ static void fork_child(void) {
 __attribute__((visibility("default"))) PyMODINIT_FUNC PyInit__yprof(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
-    if (yp_moncb_add(m) < 0) {
+    if (yp_moncb_add(m) < 0 || PyModule_AddStringConstant(m, "__version__", YP_VERSION) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -180,6 +180,10 @@ void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_res
 
 /* ---- outputs -------------------------------------------------------------- */
 
+/* The schema's version, stored as the database's PRAGMA user_version: raised
+ * on any change a reader could notice (docs/schema.md says what changed). */
+#define YP_SCHEMA_VERSION 1
+
 /* Write the SQLite database (replacing path). Schema: docs/schema.md. */
 yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen);
 

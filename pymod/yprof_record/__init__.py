@@ -27,7 +27,7 @@ __all__ = [
     "start", "stop", "is_running", "get_stats", "clear_stats", "pollution",
     "status", "profile", "Stats", "FunctionStats", "ThreadStats",
 ]
-__version__ = "0.1.0"
+__version__ = _yprof.__version__  # pyproject.toml's, compiled in
 
 _CLOCKS = ("wall", "cpu")
 _lock = threading.RLock()

@@ -98,6 +98,33 @@ def test_schema_doc_example_queries_run(trace, tmp_path):
         assert rows, q
 
 
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def test_database_records_the_schema_version_the_doc_states(trace, tmp_path):
+    doc = open(os.path.join(ROOT, "docs", "schema.md")).read()
+    stated = int(re.search(r"`PRAGMA user_version` is \*\*(\d+)\*\*", doc).group(1))
+    analyze(trace, "-o", tmp_path / "a.db", "-q")
+    run_py(tmp_path, """
+        import yprof_record as yp
+        def f(): pass
+        yp.start("live.yp"); f(); yp.get_stats().save("live.db"); yp.stop()
+    """)
+    for db in ("a.db", "live.db"):
+        con = sqlite3.connect(str(tmp_path / db))
+        assert con.execute("PRAGMA user_version").fetchone()[0] == stated >= 1
+        con.close()
+
+
+def test_one_version_everywhere():
+    toml = open(os.path.join(ROOT, "pyproject.toml")).read()
+    version = re.search(r'^version = "([0-9.]+)"$', toml, re.M).group(1)
+    assert analyze("--version").stdout == "yprof-analyze %s\n" % version
+    p = subprocess.run([PY, "-c", "import importlib.metadata as m, yprof_record as yp;"
+                        "print(yp.__version__, m.version('yprof'))"], capture_output=True, text=True)
+    assert p.stdout.split() == [version, version], p.stderr
+
+
 def one_line_error(p):
     assert p.returncode == 1, (p.returncode, p.stderr)
     err = p.stderr.strip().splitlines()
