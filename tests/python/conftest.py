@@ -46,7 +46,13 @@ def db_counts(db, where="1"):
 
 @pytest.fixture
 def yp():
+    """The module, left as a fresh process has it: recording stopped, the
+    trace closed (footer written), statistics cleared."""
     import yprof_record
+    yprof_record.stop()
+    yprof_record._close()
+    yprof_record.clear_stats()
     yield yprof_record
     yprof_record.stop()
+    yprof_record._close()
     yprof_record.clear_stats()

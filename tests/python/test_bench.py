@@ -78,8 +78,18 @@ def test_pollution_puts_the_reported_share_next_to_the_measured_one(hookdir):
     assert alone >= hook - 0.5, out
 
 
-def test_table_runs_each_configuration_in_its_own_process(hookdir):
+def test_table_counts_every_event_and_its_ratios_agree(hookdir):
     out = run_bench("bench.py", hookdir, "--rounds", "1", "--workloads", "fib", "--configs",
                     "none," + FLOORS.split(",")[0] + ",yprof,cProfile")
-    cells = row(out, "fib")
-    assert all(c.endswith("x") and float(c.rstrip("x")) > 0 for c in cells[1:4]), out
+    head = [c.strip() for c in out.splitlines()[2].strip().strip("|").split("|")]
+    cells = dict(zip(head, row(out, "fib")))
+    floor, yp, cprof = (float(cells[k].rstrip("x")) for k in head[1:4])
+    assert min(floor, yp, cprof) > 1, out  # every profiler slows fib down
+    # fib(27) is 635,621 calls, 2 events each; the rest is the workload's own
+    # call, the thread's start and end and the recording's marks
+    assert 2 * 635621 <= int(cells["events"]) <= 2 * 635621 + 64, out
+    # yprof÷floor is yprof's overhead over the floor's, from the rounded ratios
+    lo, hi = (yp - 1.005) / (floor - 0.995), (yp - 0.995) / (floor - 1.005)
+    assert lo - 0.006 <= float(cells["yprof÷floor"]) <= hi + 0.006, out
+    # about one byte per event (delta coding + zstd): not 16, not 0
+    assert 0.1 < float(cells["bytes/event"]) < 4, out

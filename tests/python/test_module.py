@@ -87,9 +87,14 @@ def test_stats_object(yp, tmp_path):
     assert [v[1] for k, v in st.items() if k[2] == "f"] == [5]
     p = yp.pollution()
     assert set(p) >= {"pct", "flusher_pct", "hook_s", "flusher_s", "bytes", "interp_s"}
-    assert p["pct"] == pytest.approx(100 * (p["hook_s"] + p["interp_s"]) / p["app_s"])
-    assert p["flusher_pct"] == pytest.approx(100 * p["flusher_s"] / p["app_s"])
-    assert p["bytes"] > 0 and p["pct"] >= 0
+    assert p["bytes"] > 0 and 0 <= p["hook_s"] < p["app_s"]  # hook time is sampled: 0 over a few events
+    # the live figures are the ones the trace's footer gives the analyzer
+    # (how close pct comes to the measured slow-down: bench/pollution.py;
+    # the formula on hand-made figures: tests/unit/test_sqlite.cc)
+    yp._close()
+    row = session_row(str(tmp_path / "s.yp"))
+    assert row["pollution_pct"] == pytest.approx(p["pct"], rel=0.01)
+    assert row["hook_s"] == pytest.approx(p["hook_s"], rel=0.01)
 
 
 def test_hook_time_is_sampled(yp, tmp_path):
@@ -177,10 +182,10 @@ def test_interpreter_estimate_is_bounded_by_its_share_of_the_run(yp, tmp_path):
     share = _calibrate.interp_cost(yp._yprof._hook_kind())[1]
     assert 0 < share < 1
     assert 0 <= p["interp_s"] <= share * max(0.0, p["app_s"] - p["hook_s"]) * 1.0001, (p, share)
-    assert p["pct"] == pytest.approx(100 * (p["hook_s"] + p["interp_s"]) / p["app_s"])
     yp._close()
     row = session_row(path)
     assert row["app_s"] == pytest.approx(p["app_s"], rel=0.01)
+    assert row["pollution_pct"] == pytest.approx(p["pct"], rel=0.01)
     assert row["interp_s"] <= share * max(0.0, row["app_s"] - row["hook_s"]) * 1.0001, (row, share)
 
 

@@ -1,4 +1,5 @@
 """Crashes, full disks, allocation failures, fork, shutdown, memory."""
+import json
 import os
 import signal
 import sqlite3
@@ -66,8 +67,11 @@ def test_file_size_limit_app_runs_on_and_error_is_visible(tmp_path):
         print("ok", s["error_text"])
     """)
     assert "ok" in p.stdout and "File too large" in p.stdout
-    r = analyze(tmp_path / "full.yp", check=False)
-    assert r.returncode in (0, 1) and len(r.stderr.strip().splitlines()) == 1
+    # the trace holds what was written before the limit: read, with one warning
+    r = analyze(tmp_path / "full.yp", "-q")
+    assert r.stderr.startswith("yprof-analyze: warning: ") and "cut short" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 0 < db_counts(tmp_path / "full.db")["f"][0] < 300000
 
 
 def test_dev_full_at_start_is_an_oserror(yp):
@@ -130,21 +134,53 @@ def test_fork_child_records_its_own_trace(tmp_path):
     assert db_counts(str(child_trace).replace(".yp", ".db"))["child_work"] == (7, 7)
 
 
+MP_POOL = """
+    import json, multiprocessing as mp, sys, yprof_record as yp
+    def sq(x): return x * x
+    if __name__ == "__main__":
+        yp.start("mp.yp")
+        with mp.get_context(sys.argv[1]).Pool(2) as pool:
+            pids = sorted(w.pid for w in pool._pool)
+            r = pool.map(sq, range(50))
+        yp.stop()
+        assert r == [x * x for x in range(50)]
+        print(json.dumps(pids))
+"""
+
+
+def child_traces(tmp_path):
+    """{pid: sqlite row of session + sq's ncalls} of every mp.<pid>.yp."""
+    out = {}
+    for f in sorted(tmp_path.glob("mp.*.yp")):
+        r = analyze(f, "-q")  # cut short at worst: read, with a warning
+        con = sqlite3.connect(str(f).replace(".yp", ".db"))
+        pid = con.execute("SELECT pid FROM session").fetchone()[0]
+        sq = con.execute("SELECT coalesce(sum(ncalls), 0) FROM function_totals WHERE name = 'sq'").fetchone()[0]
+        con.close()
+        assert f.name == "mp.%d.yp" % pid
+        out[pid] = (sq, r.stderr)
+    return out
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_multiprocessing_pool(tmp_path, method):
-    p = run_py(tmp_path, """
-        import multiprocessing as mp, sys, yprof_record as yp
-        def sq(x): return x * x
-        if __name__ == "__main__":
-            yp.start("mp.yp")
-            with mp.get_context(sys.argv[1]).Pool(2) as pool:
-                r = pool.map(sq, range(50))
-            yp.stop()
-            assert r == [x * x for x in range(50)]
-            print("ok")
-    """, method, timeout=120)
-    assert "ok" in p.stdout
-    analyze(tmp_path / "mp.yp", "-q")
+def test_multiprocessing_pool_parent_trace_and_one_trace_per_forked_worker(tmp_path, method):
+    p = run_py(tmp_path, MP_POOL, method, timeout=120)
+    pids = json.loads(p.stdout.strip().splitlines()[-1])
+    r = analyze(tmp_path / "mp.yp", "-q")
+    assert r.stderr == ""  # complete
+    counts = db_counts(tmp_path / "mp.db")
+    assert counts["Pool.map"] == (1, 1) and "sq" not in counts  # sq ran in the workers
+    children = child_traces(tmp_path)
+    # a forked worker records into its own trace; a spawned one is a new
+    # interpreter that does not record (following it: issue 19)
+    assert sorted(children) == (pids if method == "fork" else [])
+
+
+@pytest.mark.xfail(strict=True, reason="a pool worker leaves through os._exit or SIGTERM before its "
+                   "events are flushed (issue 19, children followed)")
+def test_multiprocessing_forked_workers_calls_reach_their_traces(tmp_path):
+    run_py(tmp_path, MP_POOL, "fork", timeout=120)
+    assert sum(sq for sq, _ in child_traces(tmp_path).values()) == 50
 
 
 def test_shutdown_with_recording_on_and_daemon_threads(tmp_path):

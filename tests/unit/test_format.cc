@@ -2,6 +2,7 @@
 // unknown chunk kinds, foreign and empty files, hostile size fields.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -11,6 +12,7 @@
 #include <zstd.h>
 
 #include "yprof/format.h"
+#include "yp_test_util.h"
 
 namespace {
 
@@ -487,9 +489,52 @@ TEST(Format, WriteErrorsAreStickyNeverFatal) {
     yp_writer_options o{};
     yp_writer *w = nullptr;
     char err[256];
+    // /dev/full takes the open and fails the header: no writer, one reason
     ASSERT_EQ(yp_writer_open("/dev/full", &o, &w, err, sizeof err), YP_ERR_IO);
     EXPECT_EQ(w, nullptr);
     EXPECT_NE(std::string(err).find("No space"), std::string::npos) << err;
+
+    // A file that fills up after some chunks: the first failed write is the
+    // error every later call returns, nothing more is written, close says
+    // it, and the chunks written before it stay readable.
+    std::string path = tmp_path("sticky");
+    std::mt19937_64 rng(7);
+    uint64_t ts = 0, written = 0, after = 0;
+    size_t chunks_ok = 0;
+    {
+        FileSizeLimit limit(16384);
+        ASSERT_EQ(yp_writer_open(path.c_str(), &o, &w, err, sizeof err), YP_OK) << err;
+        yp_status st = YP_OK;
+        while (st == YP_OK && chunks_ok < 1000) {
+            std::vector<yp_event> ev = make_events(rng, 500, ts);
+            st = yp_writer_events(w, 1, ev.data(), ev.size(), 0);
+            if (st == YP_OK) chunks_ok++;
+        }
+        EXPECT_EQ(st, YP_ERR_IO);
+        EXPECT_EQ(yp_writer_errno(w), EFBIG);
+        yp_writer_totals(w, nullptr, nullptr, nullptr, &written);
+        std::vector<yp_event> more = make_events(rng, 10, ts);
+        EXPECT_EQ(yp_writer_events(w, 1, more.data(), more.size(), 0), YP_ERR_IO);
+        EXPECT_EQ(yp_writer_marker(w, "k=v\n", 4), YP_ERR_IO);
+        EXPECT_EQ(yp_writer_error(w), YP_ERR_IO);
+        yp_writer_totals(w, nullptr, nullptr, nullptr, &after);
+        EXPECT_EQ(after, written); // nothing written after the error
+        yp_footer foot{};
+        EXPECT_EQ(yp_writer_close(w, &foot), YP_ERR_IO);
+    }
+    EXPECT_GT(chunks_ok, 0u);
+    std::vector<uint8_t> file = slurp(path);
+    EXPECT_LE(file.size(), 16384u);
+    EXPECT_EQ(file.size(), written);
+    yp_reader *r = nullptr;
+    ASSERT_EQ(yp_reader_open(path.c_str(), &r, err, sizeof err), YP_OK) << err;
+    size_t seen = 0;
+    yp_chunk c;
+    while (yp_reader_next(r, &c) == YP_OK)
+        if (c.h.kind == YP_CHUNK_EVENTS) seen++;
+    EXPECT_EQ(seen, chunks_ok);
+    yp_reader_close(r);
+    remove(path.c_str());
 }
 
 } // namespace

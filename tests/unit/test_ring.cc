@@ -12,6 +12,7 @@
 #include "yprof/analyze.h"
 #include "yprof/recorder.h"
 #include "../../pymod/yp_pollution.h"
+#include "yp_test_util.h"
 
 namespace {
 
@@ -204,6 +205,46 @@ TEST(Recorder, WriteErrorKeepsFeedingTheSink) {
     char err[256];
     EXPECT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_ERR_IO);
     EXPECT_FALSE(yp_rec_is_open());
+
+    // A disk that fills up while recording: the trace stops growing, the
+    // error is kept with its text, and the sink (the live statistics) still
+    // gets every event; nothing is dropped, nothing waits forever.
+    std::string path = std::string(::testing::TempDir()) + "yp_full_" + std::to_string(getpid()) + ".yp";
+    Count cnt;
+    cfg.path = path.c_str();
+    cfg.flush_ms = 2;
+    cfg.wait_ms = 5000;
+    cfg.sink.ctx = &cnt;
+    cfg.sink.events = [](void *c, uint32_t, const yp_event *, size_t n, uint32_t) {
+        static_cast<Count *>(c)->events += n;
+    };
+    const int PAIRS = 200000;
+    {
+        FileSizeLimit limit(8192);
+        ASSERT_EQ(yp_rec_open(&cfg, err, sizeof err), YP_OK) << err;
+        uint32_t f = yp_rec_symbol_add("work", "test", "/t.py", 1, 0);
+        std::thread th([&] {
+            yp_ring *r = yp_rec_ring();
+            ASSERT_TRUE(r);
+            for (int i = 0; i < PAIRS; i++) {
+                yp_rec_push(r, yp_clock_mono_ns(), f, YP_EV_CALL);
+                yp_rec_push(r, yp_clock_mono_ns(), f, YP_EV_RETURN);
+            }
+        });
+        th.join();
+        EXPECT_EQ(yp_rec_sync(5000), 0);
+        yp_rec_status st;
+        yp_rec_status_get(&st);
+        EXPECT_EQ(st.write_error, YP_ERR_IO);
+        EXPECT_NE(std::string(st.error_text).find(path), std::string::npos) << st.error_text;
+        EXPECT_NE(std::string(st.error_text).find("File too large"), std::string::npos) << st.error_text;
+        EXPECT_EQ(st.dropped, 0u);
+        EXPECT_LE(st.bytes_written, 8192u);
+        EXPECT_EQ(yp_rec_close(nullptr), YP_ERR_IO);
+    }
+    EXPECT_FALSE(yp_rec_is_open());
+    EXPECT_EQ(cnt.events.load(), 2u * PAIRS + 1); // and the thread's THREAD_END
+    remove(path.c_str());
 }
 
 TEST(Recorder, AllocationFailuresAreCountedNotFatal) {
