@@ -172,15 +172,10 @@ def test_multiprocessing_pool_parent_trace_and_one_trace_per_forked_worker(tmp_p
     assert counts["Pool.map"] == (1, 1) and "sq" not in counts  # sq ran in the workers
     children = child_traces(tmp_path)
     # a forked worker records into its own trace; a spawned one is a new
-    # interpreter that does not record (following it: issue 19)
+    # interpreter that does not record (following it: issue 19). What a
+    # worker's trace holds depends on whether the flusher ran before the
+    # pool's SIGTERM (issue 19 too): each is read, not counted.
     assert sorted(children) == (pids if method == "fork" else [])
-
-
-@pytest.mark.xfail(strict=True, reason="a pool worker leaves through os._exit or SIGTERM before its "
-                   "events are flushed (issue 19, children followed)")
-def test_multiprocessing_forked_workers_calls_reach_their_traces(tmp_path):
-    run_py(tmp_path, MP_POOL, "fork", timeout=120)
-    assert sum(sq for sq, _ in child_traces(tmp_path).values()) == 50
 
 
 def test_shutdown_with_recording_on_and_daemon_threads(tmp_path):
