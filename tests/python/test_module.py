@@ -87,7 +87,9 @@ def test_stats_object(yp, tmp_path):
     assert [v[1] for k, v in st.items() if k[2] == "f"] == [5]
     p = yp.pollution()
     assert set(p) >= {"pct", "flusher_pct", "hook_s", "flusher_s", "bytes", "interp_s"}
-    assert p["bytes"] > 0 and 0 <= p["hook_s"] < p["app_s"]  # hook time is sampled: 0 over a few events
+    # hook time is sampled (one event in 64 timed, counted 64 times): over a
+    # few events it may be 0, or more than the recorded time
+    assert p["bytes"] > 0 and p["hook_s"] >= 0 and p["app_s"] > 0
     # the live figures are the ones the trace's footer gives the analyzer
     # (how close pct comes to the measured slow-down: bench/pollution.py;
     # the formula on hand-made figures: tests/unit/test_sqlite.cc)
