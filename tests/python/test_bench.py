@@ -84,12 +84,16 @@ def test_table_counts_every_event_and_its_ratios_agree(hookdir):
     head = [c.strip() for c in out.splitlines()[2].strip().strip("|").split("|")]
     cells = dict(zip(head, row(out, "fib")))
     floor, yp, cprof = (float(cells[k].rstrip("x")) for k in head[1:4])
-    assert min(floor, yp, cprof) > 1, out  # every profiler slows fib down
+    assert min(floor, yp, cprof) > 0, out  # (one round: any of them may come out below 1)
     # fib(27) is 635,621 calls, 2 events each; the rest is the workload's own
     # call, the thread's start and end and the recording's marks
     assert 2 * 635621 <= int(cells["events"]) <= 2 * 635621 + 64, out
-    # yprof÷floor is yprof's overhead over the floor's, from the rounded ratios
-    lo, hi = (yp - 1.005) / (floor - 0.995), (yp - 0.995) / (floor - 1.005)
-    assert lo - 0.006 <= float(cells["yprof÷floor"]) <= hi + 0.006, out
+    # yprof÷floor is yprof's overhead over the floor's, from the rounded
+    # ratios; n/a when the floor measured no overhead (unrounded ratio <= 1)
+    if floor > 1.02:
+        lo, hi = (yp - 1.005) / (floor - 0.995), (yp - 0.995) / (floor - 1.005)
+        assert lo - 0.006 <= float(cells["yprof÷floor"]) <= hi + 0.006, out
+    elif floor < 0.995:
+        assert cells["yprof÷floor"] == "n/a", out
     # about one byte per event (delta coding + zstd): not 16, not 0
     assert 0.1 < float(cells["bytes/event"]) < 4, out
