@@ -142,6 +142,8 @@ MP_POOL = """
         with mp.get_context(sys.argv[1]).Pool(2) as pool:
             pids = sorted(w.pid for w in pool._pool)
             r = pool.map(sq, range(50))
+            pool.close()
+            pool.join()  # every worker has started (and opened its trace) and left
         yp.stop()
         assert r == [x * x for x in range(50)]
         print(json.dumps(pids))
