@@ -11,50 +11,41 @@
 
 #include "yprof/analyze.h"
 
-#define YP_STR_(x) #x
-#define YP_STR(x) YP_STR_(x)
-
-static const char *const schema = "PRAGMA user_version=" YP_STR(
-    YP_SCHEMA_VERSION) ";"
-                       "PRAGMA journal_mode=OFF;"
-                       "PRAGMA synchronous=OFF;"
-                       "CREATE TABLE session(trace_path TEXT, python_version TEXT, command_line TEXT,"
-                       " pid INTEGER, clock TEXT, started_at TEXT, started_unix REAL, duration_s REAL,"
-                       " events INTEGER, dropped_events INTEGER, pollution_pct REAL, profiler_bytes INTEGER,"
-                       " hook_s REAL, flusher_s REAL, interp_s REAL, app_s REAL, complete INTEGER,"
-                       " bad_chunks INTEGER, call_paths_truncated INTEGER, flusher_pct REAL, peak_bytes "
-                       "INTEGER);"
-                       "CREATE TABLE threads(id INTEGER PRIMARY KEY, name TEXT, ident INTEGER,"
-                       " native_id INTEGER, wall_s REAL, cpu_s REAL, events INTEGER, dropped INTEGER,"
-                       " unmatched_returns INTEGER, open_frames INTEGER);"
-                       "CREATE TABLE functions(id INTEGER PRIMARY KEY, name TEXT, module TEXT,"
-                       " filename TEXT, lineno INTEGER, builtin INTEGER);"
-                       "CREATE TABLE function_stats(function_id INTEGER REFERENCES functions(id),"
-                       " thread_id INTEGER REFERENCES threads(id), ncalls INTEGER, primitive_calls INTEGER,"
-                       " self_s REAL, total_s REAL, PRIMARY KEY(function_id, thread_id));"
-                       "CREATE TABLE edges(caller_id INTEGER REFERENCES functions(id),"
-                       " callee_id INTEGER REFERENCES functions(id), thread_id INTEGER REFERENCES "
-                       "threads(id),"
-                       " ncalls INTEGER, primitive_calls INTEGER, self_s REAL, total_s REAL,"
-                       " PRIMARY KEY(caller_id, callee_id, thread_id));"
-                       "CREATE TABLE call_tree(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES "
-                       "call_tree(id),"
-                       " thread_id INTEGER REFERENCES threads(id), function_id INTEGER REFERENCES "
-                       "functions(id),"
-                       " depth INTEGER, ncalls INTEGER, self_s REAL, total_s REAL);"
-                       "CREATE VIEW function_totals AS SELECT f.id AS function_id, f.name AS name,"
-                       " f.module AS module, f.filename AS filename, f.lineno AS lineno, f.builtin AS "
-                       "builtin,"
-                       " SUM(s.ncalls) AS ncalls, SUM(s.primitive_calls) AS primitive_calls,"
-                       " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s,"
-                       " CASE WHEN SUM(s.ncalls) > 0 THEN SUM(s.total_s) / SUM(s.ncalls) END AS avg_s"
-                       " FROM function_stats s JOIN functions f ON f.id = s.function_id GROUP BY f.id;"
-                       "CREATE INDEX function_stats_thread ON function_stats(thread_id, self_s);"
-                       "CREATE INDEX edges_callee ON edges(callee_id);"
-                       "CREATE INDEX edges_thread ON edges(thread_id);"
-                       "CREATE INDEX functions_name ON functions(name);"
-                       "CREATE INDEX call_tree_parent ON call_tree(parent_id);"
-                       "CREATE INDEX call_tree_function ON call_tree(function_id);";
+static const char *const schema =
+    "PRAGMA journal_mode=OFF;"
+    "PRAGMA synchronous=OFF;"
+    "CREATE TABLE session(trace_path TEXT, python_version TEXT, command_line TEXT,"
+    " pid INTEGER, clock TEXT, started_at TEXT, started_unix REAL, duration_s REAL,"
+    " events INTEGER, dropped_events INTEGER, pollution_pct REAL, profiler_bytes INTEGER,"
+    " hook_s REAL, flusher_s REAL, interp_s REAL, app_s REAL, complete INTEGER,"
+    " bad_chunks INTEGER, call_paths_truncated INTEGER, flusher_pct REAL, peak_bytes INTEGER);"
+    "CREATE TABLE threads(id INTEGER PRIMARY KEY, name TEXT, ident INTEGER,"
+    " native_id INTEGER, wall_s REAL, cpu_s REAL, events INTEGER, dropped INTEGER,"
+    " unmatched_returns INTEGER, open_frames INTEGER);"
+    "CREATE TABLE functions(id INTEGER PRIMARY KEY, name TEXT, module TEXT,"
+    " filename TEXT, lineno INTEGER, builtin INTEGER);"
+    "CREATE TABLE function_stats(function_id INTEGER REFERENCES functions(id),"
+    " thread_id INTEGER REFERENCES threads(id), ncalls INTEGER, primitive_calls INTEGER,"
+    " self_s REAL, total_s REAL, PRIMARY KEY(function_id, thread_id));"
+    "CREATE TABLE edges(caller_id INTEGER REFERENCES functions(id),"
+    " callee_id INTEGER REFERENCES functions(id), thread_id INTEGER REFERENCES threads(id),"
+    " ncalls INTEGER, primitive_calls INTEGER, self_s REAL, total_s REAL,"
+    " PRIMARY KEY(caller_id, callee_id, thread_id));"
+    "CREATE TABLE call_tree(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES call_tree(id),"
+    " thread_id INTEGER REFERENCES threads(id), function_id INTEGER REFERENCES functions(id),"
+    " depth INTEGER, ncalls INTEGER, self_s REAL, total_s REAL);"
+    "CREATE VIEW function_totals AS SELECT f.id AS function_id, f.name AS name,"
+    " f.module AS module, f.filename AS filename, f.lineno AS lineno, f.builtin AS builtin,"
+    " SUM(s.ncalls) AS ncalls, SUM(s.primitive_calls) AS primitive_calls,"
+    " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s,"
+    " CASE WHEN SUM(s.ncalls) > 0 THEN SUM(s.total_s) / SUM(s.ncalls) END AS avg_s"
+    " FROM function_stats s JOIN functions f ON f.id = s.function_id GROUP BY f.id;"
+    "CREATE INDEX function_stats_thread ON function_stats(thread_id, self_s);"
+    "CREATE INDEX edges_callee ON edges(callee_id);"
+    "CREATE INDEX edges_thread ON edges(thread_id);"
+    "CREATE INDEX functions_name ON functions(name);"
+    "CREATE INDEX call_tree_parent ON call_tree(parent_id);"
+    "CREATE INDEX call_tree_function ON call_tree(function_id);";
 
 /* One table's rows: prepare sql, call bind(st, s, i) for i in [0, n) and
  * step each; the first SQLite error code, or SQLITE_OK. */
@@ -195,6 +186,9 @@ yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, siz
     if (unlink(path) != 0) { /* replace; a missing file is fine */
     }
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    char version[48]; /* the schema's version, for readers (docs/schema.md) */
+    snprintf(version, sizeof version, "PRAGMA user_version=%d;", YP_SCHEMA_VERSION);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, version, NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = write_rows(db, s);
     if (rc == SQLITE_OK) {

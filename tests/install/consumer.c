@@ -2,7 +2,9 @@
  * (tests/install/check_install.sh): it records a trace with the recorder
  * library, reads it back with the analyzer and writes the SQLite database.
  * Exit 0 when the counts read back are the ones recorded. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <yprof/analyze.h>

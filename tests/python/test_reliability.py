@@ -150,18 +150,18 @@ MP_POOL = """
 """
 
 
-def child_traces(tmp_path):
-    """{pid: sqlite row of session + sq's ncalls} of every mp.<pid>.yp."""
-    out = {}
+def child_trace_pids(tmp_path):
+    """The pids of the mp.<pid>.yp traces, each read by the analyzer (cut
+    short at worst) and carrying its own pid in its header."""
+    pids = []
     for f in sorted(tmp_path.glob("mp.*.yp")):
-        r = analyze(f, "-q")  # cut short at worst: read, with a warning
+        analyze(f, "-q")
         con = sqlite3.connect(str(f).replace(".yp", ".db"))
         pid = con.execute("SELECT pid FROM session").fetchone()[0]
-        sq = con.execute("SELECT coalesce(sum(ncalls), 0) FROM function_totals WHERE name = 'sq'").fetchone()[0]
         con.close()
         assert f.name == "mp.%d.yp" % pid
-        out[pid] = (sq, r.stderr)
-    return out
+        pids.append(pid)
+    return sorted(pids)
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
@@ -172,12 +172,11 @@ def test_multiprocessing_pool_parent_trace_and_one_trace_per_forked_worker(tmp_p
     assert r.stderr == ""  # complete
     counts = db_counts(tmp_path / "mp.db")
     assert counts["Pool.map"] == (1, 1) and "sq" not in counts  # sq ran in the workers
-    children = child_traces(tmp_path)
     # a forked worker records into its own trace; a spawned one is a new
-    # interpreter that does not record (following it: issue 19). What a
-    # worker's trace holds depends on whether the flusher ran before the
-    # pool's SIGTERM (issue 19 too): each is read, not counted.
-    assert sorted(children) == (pids if method == "fork" else [])
+    # interpreter that does not record (following it: issue 19). A worker
+    # leaves through os._exit (no atexit), so its trace has what the flusher
+    # wrote before that, maybe nothing (issue 19 too): read, not counted.
+    assert child_trace_pids(tmp_path) == (pids if method == "fork" else [])
 
 
 def test_shutdown_with_recording_on_and_daemon_threads(tmp_path):

@@ -61,6 +61,7 @@ TEST(Sqlite, WritesTheDocumentedSchema) {
     ASSERT_EQ(yp_sqlite_write(s, path.c_str(), err, sizeof err), YP_OK) << "rewrite replaces";
     sqlite3 *db;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(q1(db, "PRAGMA user_version"), YP_SCHEMA_VERSION);
     EXPECT_EQ(q1(db, "SELECT count(*) FROM session"), 1);
     EXPECT_EQ(qs(db, "SELECT python_version FROM session"), "3.11.7");
     EXPECT_EQ(q1(db, "SELECT events FROM session"), 8);
