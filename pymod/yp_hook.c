@@ -18,10 +18,12 @@ YP_THREAD_LOCAL yp_hook_thread yp_hook_tls;
 
 int yp_hook_running(void) { return H.running; }
 
-/* A thread's first event: its ring, its name, THREAD_START. The ring's
+/* A thread's first event: its ring, its name, THREAD_START (none for a
+ * quiet thread, whose events all come here and go). The ring's
  * check point brings the thread's next events back here (yp_hook_push_slow) while
  * its name is not known, else to the first sample. */
 yp_ring *yp_hook_ring_slow(uint64_t wall) {
+    if (yp_hook_tls.quiet) return NULL; /* the profiler's own thread: nothing recorded, nothing lost */
     yp_ring *r = yp_rec_ring_slow();
     if (!r) return NULL;
     yp_name_thread(r);

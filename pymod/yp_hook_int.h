@@ -64,6 +64,7 @@ typedef struct yp_hook_thread {
     int in_slow;      /* inside a slow path that may run Python code (the frame
                          evaluator lets those frames pass) */
     int name_pending; /* events left to retry the thread's name on; 0: named */
+    int quiet;        /* never recorded: the control channel's thread (yp_quiet.c) */
     yp_cpuclock cpu;  /* clock="cpu" only */
 } yp_hook_thread;
 extern YP_THREAD_LOCAL yp_hook_thread yp_hook_tls YP_HIDDEN;

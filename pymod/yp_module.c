@@ -608,6 +608,7 @@ static PyMethodDef methods[] = {
     {"_status", py_status, METH_NOARGS, "recorder status"},
     {"_pollution", py_pollution, METH_NOARGS, "profiler's own cost"},
     {"_set_ignore_prefix", py_set_ignore_prefix, METH_O, "do not record code under this path"},
+    {"_start_quiet_thread", yp_py_start_quiet_thread, METH_O, "run fn() in a thread that is never recorded"},
     {"_after_fork_child", py_after_fork_child, METH_NOARGS, "reset in a forked child"},
     {"_empty_hook", py_empty_hook, METH_O, "calibration: an empty hook in this thread"},
     {"_empty_eval", py_empty_eval, METH_O, "calibration: an empty PEP 523 frame evaluator"},

@@ -73,6 +73,9 @@ uint64_t yp_hook_bytes(void);
 /* Name every thread threading knows, from threading's own tables: dict
  * reads only, so no code runs (and nothing is recorded). */
 void yp_name_all_threads(void);
+/* _start_quiet_thread(fn): run fn() in a new thread that is never
+ * recorded (yp_quiet.c). */
+PyObject *yp_py_start_quiet_thread(PyObject *self, PyObject *fn);
 /* Forget everything in a forked child. */
 void yp_hook_after_fork_child(void);
 /* Install (1) or remove (0) an empty hook in this thread, to measure what

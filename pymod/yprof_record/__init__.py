@@ -25,7 +25,7 @@ from .stats import FunctionStats, Stats, ThreadStats
 
 __all__ = [
     "start", "stop", "is_running", "get_stats", "clear_stats", "pollution",
-    "status", "profile", "Stats", "FunctionStats", "ThreadStats",
+    "status", "profile", "serve_control", "control_path", "Stats", "FunctionStats", "ThreadStats",
 ]
 __version__ = _yprof.__version__  # pyproject.toml's, compiled in
 
@@ -331,6 +331,26 @@ class profile:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+def serve_control():
+    """Open this process's control channel, so that `yprof ctl PID ...` and
+    `yprof top PID` can start, stop and read the profiler from outside
+    (docs/api.md). Idempotent; a forked child opens its own. Returns the
+    socket's path, or None when the channel could not be opened safely (a
+    RuntimeWarning says why; the program is not affected)."""
+    from . import _control
+    try:
+        return _control.serve()
+    except _control.Refused as e:
+        warnings.warn("yprof: control channel not opened: %s" % e, RuntimeWarning, stacklevel=2)
+        return None
+
+
+def control_path(pid=None):
+    """The path of process pid's control socket (this process's by default)."""
+    from . import _control
+    return _control.control_path(pid)
 
 
 def _close():

@@ -1,5 +1,6 @@
 """python -m yprof_record [-o trace.yp] [--clock cpu] [--no-builtins] script.py [args]
 python -m yprof_record [options] -m module [args]
+python -m yprof_record --control [--idle] [options] (script.py | -m module) [args]
 
 Runs the target as __main__ with its own argv (as python -m cProfile does),
 recording every thread, and finishes the trace when it ends. Everything
@@ -26,6 +27,9 @@ def build_parser(prog="python -m yprof_record", report=False):
                    help="wall (monotonic, default) or cpu (per-thread CPU time)")
     p.add_argument("--no-builtins", action="store_true", help="do not record C functions")
     p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
+    p.add_argument("--control", action="store_true",
+                   help="open the control channel, so yprof ctl / yprof top can start, stop and read it")
+    p.add_argument("--idle", action="store_true", help="with --control: record nothing until told")
     if report:
         p.add_argument("--top", type=int, help="report: rows to show (default 20)")
         p.add_argument("--sort", choices=("total", "self", "ncalls", "avg", "cumtime", "tottime", "calls"),
@@ -68,6 +72,8 @@ def parse(argv, prog="python -m yprof_record", report=False):
             p.error("-m needs a module name")
     elif not target:
         p.error("no script to run")
+    if opts.idle and not opts.control:
+        p.error("--idle needs --control (nothing could start the recording)")
     opts.target, opts.args, opts.is_module = target, args, is_module
     opts.started = False  # set by run() once recording has started
     return opts
@@ -129,9 +135,16 @@ def run(opts):
     argv0, runner = prepared
     sys.argv = [argv0] + opts.args
     status = 0
+    if opts.control:
+        from yprof_record import _control
+        try:
+            _control.serve()
+        except _control.Refused as e:
+            return fail("control channel not opened: %s" % e, 1)
     try:
         # the frames running now are this tool's, not the program's
-        yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins, _open_frames=False)
+        if not opts.idle:
+            yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins, _open_frames=False)
     except OSError as e:
         return fail("cannot write %s: %s" % (opts.output, e.strerror or e), 1)
     opts.started = True

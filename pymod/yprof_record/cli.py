@@ -9,12 +9,19 @@ import sys
 USAGE = """\
 usage: yprof run [options] (script.py | -m module) [args]
        yprof analyze TRACE.yp [yprof-analyze options]
+       yprof ctl PID start|stop|status|stats|save|clear [options]
+       yprof top PID [options]
+       yprof list
 
 commands:
   run       record the program (every thread), then print the report and
             write the database next to the trace; everything after the
             script or the module's name is the program's
   analyze   read a trace: report, database, exports (yprof analyze --help)
+  ctl       start, stop and read the profiler of a running process through
+            its control channel (yprof ctl --help)
+  top       a live view of a running process's functions (yprof top --help)
+  list      the processes with a control channel (pid, state, command)
 
 run's options (before the script):
   -o, --output PATH   trace file to write (default yprof.yp)
@@ -24,6 +31,8 @@ run's options (before the script):
   --top N             report: rows to show (default 20)
   --sort KEY          report: total (default), self, ncalls or avg
   --threads           report: one table per thread too
+  --control           open the control channel (yprof ctl) while it runs
+  --idle              with --control: record nothing until yprof ctl starts it
 
 exit status: the program's (run), 1 when the profiler failed, 2 bad usage.
 """
@@ -61,6 +70,9 @@ def run_command(rest):
         pass
     if not opts.started:  # the target never ran: said already
         return status
+    if not os.path.exists(opts.output):  # --idle, and nothing recorded it
+        print("yprof: nothing was recorded (no %s)" % opts.output, file=sys.stderr)
+        return status
     if exe:
         rc = subprocess.call([exe] + report_args(opts) + [opts.output])
         if rc and not status:
@@ -78,13 +90,16 @@ def main(argv=None):
     cmd, rest = argv[0], argv[1:]
     if cmd == "run":
         return run_command(rest)
+    if cmd in ("ctl", "list", "top"):
+        from . import _ctl, _top
+        return {"ctl": _ctl.ctl_main, "list": _ctl.list_main, "top": _top.top_main}[cmd](rest)
     if cmd == "analyze":
         exe = analyzer_path()
         if not exe:
             print("yprof: yprof-analyze not found", file=sys.stderr)
             return 1
         return subprocess.call([exe] + rest)
-    print("yprof: unknown command %r (run, analyze; see yprof --help)" % cmd, file=sys.stderr)
+    print("yprof: unknown command %r (run, analyze, ctl, top, list; see yprof --help)" % cmd, file=sys.stderr)
     return 2
 
 

@@ -1,0 +1,22 @@
+"""Imported at interpreter start-up by yprof_control.pth when YPROF_CONTROL
+is set (and not 0): opens the process's control channel and records
+nothing until told. Never raises: a channel that cannot open is said in
+one line on stderr, and the program runs on."""
+
+
+def _open():
+    try:
+        from . import _control
+        try:
+            _control.serve()
+        except _control.Refused as e:
+            _control.say("control channel not opened: %s" % e)
+    except Exception as e:  # pragma: no cover - a broken install
+        import sys
+        try:
+            sys.stderr.write("yprof: control channel not opened: %s: %s\n" % (type(e).__name__, e))
+        except Exception:
+            pass
+
+
+_open()
