@@ -13,7 +13,7 @@ sys.path.insert(0, HERE)
 from workloads import WORKLOADS  # noqa: E402
 
 CONFIGS = ["none", "floor", "floor-tsc", "yprof", "yprof-cpu", "yprof-nobuiltins", "cProfile", "yappi",
-           "yappi-cpu", "viztracer", "pyinstrument"]
+           "yappi-cpu", "viztracer", "pyinstrument", "control-idle"]
 SLOW = 30.0  # a configuration this many times slower than none runs one round only
 
 

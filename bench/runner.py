@@ -118,6 +118,12 @@ def setup(config, tmp, extra):
         from pyinstrument import Profiler
         pr = Profiler(interval=0.001)
         start, stop = pr.start, pr.stop
+    elif config == "control-idle":
+        # what YPROF_CONTROL=1 leaves in a program while nothing records: the
+        # module imported and the control channel's thread waiting on its socket
+        import yprof_record
+        if not yprof_record.serve_control():
+            raise SystemExit("the control channel did not open")
     elif config != "none":
         raise SystemExit("unknown config " + config)
     return start, stop

@@ -183,6 +183,7 @@ class Channel:
         self.dir = own_dir()
         self.path = os.path.join(self.dir, "%d.sock" % self.pid)
         self.sock = None
+        self.sel = None      # the loop's selector (its epoll descriptor)
         self.closed = False
         self.served = 0      # replies sent
         self.rejected = 0    # connections refused or answered with an error
@@ -254,7 +255,7 @@ class Channel:
 
     def serve(self):
         """The loop (run in the quiet thread): never raises."""
-        sel = selectors.DefaultSelector()
+        sel = self.sel = selectors.DefaultSelector()
         conns = {}
         try:
             sel.register(self.sock, selectors.EVENT_READ, None)
@@ -565,12 +566,13 @@ def _after_fork_child():
     if ch is None:
         return
     ch.closed = True
-    if ch.sock is not None:
+    for f in (ch.sock, ch.sel):
         try:
-            ch.sock.close()
-        except OSError:
+            if f is not None:
+                f.close()
+        except (OSError, ValueError):
             pass
-        ch.sock = None
+    ch.sock = ch.sel = None
     try:
         serve()
     except Refused as e:

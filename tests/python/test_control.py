@@ -418,7 +418,7 @@ def struct_header():
     return struct.Struct(">4sB3xI")
 
 
-def test_another_user_is_refused_by_credentials_not_only_by_file_modes(tmp_path, rt):
+def test_another_user_is_refused_by_credentials_not_only_by_file_modes_client_forked(tmp_path, rt):
     pw = other_user()
     env = env_for(rt)
     proc, port = start_server(tmp_path, rt)

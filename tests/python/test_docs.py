@@ -12,6 +12,7 @@ import re
 import shlex
 import sqlite3
 import subprocess
+import time
 
 import pytest
 from conftest import ANALYZE, PY, run_py
@@ -98,10 +99,40 @@ def check_cmake(words):
             assert '"name": "%s"' % w in source("CMakePresets.json"), w
 
 
-def run_sh_line(tmp, line):
+SERVER = """
+import time
+def handle(n): return sum(i * i for i in range(n))
+while True:
+    handle(200)
+    time.sleep(0.001)
+"""
+
+
+def start_background(tmp, words, env, bg):
+    """`python prog &` with its VAR=value prefix: started, and when it opens a
+    control channel, waited for; `$!` is its pid from then on."""
+    assert words[0] == "python", words
+    p = subprocess.Popen([PY] + words[1:], cwd=str(tmp), env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    bg.append(p)
+    if env.get("YPROF_CONTROL"):
+        import yprof_record
+        deadline = time.monotonic() + 30
+        while not os.path.exists(yprof_record.control_path(p.pid)):
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() else "no channel"
+            time.sleep(0.05)
+
+
+def run_sh_line(tmp, line, bg):
     words = shlex.split(line, comments=True)
+    env = {}
     while words and re.match(r"^[A-Z_]+=", words[0]):  # CC=clang-14 cmake ...
-        words = words[1:]
+        k, _, v = words.pop(0).partition("=")
+        env[k] = v
+    if bg:
+        words = [w.replace("$!", str(bg[-1].pid)) for w in words]
+    if words[-1] == "&":
+        return start_background(tmp, words[:-1], env, bg)
     expected = re.search(r"#\s*(\S+)\s*$", line)
     cmd = words[0]
     if cmd == "./run.sh":
@@ -132,5 +163,12 @@ def test_shell_commands_run_or_name_what_exists(tmp_path, body):
     (tmp_path / "app.py").write_text(APP)
     run(tmp_path, [PY, "-m", "yprof_record", "-o", "trace.yp", "app.py"])  # trace.yp and trace.db to query
     run(tmp_path, [ANALYZE, "trace.yp", "-q"])
-    for line in lines(body):
-        run_sh_line(tmp_path, line)
+    (tmp_path / "server.py").write_text(SERVER)
+    bg = []
+    try:
+        for line in lines(body):
+            run_sh_line(tmp_path, line, bg)
+    finally:
+        for p in bg:
+            p.kill()
+            p.wait()
