@@ -22,8 +22,6 @@ into the application: a channel that cannot open says why in one line and
 the program runs on without it.
 """
 
-import errno
-import json
 import os
 import selectors
 import socket
@@ -149,6 +147,7 @@ def _describe(st):
 # ---- messages -------------------------------------------------------------------------------
 
 def encode(obj):
+    import json  # on first use: every YPROF_CONTROL=1 program imports this module at start-up
     body = json.dumps(obj, separators=(",", ":")).encode()
     return HEADER.pack(MAGIC, PROTOCOL, len(body)) + body
 
@@ -373,6 +372,7 @@ class Channel:
     def handle(self, body):
         """The reply (a dict) to one request's payload."""
         try:
+            import json
             req = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return {"ok": False, "error": "the request is not UTF-8 JSON"}
