@@ -286,6 +286,63 @@ def test_top_once_starts_a_recording_and_stops_it_and_reads_the_threads(tmp_path
     assert proc.returncode == 0 and out.strip() == "threads 1", (out, err)
 
 
+def test_top_on_a_terminal_quits_on_q_and_stops_the_recording_it_started(tmp_path, rt):
+    import pty
+    env = env_for(rt)
+    script = tmp_path / "ticker.py"
+    script.write_text(TICKER)
+    proc = subprocess.Popen([PY, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        pid = int(proc.stdout.readline())
+        wait_channel(rt, pid, env, proc)
+        master, slave = pty.openpty()
+        top = subprocess.Popen([YPROF, "top", str(pid), "-i", "0.2"], stdin=slave, stdout=slave, stderr=slave,
+                               env=dict(env, YPROF_CONTROL="", COLUMNS="100", LINES="20"))
+        os.close(slave)
+        screen = b""
+        deadline = time.monotonic() + 60
+        while screen.count(b"\x1b[H\x1b[2J") < 2 and time.monotonic() < deadline:  # two refreshes
+            screen += os.read(master, 65536)
+        assert json.loads(ok(ctl(env, "ctl", pid, "status")))["running"] is True
+        os.write(master, b"t")  # sort by total %
+        while b"sort total" not in screen and time.monotonic() < deadline:
+            screen += os.read(master, 65536)
+        os.write(master, b"q")
+        assert top.wait(timeout=60) == 0
+        os.close(master)
+        frames = screen.split(b"\x1b[H\x1b[2J")
+        assert frames[1].startswith(b"yprof top: pid %d  recording " % pid) and b"tick" in frames[1]
+        assert b"sort total" in frames[-1]
+        assert json.loads(ok(ctl(env, "ctl", pid, "status")))["running"] is False  # stopped on q
+    finally:
+        out, err = proc.communicate("\n", timeout=60)
+    assert proc.returncode == 0, err
+
+
+MP = r'''
+import multiprocessing as mp, os, sys
+import yprof_record
+
+def where(_):
+    return os.getpid(), os.path.exists(yprof_record.control_path())
+
+if __name__ == "__main__":
+    with mp.get_context(sys.argv[1]).Pool(2) as pool:
+        seen = set(pool.map(where, range(8), chunksize=1))
+    pids = {p for p, _ in seen}
+    print(len(pids) >= 1 and os.getpid() not in pids, all(has for _, has in seen))
+'''
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_multiprocessing_workers_get_a_channel_of_their_own(tmp_path, rt, method):
+    script = tmp_path / "mp_prog.py"
+    script.write_text(MP)
+    p = subprocess.run([PY, str(script), method], capture_output=True, text=True, env=env_for(rt), timeout=120)
+    assert p.returncode == 0 and p.stdout == "True True\n", (p.stdout, p.stderr)
+
+
 def test_yprof_record_control_idle_records_only_when_told(tmp_path, rt):
     env = dict(env_for(rt), YPROF_CONTROL="")
     script = tmp_path / "idle.py"
@@ -303,15 +360,19 @@ def test_yprof_record_control_idle_records_only_when_told(tmp_path, rt):
         proc.stdin.write("\n")
         proc.stdin.flush()  # 123 calls while idle
         time.sleep(0.2)
-        ok(ctl(env, "ctl", pid, "start", "-o", tmp_path / "told.yp"))
+        ok(ctl(env, "ctl", pid, "start", "-o", tmp_path / "told.yp", "--clock", "cpu", "--no-builtins"))
         stats = json.loads(ok(ctl(env, "ctl", pid, "stats", "--json")))
-        assert fn_calls(stats, "f") == 0
+        assert fn_calls(stats, "f") == 0 and stats["session"]["clock"] == "cpu"
     finally:
         out, err = proc.communicate("\n", timeout=60)
     assert proc.returncode == 0, err
     assert not (tmp_path / "yprof.yp").exists()  # idle: no recording of its own
     analyze(tmp_path / "told.yp", "-o", tmp_path / "told.db")  # finished at exit
     assert db_counts(tmp_path / "told.db", "name = 'f'") == {}
+    con = sqlite3.connect(str(tmp_path / "told.db"))
+    assert con.execute("SELECT clock FROM session").fetchall() == [("cpu",)]
+    assert con.execute("SELECT count(*) FROM functions WHERE builtin = 1").fetchall() == [(0,)]
+    con.close()
     p = subprocess.run([PY, "-m", "yprof_record", "--idle", str(script)], capture_output=True, text=True)
     assert p.returncode == 2 and "--idle needs --control" in p.stderr
 
