@@ -5,7 +5,6 @@ import argparse
 import errno
 import json
 import os
-import select
 import socket
 import stat
 import sys
@@ -102,7 +101,8 @@ def request(pid, cmd, timeout=30.0, **args):
             _connect(s, path, timeout)
         except OSError as e:
             if e.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                raise Failed("process %d's channel does not answer (%s); is it still running?" % (pid, e.strerror))
+                raise Failed("process %d's channel does not answer (%s): its socket was left by an earlier "
+                             "process (yprof list removes such)" % (pid, e.strerror))
             raise Failed("cannot connect to %s: %s" % (path, e.strerror))
         try:
             try:
@@ -264,14 +264,32 @@ def channels():
                 continue
             pid, path = int(n[:-5]), os.path.join(d, n)
             if C.process_uid(pid) is None:
-                try:
-                    if stat.S_ISSOCK(os.lstat(path).st_mode):
-                        os.unlink(path)  # a process that left without removing it (os._exit, a signal)
-                except OSError:
-                    pass
+                _unlink_socket(path)  # a process that left without removing it (os._exit, a signal)
                 continue
             found.append((pid, path))
     return sorted(found)
+
+
+def _unlink_socket(path):
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _refused(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(2.0)
+        s.connect(path)
+        return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def list_main(argv):
@@ -283,13 +301,16 @@ def list_main(argv):
         sys.stderr.write("yprof list: unknown argument %r (yprof list --help)\n" % argv[0])
         return 2
     rows = []
-    for pid, _path in channels():
+    for pid, path in channels():
         if pid == os.getpid():
             continue
         try:
             st = request(pid, "status", timeout=2.0)
             state, trace = ("recording" if st["running"] else "idle"), st["path"]
         except Failed:
+            if _refused(path):  # nobody listens: left by a process that had this pid
+                _unlink_socket(path)
+                continue
             state, trace = "no answer", ""
         rows.append({"pid": pid, "state": state, "trace": trace, "command": _cmdline(pid)})
     if argv == ["--json"]:

@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import urllib.request
@@ -249,16 +248,22 @@ print("threads", threading.active_count())
 '''
 
 
-@pytest.mark.parametrize("hook", ["default", "setprofile"])
-def test_top_once_starts_a_recording_and_stops_it_and_reads_the_threads(tmp_path, rt, hook):
-    env = env_for(rt, **({"YPROF_HOOK": "setprofile"} if hook == "setprofile" else {}))
+def start_ticker(tmp_path, rt, env):
+    """TICKER started with a channel: (process, pid)."""
     script = tmp_path / "ticker.py"
     script.write_text(TICKER)
     proc = subprocess.Popen([PY, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
+    pid = int(proc.stdout.readline())
+    wait_channel(rt, pid, env, proc)
+    return proc, pid
+
+
+@pytest.mark.parametrize("hook", ["default", "setprofile"])
+def test_top_once_starts_a_recording_and_stops_it_and_reads_the_threads(tmp_path, rt, hook):
+    env = env_for(rt, **({"YPROF_HOOK": "setprofile"} if hook == "setprofile" else {}))
+    proc, pid = start_ticker(tmp_path, rt, env)
     try:
-        pid = int(proc.stdout.readline())
-        wait_channel(rt, pid, env, proc)
         frame = json.loads(ok(ctl(env, "top", pid, "--once", "--json", "--interval", "0.5")))
         tick = [f for f in frame["functions"] if f["name"] == "tick"]
         assert tick and tick[0]["calls_per_s"] > 0 and tick[0]["ncalls"] > 0
@@ -289,13 +294,8 @@ def test_top_once_starts_a_recording_and_stops_it_and_reads_the_threads(tmp_path
 def test_top_on_a_terminal_quits_on_q_and_stops_the_recording_it_started(tmp_path, rt):
     import pty
     env = env_for(rt)
-    script = tmp_path / "ticker.py"
-    script.write_text(TICKER)
-    proc = subprocess.Popen([PY, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc, pid = start_ticker(tmp_path, rt, env)
     try:
-        pid = int(proc.stdout.readline())
-        wait_channel(rt, pid, env, proc)
         master, slave = pty.openpty()
         top = subprocess.Popen([YPROF, "top", str(pid), "-i", "0.2"], stdin=slave, stdout=slave, stderr=slave,
                                env=dict(env, YPROF_CONTROL="", COLUMNS="100", LINES="20"))
@@ -375,6 +375,27 @@ def test_yprof_record_control_idle_records_only_when_told(tmp_path, rt):
     con.close()
     p = subprocess.run([PY, "-m", "yprof_record", "--idle", str(script)], capture_output=True, text=True)
     assert p.returncode == 2 and "--idle needs --control" in p.stderr
+
+
+def test_list_removes_sockets_nobody_listens_on_and_ctl_says_so(tmp_path, rt):
+    env = env_for(rt)
+    sleeper = subprocess.Popen(["sleep", "60"], env=env)  # a live process that has no channel ...
+    try:
+        d = os.path.join(rt, "yprof")
+        os.mkdir(d, 0o700)
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(sock_path(rt, sleeper.pid))  # ... but a socket left at its pid by one before it
+        s.close()
+        p = ctl(env, "ctl", sleeper.pid, "status")
+        assert p.returncode == 1 and p.stderr == ("yprof: process %d's channel does not answer (Connection "
+                                                  "refused): its socket was left by an earlier process (yprof "
+                                                  "list removes such)\n" % sleeper.pid)
+        # yprof list (reading $XDG_RUNTIME_DIR like the programs) sweeps it
+        assert json.loads(ok(ctl(env, "list", "--json"))) == []
+        assert os.listdir(d) == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_ctl_usage_and_failures_are_one_line_with_their_status(tmp_path, rt):
