@@ -287,7 +287,11 @@ class Channel:
             return
         try:
             s, _ = listener.accept()
-        except OSError:
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # e.g. EMFILE: the program has used up its descriptors; the
+            self.faults += 1  # connection stays queued, so wait rather than spin
+            time.sleep(0.1)
             return
         try:
             creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -355,7 +359,11 @@ class Channel:
     def _reply_close(self, s, reply):
         try:
             s.settimeout(SEND_SECONDS)
-            data = encode(reply)
+            try:
+                data = encode(reply)
+            except (TypeError, ValueError) as e:  # a result JSON cannot carry: a bug of ours
+                self.faults += 1
+                data = encode({"ok": False, "error": "internal error: %s" % e})
             if len(data) > MAX_REPLY + HEADER.size:
                 data = encode({"ok": False, "error": "reply of %d bytes is over the limit" % len(data)})
             s.sendall(data)

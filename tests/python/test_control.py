@@ -398,6 +398,54 @@ def test_list_removes_sockets_nobody_listens_on_and_ctl_says_so(tmp_path, rt):
         sleeper.wait()
 
 
+FD_HOG = r'''
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+print("full", flush=True)
+sys.stdin.readline()
+for fd in held:
+    os.close(fd)
+print("freed", flush=True)
+sys.stdin.readline()
+'''
+
+
+def test_a_program_out_of_descriptors_keeps_its_channel_waiting_not_spinning(tmp_path, rt):
+    env = env_for(rt)
+    script = tmp_path / "hog.py"
+    script.write_text(FD_HOG)
+    proc = subprocess.Popen([PY, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        pid = int(proc.stdout.readline())
+        wait_channel(rt, pid, env, proc)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "full\n"
+        waiting = subprocess.Popen([YPROF, "ctl", str(pid), "status"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=dict(env, YPROF_CONTROL=""))
+        time.sleep(1.0)  # the channel cannot accept it meanwhile: one try every 0.1 s
+        assert waiting.poll() is None
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "freed\n"
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, err
+        faults = json.loads(out)["channel"]["faults"]
+        assert 1 <= faults <= 40, faults  # a loop that spun would have counted thousands
+    finally:
+        out, err = proc.communicate("\n", timeout=60)
+    assert proc.returncode == 0 and err == ""
+
+
 def test_ctl_usage_and_failures_are_one_line_with_their_status(tmp_path, rt):
     env = env_for(rt)
     cases = [(["ctl"], 2, "usage: yprof ctl"), (["ctl", "x", "status"], 2, "PID must be a process id"),
