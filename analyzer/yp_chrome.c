@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "yp_out_int.h"
 #include "yp_seq_int.h"
 #include "yp_stack_int.h"
 #include "yprof/analyze.h"
@@ -132,9 +133,9 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
     c.t0 = yp_reader_header(r)->start_ticks;
     yp_seqcheck seq = {0};
     for (size_t i = 0; i < s->n_funcs; i++) yp_map_put(&c.funcs, s->funcs[i].id, (uint32_t)i);
-    c.f = fopen(path, "w");
+    c.f = yp_out_open(path, "w");
     if (!c.f) {
-        snprintf(errbuf, errlen, "cannot write %s", path);
+        snprintf(errbuf, errlen, "%s", strerror(yp_export_errno()));
         st = YP_ERR_IO;
         goto out;
     }
@@ -150,9 +151,11 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
         yp_stack_close_all(&c.cur->st, &k_ops, &c, c.cur->st.last_ts);
     }
     fputs("\n]}\n", c.f);
-    st = ferror(c.f) ? YP_ERR_IO : YP_OK;
+    st = yp_out_close(c.f);
+    c.f = NULL;
+    if (st) snprintf(errbuf, errlen, "%s", strerror(yp_export_errno()));
 out:
-    if (c.f && fclose(c.f) != 0) st = YP_ERR_IO;
+    if (c.f) yp_out_close(c.f);
     ctx_free(&c);
     yp_seq_free(&seq);
     yp_reader_close(r);

@@ -14,6 +14,7 @@
 
 #include "yprof/containers.h"
 #include "yprof/analyze.h"
+#include "yp_out_int.h"
 
 /* Edges summed over threads, sorted by callee (by_caller = 0) or caller. */
 static int g_by_caller;
@@ -135,11 +136,7 @@ static void m_label(FILE *f, const yp_func *fn) {
     }
 }
 
-static yp_status finish(FILE *f) {
-    int bad = ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    return bad ? YP_ERR_IO : YP_OK;
-}
+static yp_status finish(FILE *f) { return yp_out_close(f); }
 
 yp_status yp_export_pstats(const yp_stats *s, const char *path) {
     size_t n;
@@ -151,7 +148,7 @@ yp_status yp_export_pstats(const yp_stats *s, const char *path) {
         free(tot);
         return YP_ERR_NOMEM;
     }
-    FILE *f = fopen(path, "wb");
+    FILE *f = yp_out_open(path, "wb");
     if (!f) {
         free(tot);
         free(es);
@@ -193,7 +190,7 @@ yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
     if (!tot) return YP_ERR_NOMEM;
     size_t ne;
     yp_edge *es = merged_edges(s, &ne, 1);
-    FILE *f = es ? fopen(path, "w") : NULL;
+    FILE *f = es ? yp_out_open(path, "w") : NULL;
     if (!f) {
         free(tot);
         free(es);
@@ -233,11 +230,11 @@ static void frame_name(const yp_stats *s, uint32_t func, char *out, size_t n) {
 }
 
 yp_status yp_export_collapsed(const yp_stats *s, const char *path) {
-    FILE *f = fopen(path, "w");
+    FILE *f = yp_out_open(path, "w");
     if (!f) return YP_ERR_IO;
     uint32_t *chain = malloc(4096 * sizeof *chain);
     if (!chain) {
-        fclose(f);
+        yp_out_close(f);
         return YP_ERR_NOMEM;
     }
     char name[1100];
@@ -352,7 +349,7 @@ yp_status yp_export_flamegraph(const yp_stats *s, const char *path) {
         return YP_ERR_NOMEM;
     }
     int height = (int)(maxdepth + 3) * ROW_H + 30;
-    FILE *f = fopen(path, "w");
+    FILE *f = yp_out_open(path, "w");
     if (!f) {
         free(x);
         return YP_ERR_IO;

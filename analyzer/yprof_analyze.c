@@ -50,6 +50,7 @@ static void usage(FILE *f) {
           "      --chrome FILE    write Chrome trace event JSON (ui.perfetto.dev,\n"
           "                       chrome://tracing): one track per thread, every call\n"
           "      --flamegraph FILE.svg  write a self-contained SVG flame graph\n"
+          "                       (an export's FILE '-' is standard output: no report then)\n"
           "  -V, --version        print the version\n"
           "  -h, --help           show this help\n"
           "\n"
@@ -138,6 +139,26 @@ static int parse_sort(const char *arg, yp_report_opts *ro) {
     return 0;
 }
 
+/* An export to "-" (standard output) has stdout to itself: the report and
+ * the lines saying what was written are left out. -1 to go on, else 2 with
+ * the error said. */
+static int check_stdout(cli *o) {
+    const char *outs[] = {o->pstats, o->callgrind, o->collapsed, o->chrome, o->flame};
+    int n = 0;
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) n += outs[i] && !strcmp(outs[i], "-");
+    if (o->db && !strcmp(o->db, "-")) {
+        fprintf(stderr,
+                "yprof-analyze: the database cannot go to standard output (-o -); --no-db writes none\n");
+        return 2;
+    }
+    if (n > 1) {
+        fprintf(stderr, "yprof-analyze: only one export can go to standard output (-)\n");
+        return 2;
+    }
+    if (n) o->quiet = 1;
+    return -1;
+}
+
 /* The command line into *o: -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, cli *o) {
     static const struct option opts[] = {{"db", required_argument, 0, 'o'},
@@ -183,7 +204,7 @@ static int parse_args(int argc, char **argv, cli *o) {
         return 2;
     }
     o->trace = argv[optind];
-    return -1;
+    return check_stdout(o);
 }
 
 /* The trace's statistics; NULL (the error said) when it cannot be read. */
@@ -220,6 +241,8 @@ static int pick_thread(const yp_stats *s, const char *thread, const char *trace)
     return -1;
 }
 
+static const char *out_name(const char *path) { return strcmp(path, "-") ? path : "standard output"; }
+
 /* The database and every export asked for; 0, or 1 when one failed. */
 static int write_outputs(const yp_stats *s, const cli *o) {
     char err[512] = "";
@@ -243,8 +266,11 @@ static int write_outputs(const yp_stats *s, const cli *o) {
               {o->flame, yp_export_flamegraph}};
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
         if (!ex[i].path) continue;
-        if (ex[i].fn(s, ex[i].path) != YP_OK) {
-            fprintf(stderr, "yprof-analyze: cannot write %s\n", ex[i].path);
+        yp_status st = ex[i].fn(s, ex[i].path);
+        if (st != YP_OK) {
+            int e = st == YP_ERR_IO ? yp_export_errno() : 0;
+            fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", out_name(ex[i].path),
+                    e ? strerror(e) : yp_status_str(st));
             rc = 1;
         } else if (!o->quiet) {
             printf("wrote %s\n", ex[i].path);
@@ -252,7 +278,7 @@ static int write_outputs(const yp_stats *s, const cli *o) {
     }
     if (o->chrome) {
         if (yp_export_chrome(o->trace, s, o->chrome, err, sizeof err) != YP_OK) {
-            fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", o->chrome, err);
+            fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", out_name(o->chrome), err);
             rc = 1;
         } else if (!o->quiet) {
             printf("wrote %s\n", o->chrome);

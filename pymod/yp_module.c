@@ -430,6 +430,16 @@ static PyObject *py_stats_export(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
         st = fn(s, path);
     Py_END_ALLOW_THREADS
+    int e = st == YP_ERR_IO ? yp_export_errno() : 0;
+    if (e) { /* OSError(errno, reason, path): the subclass for errno, as open() raises */
+        PyObject *err =
+            PyObject_CallFunction(PyExc_OSError, "isO", e, strerror(e), PyTuple_GET_ITEM(args, 2));
+        if (err) {
+            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+            Py_DECREF(err);
+        }
+        return NULL;
+    }
     if (st != YP_OK) {
         PyErr_Format(PyExc_OSError, "cannot write %s: %s", path, yp_status_str(st));
         return NULL;

@@ -198,6 +198,9 @@ typedef struct yp_report_opts {
 
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out);
 
+/* Exports: path "-" is standard output (flushed, not closed). YP_ERR_IO
+ * when the file cannot be opened or written; yp_export_errno() then gives
+ * the reason. */
 yp_status yp_export_pstats(const yp_stats *s, const char *path);
 yp_status yp_export_callgrind(const yp_stats *s, const char *path);
 yp_status yp_export_collapsed(const yp_stats *s, const char *path);
@@ -205,6 +208,9 @@ yp_status yp_export_flamegraph(const yp_stats *s, const char *path);
 /* Chrome trace JSON needs every event: it re-reads the trace, streaming. */
 yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path, char *errbuf,
                            size_t errlen);
+/* The errno of this thread's last export that failed to open or write its
+ * file (ENOSPC, EACCES, ...); 0 when it failed for another reason. */
+int yp_export_errno(void);
 
 #ifdef __cplusplus
 }

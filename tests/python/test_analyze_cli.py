@@ -69,6 +69,54 @@ def test_report_database_and_every_export_in_one_run(trace, tmp_path):
     assert "# callgrind format" in out["callgrind"].read_text()
 
 
+@pytest.mark.parametrize("kind", ["pstats", "callgrind", "collapsed", "chrome", "flamegraph"])
+def test_an_export_to_dash_is_standard_output_byte_for_byte(trace, tmp_path, kind):
+    analyze(trace, "--no-db", "-q", "--" + kind, tmp_path / "file")
+    p = subprocess.run([ANALYZE, str(trace), "--no-db", "--" + kind, "-"], capture_output=True, timeout=120)
+    assert p.returncode == 0 and p.stderr == b""
+    assert p.stdout == (tmp_path / "file").read_bytes()  # nothing else on stdout: no report, no "wrote"
+    if kind == "pstats":  # and it loads
+        (tmp_path / "from_stdout.pstats").write_bytes(p.stdout)
+        st = pstats.Stats(str(tmp_path / "from_stdout.pstats"))
+        assert [v[1] for k, v in st.stats.items() if k[2] == "leaf"] == [600]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--callgrind", "/dev/full"], "cannot write /dev/full: No space left on device"),
+    (["--chrome", "/dev/full"], "cannot write /dev/full: No space left on device"),
+    (["--flamegraph", "/nonexistent-dir/x.svg"], "cannot write /nonexistent-dir/x.svg: No such file or directory"),
+    (["--pstats", "/"], "cannot write /: Is a directory"),
+    (["--collapsed", "-"], "cannot write standard output: No space left on device"),
+])
+def test_a_write_error_names_its_reason(trace, args, message):
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([ANALYZE, str(trace), "--no-db", "-q"] + args, stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr == "yprof-analyze: %s\n" % message
+
+
+def test_stdout_is_for_one_export_and_never_the_database(trace):
+    p = subprocess.run([ANALYZE, str(trace), "--pstats", "-", "--collapsed", "-"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr == "yprof-analyze: only one export can go to standard output (-)\n"
+    q = subprocess.run([ANALYZE, str(trace), "-o", "-"], capture_output=True, text=True)
+    assert q.returncode == 2 and q.stderr == ("yprof-analyze: the database cannot go to standard output (-o -); "
+                                              "--no-db writes none\n")
+    assert p.stdout == q.stdout == ""
+
+
+def test_stats_export_raises_the_oserror_of_its_errno(yp, tmp_path):
+    import errno
+    yp.start(str(tmp_path / "t.yp"))
+    sum(range(10))
+    yp.stop()
+    stats = yp.get_stats()
+    with pytest.raises(OSError) as e:
+        stats.export("collapsed", "/dev/full")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == "/dev/full"
+    with pytest.raises(FileNotFoundError):
+        stats.to_pstats(str(tmp_path / "no" / "such" / "dir.pstats"))
+
+
 def test_default_database_beside_the_trace_and_thread_filter(trace):
     p = analyze(trace, "--thread", "worker-1")
     assert "thread" in p.stdout and "fib" not in p.stdout.split("top")[1]
