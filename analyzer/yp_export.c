@@ -1,6 +1,6 @@
 /*
- * yp_export.c — exports of a snapshot for the viewers Python users know:
- *   pstats    marshal'd dict that pstats.Stats loads (snakeviz, gprof2dot, tuna)
+ * yp_export.c — exports of a snapshot for the viewers Python users know
+ * (pstats: yp_pstats.c):
  *   callgrind KCachegrind / QCachegrind text format
  *   collapsed "thread;a;b;c N" lines (N = self microseconds) for flamegraph.pl,
  *             speedscope, inferno
@@ -14,9 +14,9 @@
 
 #include "yprof/containers.h"
 #include "yprof/analyze.h"
+#include "yp_export_int.h"
 #include "yp_out_int.h"
 
-/* Edges summed over threads, sorted by callee (by_caller = 0) or caller. */
 static int g_by_caller;
 static int edge_cmp(const void *x, const void *y) {
     const yp_edge *a = x, *b = y;
@@ -24,7 +24,7 @@ static int edge_cmp(const void *x, const void *y) {
     return ka < kb ? -1 : ka > kb;
 }
 
-static yp_edge *merged_edges(const yp_stats *s, size_t *n, int by_caller) {
+yp_edge *yp_merged_edges(const yp_stats *s, size_t *n, int by_caller) {
     yp_edge *es = malloc((s->n_edges + 1) * sizeof *es);
     yp_map m = {0};
     size_t ne = 0;
@@ -54,8 +54,7 @@ static yp_edge *merged_edges(const yp_stats *s, size_t *n, int by_caller) {
     return es;
 }
 
-/* First edge whose key (callee or caller) is func, in a sorted array. */
-static size_t edge_lower(const yp_edge *es, size_t n, uint32_t func, int by_caller) {
+size_t yp_edge_lower(const yp_edge *es, size_t n, uint32_t func, int by_caller) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -68,120 +67,6 @@ static size_t edge_lower(const yp_edge *es, size_t n, uint32_t func, int by_call
     return lo;
 }
 
-/* ---- marshal (pstats) ------------------------------------------------------ */
-
-static void m_u32(FILE *f, uint32_t v) {
-    for (int i = 0; i < 4; i++) fputc((int)((v >> (8 * i)) & 0xFF), f);
-}
-
-/* v in marshal format: TYPE_INT, or TYPE_LONG beyond 31 bits. */
-static void m_int(FILE *f, uint64_t v) {
-    if (v <= 0x7FFFFFFF) {
-        fputc('i', f);
-        m_u32(f, (uint32_t)v);
-        return;
-    }
-    /* TYPE_LONG: digit count, then 15-bit digits, least significant first */
-    uint16_t d[5];
-    int n = 0;
-    while (v) {
-        d[n++] = (uint16_t)(v & 0x7FFF);
-        v >>= 15;
-    }
-    fputc('l', f);
-    m_u32(f, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        fputc(d[i] & 0xFF, f);
-        fputc(d[i] >> 8, f);
-    }
-}
-
-static void m_float(FILE *f, double d) {
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    fputc('g', f);
-    for (int i = 0; i < 8; i++) fputc((int)((v >> (8 * i)) & 0xFF), f);
-}
-
-static void m_str(FILE *f, const char *s) {
-    size_t n = strlen(s);
-    fputc('u', f);
-    m_u32(f, (uint32_t)n);
-    fwrite(s, 1, n, f);
-}
-
-/* cProfile's labels: (filename, firstlineno, co_name) for Python code,
- * ('~', 0, "<built-in method mod.name>" or "<method 'm' of 'T' objects>"). */
-static void m_label(FILE *f, const yp_func *fn) {
-    char buf[1200];
-    fputc('(', f);
-    m_u32(f, 3);
-    if (fn->builtin) {
-        const char *dot = strrchr(fn->name, '.');
-        if (dot)
-            snprintf(buf, sizeof buf, "<method '%s' of '%.*s' objects>", dot + 1, (int)(dot - fn->name),
-                     fn->name);
-        else if (fn->module[0])
-            snprintf(buf, sizeof buf, "<built-in method %s.%s>", fn->module, fn->name);
-        else
-            snprintf(buf, sizeof buf, "<built-in method %s>", fn->name);
-        m_str(f, "~");
-        m_int(f, 0);
-        m_str(f, buf);
-    } else {
-        const char *dot = strrchr(fn->name, '.');
-        m_str(f, fn->filename);
-        m_int(f, fn->lineno);
-        m_str(f, dot ? dot + 1 : fn->name);
-    }
-}
-
-static yp_status finish(FILE *f) { return yp_out_close(f); }
-
-yp_status yp_export_pstats(const yp_stats *s, const char *path) {
-    size_t n;
-    yp_fstat *tot = yp_stats_totals(s, UINT32_MAX, YP_SORT_TOTAL, &n);
-    if (!tot) return YP_ERR_NOMEM;
-    size_t ne;
-    yp_edge *es = merged_edges(s, &ne, 0);
-    if (!es) {
-        free(tot);
-        return YP_ERR_NOMEM;
-    }
-    FILE *f = yp_out_open(path, "wb");
-    if (!f) {
-        free(tot);
-        free(es);
-        return YP_ERR_IO;
-    }
-    fputc('{', f);
-    for (size_t i = 0; i < n; i++) {
-        const yp_fstat *t = &tot[i];
-        m_label(f, &s->funcs[t->func]);
-        fputc('(', f);
-        m_u32(f, 5);
-        m_int(f, t->primitive_calls);
-        m_int(f, t->ncalls);
-        m_float(f, t->self_s);
-        m_float(f, t->total_s);
-        fputc('{', f);
-        for (size_t j = edge_lower(es, ne, t->func, 0); j < ne && es[j].callee == t->func; j++) {
-            m_label(f, &s->funcs[es[j].caller]);
-            fputc('(', f);
-            m_u32(f, 4);
-            m_int(f, es[j].ncalls);
-            m_int(f, es[j].primitive_calls);
-            m_float(f, es[j].self_s);
-            m_float(f, es[j].total_s);
-        }
-        fputc('0', f);
-    }
-    fputc('0', f);
-    free(tot);
-    free(es);
-    return finish(f);
-}
-
 /* ---- callgrind --------------------------------------------------------------- */
 
 yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
@@ -189,7 +74,7 @@ yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
     yp_fstat *tot = yp_stats_totals(s, UINT32_MAX, YP_SORT_TOTAL, &n);
     if (!tot) return YP_ERR_NOMEM;
     size_t ne;
-    yp_edge *es = merged_edges(s, &ne, 1);
+    yp_edge *es = yp_merged_edges(s, &ne, 1);
     FILE *f = es ? yp_out_open(path, "w") : NULL;
     if (!f) {
         free(tot);
@@ -202,7 +87,7 @@ yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
         const yp_func *fn = &s->funcs[tot[i].func];
         fprintf(f, "fl=%s\nfn=%s\n%u %.0f\n", fn->filename[0] ? fn->filename : "~", fn->name, fn->lineno,
                 tot[i].self_s * 1e9);
-        for (size_t j = edge_lower(es, ne, tot[i].func, 1); j < ne && es[j].caller == tot[i].func; j++) {
+        for (size_t j = yp_edge_lower(es, ne, tot[i].func, 1); j < ne && es[j].caller == tot[i].func; j++) {
             const yp_edge *e = &es[j];
             const yp_func *c = &s->funcs[e->callee];
             fprintf(f, "cfl=%s\ncfn=%s\ncalls=%llu %u\n%u %.0f\n", c->filename[0] ? c->filename : "~",
@@ -212,7 +97,7 @@ yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
     }
     free(tot);
     free(es);
-    return finish(f);
+    return yp_out_close(f);
 }
 
 /* ---- collapsed stacks --------------------------------------------------------- */
@@ -253,7 +138,7 @@ yp_status yp_export_collapsed(const yp_stats *s, const char *path) {
         fprintf(f, " %lld\n", us);
     }
     free(chain);
-    return finish(f);
+    return yp_out_close(f);
 }
 
 /* ---- SVG flame graph ------------------------------------------------------------ */
@@ -367,5 +252,5 @@ yp_status yp_export_flamegraph(const yp_stats *s, const char *path) {
     for (size_t i = 0; i < s->n_nodes; i++) flame_node(f, s, i, x[i], scale, height, total);
     fputs("</svg>\n", f);
     free(x);
-    return finish(f);
+    return yp_out_close(f);
 }

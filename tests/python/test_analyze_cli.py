@@ -117,6 +117,43 @@ def test_stats_export_raises_the_oserror_of_its_errno(yp, tmp_path):
         stats.to_pstats(str(tmp_path / "no" / "such" / "dir.pstats"))
 
 
+TWICE = """
+import os, sys
+import yprof_record as yp
+
+def work():
+    return 1
+
+def drive(f, n):
+    for _ in range(n):
+        f()
+
+if __name__ == "__main__":
+    yp.start("twice.yp")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import twice  # this file again, as a module of its own: the same file, lines and names
+    drive(work, 3)
+    twice.drive(twice.work, 5)
+    yp.stop()
+"""
+
+
+def test_pstats_sums_functions_that_share_file_line_and_name(tmp_path):
+    run_py(tmp_path, TWICE, name="twice.py")
+    analyze(tmp_path / "twice.yp", "-o", tmp_path / "twice.db", "--pstats", tmp_path / "twice.pstats")
+    con = sqlite3.connect(str(tmp_path / "twice.db"))  # the database keeps them apart
+    rows = con.execute("SELECT module, ncalls FROM function_totals WHERE name = 'work' ORDER BY module").fetchall()
+    con.close()
+    assert rows == [("__main__", 3), ("twice", 5)]
+    st = pstats.Stats(str(tmp_path / "twice.pstats")).stats
+    work = [v for k, v in st.items() if k[2] == "work"]
+    assert len(work) == 1 and work[0][:2] == (8, 8)  # (primitive calls, calls): both, not the last one
+    drive = [(k, v) for k, v in st.items() if k[2] == "drive"]
+    assert len(drive) == 1 and drive[0][1][1] == 2
+    callers = work[0][4]
+    assert list(callers) == [drive[0][0]] and callers[drive[0][0]][:2] == (8, 8)
+
+
 def test_default_database_beside_the_trace_and_thread_filter(trace):
     p = analyze(trace, "--thread", "worker-1")
     assert "thread" in p.stdout and "fib" not in p.stdout.split("top")[1]
