@@ -248,10 +248,11 @@ print("threads", threading.active_count())
 '''
 
 
-def start_ticker(tmp_path, rt, env):
-    """TICKER started with a channel: (process, pid)."""
-    script = tmp_path / "ticker.py"
-    script.write_text(TICKER)
+def start_program(tmp_path, rt, env, code, name="prog.py"):
+    """A program that prints its pid first, started (pipes for its stdin and
+    output) and its channel waited for: (process, pid)."""
+    script = tmp_path / name
+    script.write_text(code)
     proc = subprocess.Popen([PY, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     pid = int(proc.stdout.readline())
@@ -262,7 +263,7 @@ def start_ticker(tmp_path, rt, env):
 @pytest.mark.parametrize("hook", ["default", "setprofile"])
 def test_top_once_starts_a_recording_and_stops_it_and_reads_the_threads(tmp_path, rt, hook):
     env = env_for(rt, **({"YPROF_HOOK": "setprofile"} if hook == "setprofile" else {}))
-    proc, pid = start_ticker(tmp_path, rt, env)
+    proc, pid = start_program(tmp_path, rt, env, TICKER)
     try:
         frame = json.loads(ok(ctl(env, "top", pid, "--once", "--json", "--interval", "0.5")))
         tick = [f for f in frame["functions"] if f["name"] == "tick"]
@@ -294,7 +295,7 @@ def test_top_once_starts_a_recording_and_stops_it_and_reads_the_threads(tmp_path
 def test_top_on_a_terminal_quits_on_q_and_stops_the_recording_it_started(tmp_path, rt):
     import pty
     env = env_for(rt)
-    proc, pid = start_ticker(tmp_path, rt, env)
+    proc, pid = start_program(tmp_path, rt, env, TICKER)
     try:
         master, slave = pty.openpty()
         top = subprocess.Popen([YPROF, "top", str(pid), "-i", "0.2"], stdin=slave, stdout=slave, stderr=slave,
@@ -420,13 +421,8 @@ sys.stdin.readline()
 
 def test_a_program_out_of_descriptors_keeps_its_channel_waiting_not_spinning(tmp_path, rt):
     env = env_for(rt)
-    script = tmp_path / "hog.py"
-    script.write_text(FD_HOG)
-    proc = subprocess.Popen([PY, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc, pid = start_program(tmp_path, rt, env, FD_HOG)
     try:
-        pid = int(proc.stdout.readline())
-        wait_channel(rt, pid, env, proc)
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.stdout.readline() == "full\n"
@@ -683,14 +679,9 @@ print(total, threading.active_count())
 
 def test_thirty_hostile_requests_leave_the_program_and_the_channel_unharmed(tmp_path, rt):
     env = env_for(rt)
-    script = tmp_path / "app.py"
-    script.write_text(HOSTILE_APP)
-    proc = subprocess.Popen([PY, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc, pid = start_program(tmp_path, rt, env, HOSTILE_APP)
     rnd = random.Random(7)
     try:
-        pid = int(proc.stdout.readline())
-        wait_channel(rt, pid, env, proc)
         path = sock_path(rt, pid)
         garbage = bytes(rnd.randrange(256) for _ in range(1024))
         attacks = (
