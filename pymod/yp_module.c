@@ -655,6 +655,7 @@ __attribute__((visibility("default"))) PyMODINIT_FUNC PyInit__yprof(void) {
         return NULL;
     }
     for (PyMethodDef *d = methods; d->ml_name; d++) yp_hook_ignore_cfunc(d);
+    yp_clock_anchor(); /* the TSC's calibration runs from here to the first start() */
     static int atfork_done;
     if (!atfork_done && pthread_atfork(fork_prepare, fork_parent, fork_child) == 0) atfork_done = 1;
     snprintf(M.pyversion, sizeof M.pyversion, "%s", Py_GetVersion());

@@ -4,7 +4,8 @@
  * wall: the invariant TSC when the kernel itself uses it as its clocksource
  *   (so it is synchronized across cores and never stops), read with rdtsc
  *   (~25 ns here) and converted with a rate calibrated once per process
- *   against CLOCK_MONOTONIC over 20 ms; otherwise CLOCK_MONOTONIC through the
+ *   against CLOCK_MONOTONIC, from the module's loading (yp_clock_anchor) to
+ *   the first start(), at least 2 ms; otherwise CLOCK_MONOTONIC through the
  *   vDSO (~45 ns here). YPROF_CLOCK=monotonic forces the latter.
  * cpu: CLOCK_THREAD_CPUTIME_ID, exact per-thread CPU time (a system call on
  *   most kernels, ~380 ns here).
@@ -40,6 +41,33 @@ static int kernel_uses_tsc(void) {
 }
 #endif
 
+#if defined(__x86_64__) || defined(__i386__)
+/* A (CLOCK_MONOTONIC ns, TSC) pair read together: the TSC read before and
+ * after the clock_gettime, retried while they are far apart (the thread was
+ * preempted between them), the TSC taken at their middle. */
+static void clock_pair(uint64_t *mono, uint64_t *tsc) {
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 8 && best > 2000; i++) {
+        uint64_t a = yp_clock_tsc(), m = yp_clock_mono_ns(), b = yp_clock_tsc();
+        if (b >= a && b - a < best) {
+            best = b - a;
+            *mono = m;
+            *tsc = a + (b - a) / 2;
+        }
+    }
+}
+
+static uint64_t g_anchor_mono, g_anchor_tsc; /* 0: no anchor */
+#endif
+
+void yp_clock_anchor(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (!g_anchor_mono) clock_pair(&g_anchor_mono, &g_anchor_tsc);
+#endif
+}
+
+#define CALIBRATION_MIN_NS 2000000u
+
 uint32_t yp_clock_pick_wall(double *ns_per_tick) {
     static uint32_t kind = UINT32_MAX;
     static double rate = 1.0;
@@ -49,14 +77,15 @@ uint32_t yp_clock_pick_wall(double *ns_per_tick) {
 #if defined(__x86_64__) || defined(__i386__)
         const char *env = getenv("YPROF_CLOCK");
         if (!(env && !strcmp(env, "monotonic")) && kernel_uses_tsc()) {
-            uint64_t m0 = yp_clock_mono_ns(), t0 = yp_clock_tsc();
+            /* the rate over the time since the anchor: nothing to wait for
+             * unless start() comes within 2 ms of the module's loading */
+            yp_clock_anchor();
             uint64_t m1, t1;
             do {
-                m1 = yp_clock_mono_ns();
-                t1 = yp_clock_tsc();
-            } while (m1 - m0 < 20000000u);
-            if (t1 > t0) {
-                rate = (double)(m1 - m0) / (double)(t1 - t0);
+                clock_pair(&m1, &t1);
+            } while (m1 - g_anchor_mono < CALIBRATION_MIN_NS);
+            if (t1 > g_anchor_tsc) {
+                rate = (double)(m1 - g_anchor_mono) / (double)(t1 - g_anchor_tsc);
                 kind = YP_CLOCK_TSC;
             }
         }

@@ -44,8 +44,12 @@ static inline uint64_t yp_clock_tsc(void) {
 }
 
 /* The wall clock to record with: YP_CLOCK_TSC (rate calibrated once per
- * process, about 20 ms, on first call) or YP_CLOCK_MONOTONIC (1 ns ticks). */
+ * process, on first call: against CLOCK_MONOTONIC since yp_clock_anchor(),
+ * waiting only until 2 ms have passed) or YP_CLOCK_MONOTONIC (1 ns ticks). */
 uint32_t yp_clock_pick_wall(double *ns_per_tick);
+/* Where the TSC's calibration starts (the Python module calls it when it
+ * loads); later calls do nothing. */
+void yp_clock_anchor(void);
 
 /* Ticks of the given yp_clock_kind. */
 static inline uint64_t yp_clock_ticks(uint32_t kind) {
