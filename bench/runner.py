@@ -124,6 +124,10 @@ def setup(config, tmp, extra):
         import yprof_record
         if not yprof_record.serve_control():
             raise SystemExit("the control channel did not open")
+
+        def stop():  # what the run had: a channel, and nothing recording
+            extra["channel"] = os.path.exists(yprof_record.control_path())
+            extra["recording"] = yprof_record.is_running() or yprof_record.status()["events_written"] > 0
     elif config != "none":
         raise SystemExit("unknown config " + config)
     return start, stop

@@ -22,6 +22,7 @@ into the application: a channel that cannot open says why in one line and
 the program runs on without it.
 """
 
+import atexit
 import os
 import selectors
 import socket
@@ -233,13 +234,14 @@ class Channel:
 
     # -- closing --
 
-    def close(self, unlink=True):
-        """Stop serving; unlink: remove the socket (this process's, at exit)."""
+    def close(self):
+        """Stop serving; in the process that opened it, remove the socket
+        and wake the loop (a forked child's copy just lets go: _after_fork_child)."""
         self.closed = True
         s, self.sock = self.sock, None
         if s is None:
             return
-        if unlink and self.pid == os.getpid():
+        if self.pid == os.getpid():
             try:
                 os.unlink(self.path)
             except OSError:
@@ -449,7 +451,7 @@ def close():
     with _lock:
         ch, _channel = _channel, None
     if ch is not None:
-        ch.close(unlink=ch.pid == os.getpid())
+        ch.close()
 
 
 def _after_fork_child():
@@ -471,9 +473,7 @@ def _after_fork_child():
     ch.sock = ch.sel = None
     try:
         serve()
-    except Refused as e:
-        say("control channel not opened: %s" % e)
-    except Exception as e:
+    except Exception as e:  # Refused, or anything else: said, never raised in the child
         say("control channel not opened: %s" % e)
 
 
@@ -485,11 +485,5 @@ def say(msg):
         pass
 
 
-def enabled_by_env():
-    return os.environ.get("YPROF_CONTROL", "").strip() not in ("", "0")
-
-
 os.register_at_fork(after_in_child=_after_fork_child)
-import atexit  # noqa: E402
-
 atexit.register(close)

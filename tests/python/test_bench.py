@@ -2,6 +2,7 @@
 workload each. Their figures are timings, so only their consistency is
 checked here (a ratio and the share it implies, a sum and its parts), never
 a speed."""
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,13 @@ def test_table_counts_every_event_and_its_ratios_agree(hookdir):
         assert cells["yprof÷floor"] == "n/a", out
     # about one byte per event (delta coding + zstd): not 16, not 0
     assert 0.1 < float(cells["bytes/event"]) < 4, out
+
+
+def test_control_idle_runs_with_a_channel_open_and_nothing_recorded(tmp_path):
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))  # tmp_path is 0700: the channel's directory goes in it
+    p = subprocess.run([sys.executable, os.path.join(BENCH, "runner.py"), "control-idle", "fib"], capture_output=True,
+                       text=True, timeout=600, env=env)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.splitlines()[-1])
+    assert out["channel"] is True and out["recording"] is False and out["t"] > 0
+    assert os.listdir(str(tmp_path / "yprof")) == []  # removed at exit
