@@ -8,6 +8,8 @@
 
 yp_hook_state yp_hook = {
     .extra_idx = -1,
+    .sym_idx = -1,
+    .filter_idx = -1,
     .kind = YP_HOOK_SETPROFILE,
     .builtins = 1,
     .clock = YP_CLOCK_MONOTONIC,
@@ -90,15 +92,23 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
 
 int yp_hook_kind(void) { return H.kind; }
 
+int yp_hook_take_disabled(void) {
+    int d = H.disabled;
+    H.disabled = 0;
+    return d;
+}
+
 int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind, int open_frames) {
     if (H.running) return 0;
-    if (H.extra_idx < 0) {
-        H.extra_idx = YP_REQUEST_EXTRA(NULL);
-        if (H.extra_idx < 0) {
+    if (H.sym_idx < 0) {
+        H.sym_idx = YP_REQUEST_EXTRA(NULL);
+        if (H.sym_idx < 0) {
             PyErr_Clear();
             return -1;
         }
     }
+    H.filtering = H.filter_idx >= 0;
+    H.extra_idx = H.filtering ? H.filter_idx : H.sym_idx;
     H.clock = clock_kind;
     if (clock_kind == YP_CLOCK_THREAD_CPU) {
         H.wall = yp_clock_pick_wall(&H.wall_ns);

@@ -19,9 +19,11 @@
 
 #if PY_VERSION_HEX >= 0x030C0000
 #define YP_SET_EXTRA PyUnstable_Code_SetExtra
+#define YP_GET_EXTRA PyUnstable_Code_GetExtra
 #define YP_REQUEST_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
 #else
 #define YP_SET_EXTRA _PyCode_SetExtra
+#define YP_GET_EXTRA _PyCode_GetExtra
 #define YP_REQUEST_EXTRA _PyEval_RequestCodeExtraIndex
 #endif
 
@@ -30,23 +32,41 @@
 #define YP_HIDDEN __attribute__((visibility("hidden")))
 #define YP_HOT static inline __attribute__((always_inline))
 
+/* An include / exclude filter (yp_filter.c). */
+typedef struct yp_pattern {
+    char *text;      /* a module name, or a file path glob */
+    size_t len;      /* strlen(text) */
+    uint8_t exclude; /* an exclude pattern (else include) */
+    uint8_t glob;    /* a file path glob (else a module name) */
+} yp_pattern;
+typedef struct yp_filter {
+    yp_pattern *pat;
+    int n, n_include;
+} yp_filter;
+
 /* The hook's state: one per process, written with the GIL held by start(),
  * stop() and the slow paths (yp_hook.c), read by every event. */
 typedef struct yp_hook_state {
-    Py_ssize_t extra_idx;             /* the code objects' extra slot holding our id; -1: none yet */
-    int running;                      /* recording (start() .. stop()) */
-    int kind;                         /* YP_HOOK_*: where events come from */
-    int builtins;                     /* C functions recorded */
-    uint32_t clock;                   /* yp_clock_kind of the recorded timestamps */
-    uint32_t wall;                    /* the wall clock every event reads (TSC or monotonic) */
-    double wall_ns;                   /* ns per wall tick */
-    uint64_t sync_ticks;              /* CPU clock: a gap longer than this reads the kernel's */
-    Py_tracefunc profile_fn;          /* the setprofile hook in use */
-    yp_map cfuncs;                    /* PyMethodDef* -> id (0: not recorded) */
+    Py_ssize_t extra_idx;    /* the code extra slot the events read: sym_idx, or filter_idx while filtering */
+    Py_ssize_t sym_idx;      /* the slot holding each code's symbol id (IGNORED_ID: ours); -1: none yet */
+    Py_ssize_t filter_idx;   /* the slot of the filter in force (id or IGNORED_ID); -1: no filter */
+    yp_filter filter;        /* its patterns (none: everything recorded) */
+    int filtering;           /* recording under a filter (extra_idx == filter_idx) */
+    int disabled;            /* sys.monitoring.DISABLE returned since the last restart */
+    int running;             /* recording (start() .. stop()) */
+    int kind;                /* YP_HOOK_*: where events come from */
+    int builtins;            /* C functions recorded */
+    uint32_t clock;          /* yp_clock_kind of the recorded timestamps */
+    uint32_t wall;           /* the wall clock every event reads (TSC or monotonic) */
+    double wall_ns;          /* ns per wall tick */
+    uint64_t sync_ticks;     /* CPU clock: a gap longer than this reads the kernel's */
+    Py_tracefunc profile_fn; /* the setprofile hook in use */
+    yp_map cfuncs;           /* PyMethodDef* -> id (0: not recorded) */
     YP_ATOMIC(uint64_t) cfuncs_bytes; /* its size, for the flusher (yp_hook_bytes) */
     char ignore_prefix[1024];         /* code under this path is not recorded (yprof_record's) */
     size_t ignore_len;
     PyObject *missing; /* sys.monitoring.MISSING (3.12+) */
+    PyObject *disable; /* sys.monitoring.DISABLE (3.12+) */
 } yp_hook_state;
 extern yp_hook_state yp_hook YP_HIDDEN;
 #define H yp_hook
@@ -152,6 +172,10 @@ static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame, PyObje
     uint32_t id = code_id_fast(co);
     return __builtin_expect(id != 0, 1) ? id : yp_code_id_slow(frame, co, globals_hint);
 }
+
+/* The filter in force: 1 when code of `module` in `filename` is recorded
+ * (yp_filter.c). */
+int yp_filter_admits(const char *module, const char *filename) YP_HIDDEN;
 
 /* An id that needs the slow path (0: none yet) or is not recorded, in one
  * compare. */

@@ -7,15 +7,36 @@
  * callbacks get the code object directly: no frame object is made. They are
  * registered from yprof_record/__init__.py under their own tool id; while
  * not recording the callback objects (yp_moncb.c) call an empty function.
+ *
+ * Under an include / exclude filter, code left out returns
+ * sys.monitoring.DISABLE from its local events (PY_START, PY_RESUME,
+ * PY_RETURN, PY_YIELD and CALL, which CPython then stops sending from that
+ * place) the first time, so it costs nothing afterwards. PY_THROW,
+ * PY_UNWIND, C_RETURN and C_RAISE cannot be disabled (CPython would raise
+ * and drop the callback): their callbacks never return it. The places stay
+ * disabled until sys.monitoring.restart_events(), which yprof_record calls
+ * at stop() (yp_hook_take_disabled).
  */
 #include "yp_hook_int.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
 
-__attribute__((noinline)) static PyObject *mon_code_slow(PyCodeObject *co, uint8_t kind, uint64_t wall) {
+/* The answer to an event of code that is not recorded: DISABLE for a local
+ * event under a filter (this place sends no more events), else None. */
+static inline PyObject *mon_ignored(int local) {
+    if (local && H.filtering && H.disable) {
+        H.disabled = 1;
+        return Py_NewRef(H.disable);
+    }
+    Py_RETURN_NONE;
+}
+
+__attribute__((noinline)) static PyObject *mon_code_slow(PyCodeObject *co, uint8_t kind, uint64_t wall,
+                                                         int local) {
     yp_ring *r = get_ring(wall);
     uint32_t id = r ? code_id_of(co, NULL, NULL) : 0;
-    if (id != 0 && id != IGNORED_ID) record(r, wall, ev_ts(wall), id, kind, 0);
+    if (id == IGNORED_ID) return mon_ignored(local);
+    if (id != 0) record(r, wall, ev_ts(wall), id, kind, 0);
     Py_RETURN_NONE;
 }
 
@@ -25,16 +46,17 @@ __attribute__((noinline)) static PyObject *mon_push_slow(yp_ring *r, uint64_t wa
     Py_RETURN_NONE;
 }
 
-/* A Python function event (args[0]: its code object), as kind. */
-YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc) {
+/* A Python function event (args[0]: its code object), as kind; local: the
+ * event can be disabled. */
+YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc, int local) {
     if (PyVectorcall_NARGS(nargsf) < 1 || !PyCode_Check(args[0])) Py_RETURN_NONE;
     uint64_t wall = now_wall(tsc);
     PyCodeObject *co = (PyCodeObject *)args[0];
     yp_ring *r = yp_tls_ring;
     uint32_t id = code_id_fast(co);
     if (__builtin_expect(!r || id_unusual(id), 0)) {
-        if (id == IGNORED_ID) Py_RETURN_NONE;
-        return mon_code_slow(co, kind, wall);
+        if (id == IGNORED_ID) return mon_ignored(local);
+        return mon_code_slow(co, kind, wall, local);
     }
     uint64_t ts = now_ts(wall, tsc);
     if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) Py_RETURN_NONE;
@@ -54,9 +76,10 @@ static inline const void *c_key(PyObject *callable, PyObject *self_arg) {
 }
 
 __attribute__((noinline)) static PyObject *mon_c_slow(PyObject *caller, PyObject *callable, uint8_t kind,
-                                                      uint64_t wall) {
+                                                      uint64_t wall, int local) {
     yp_ring *r = get_ring(wall);
-    if (!r || !PyCode_Check(caller) || caller_ignored((PyCodeObject *)caller, NULL)) Py_RETURN_NONE;
+    if (!r || !PyCode_Check(caller)) Py_RETURN_NONE;
+    if (caller_ignored((PyCodeObject *)caller, NULL)) return mon_ignored(local);
     uint32_t id;
     if (Py_TYPE(callable) == &PyMethodDescr_Type) {
         PyMethodDescrObject *d = (PyMethodDescrObject *)callable;
@@ -68,19 +91,32 @@ __attribute__((noinline)) static PyObject *mon_c_slow(PyObject *caller, PyObject
     Py_RETURN_NONE;
 }
 
-/* A C function event (args[2]: the callable, args[3]: its self or MISSING), as kind. */
-YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc) {
+/* A call of code left out by a filter: no more CALL events from there,
+ * whatever it calls. */
+static PyObject *mon_call_ignored(PyObject *caller) {
+    if (PyCode_Check(caller) && code_id_fast((PyCodeObject *)caller) == IGNORED_ID) return mon_ignored(1);
+    Py_RETURN_NONE;
+}
+
+/* A C function event (args[2]: the callable, args[3]: its self or MISSING),
+ * as kind; local: a CALL event (it can be disabled). */
+YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc, int local) {
     if (PyVectorcall_NARGS(nargsf) < 4) Py_RETURN_NONE;
     const void *key = c_key(args[2], args[3]);
-    if (!key) Py_RETURN_NONE;
+    if (!key) {
+        if (local && H.filtering) return mon_call_ignored(args[0]);
+        Py_RETURN_NONE;
+    }
     uint64_t wall = now_wall(tsc);
     yp_ring *r = yp_tls_ring;
     uint32_t id;
     if (__builtin_expect(!r || !yp_map_get_ptr(&H.cfuncs, key, &id), 0))
-        return mon_c_slow(args[0], args[2], kind, wall);
+        return mon_c_slow(args[0], args[2], kind, wall, local);
     /* not recorded: yprof_record's own, or called by yprof_record's code */
     if (id == 0 || !PyCode_Check(args[0])) Py_RETURN_NONE;
-    if (__builtin_expect(id_unusual(code_id_fast((PyCodeObject *)args[0])), 0)) {
+    uint32_t caller = code_id_fast((PyCodeObject *)args[0]);
+    if (__builtin_expect(id_unusual(caller), 0)) {
+        if (caller == IGNORED_ID) return mon_ignored(local);
         yp_c_event_unusual_caller(r, wall, (PyCodeObject *)args[0], NULL, id, kind);
         Py_RETURN_NONE;
     }
@@ -95,26 +131,33 @@ YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind,
         (void)kwnames;                                                                             \
         return body;                                                                               \
     }
-YP_MON_CB(mon_start_tsc, mon_code_event(args, nargsf, YP_EV_CALL, 1))
-YP_MON_CB(mon_return_tsc, mon_code_event(args, nargsf, YP_EV_RETURN, 1))
-YP_MON_CB(mon_unwind_tsc, mon_code_event(args, nargsf, YP_EV_UNWIND, 1))
-YP_MON_CB(mon_ccall_tsc, mon_c_event(args, nargsf, YP_EV_C_CALL, 1))
-YP_MON_CB(mon_creturn_tsc, mon_c_event(args, nargsf, YP_EV_C_RETURN, 1))
-YP_MON_CB(mon_start_any, mon_code_event(args, nargsf, YP_EV_CALL, 0))
-YP_MON_CB(mon_return_any, mon_code_event(args, nargsf, YP_EV_RETURN, 0))
-YP_MON_CB(mon_unwind_any, mon_code_event(args, nargsf, YP_EV_UNWIND, 0))
-YP_MON_CB(mon_ccall_any, mon_c_event(args, nargsf, YP_EV_C_CALL, 0))
-YP_MON_CB(mon_creturn_any, mon_c_event(args, nargsf, YP_EV_C_RETURN, 0))
+YP_MON_CB(mon_start_tsc, mon_code_event(args, nargsf, YP_EV_CALL, 1, 1))
+YP_MON_CB(mon_throw_tsc, mon_code_event(args, nargsf, YP_EV_CALL, 1, 0))
+YP_MON_CB(mon_return_tsc, mon_code_event(args, nargsf, YP_EV_RETURN, 1, 1))
+YP_MON_CB(mon_unwind_tsc, mon_code_event(args, nargsf, YP_EV_UNWIND, 1, 0))
+YP_MON_CB(mon_ccall_tsc, mon_c_event(args, nargsf, YP_EV_C_CALL, 1, 1))
+YP_MON_CB(mon_creturn_tsc, mon_c_event(args, nargsf, YP_EV_C_RETURN, 1, 0))
+YP_MON_CB(mon_start_any, mon_code_event(args, nargsf, YP_EV_CALL, 0, 1))
+YP_MON_CB(mon_throw_any, mon_code_event(args, nargsf, YP_EV_CALL, 0, 0))
+YP_MON_CB(mon_return_any, mon_code_event(args, nargsf, YP_EV_RETURN, 0, 1))
+YP_MON_CB(mon_unwind_any, mon_code_event(args, nargsf, YP_EV_UNWIND, 0, 0))
+YP_MON_CB(mon_ccall_any, mon_c_event(args, nargsf, YP_EV_C_CALL, 0, 1))
+YP_MON_CB(mon_creturn_any, mon_c_event(args, nargsf, YP_EV_C_RETURN, 0, 0))
 
-static const vectorcallfunc g_mon_tsc[YP_MON_N] = {mon_start_tsc, mon_return_tsc, mon_unwind_tsc,
-                                                   mon_ccall_tsc, mon_creturn_tsc};
-static const vectorcallfunc g_mon_any[YP_MON_N] = {mon_start_any, mon_return_any, mon_unwind_any,
-                                                   mon_ccall_any, mon_creturn_any};
-static const vectorcallfunc g_mon_off[YP_MON_N] = {NULL, NULL, NULL, NULL, NULL};
+static const vectorcallfunc g_mon_tsc[YP_MON_N] = {mon_start_tsc,  mon_throw_tsc, mon_return_tsc,
+                                                   mon_unwind_tsc, mon_ccall_tsc, mon_creturn_tsc};
+static const vectorcallfunc g_mon_any[YP_MON_N] = {mon_start_any,  mon_throw_any, mon_return_any,
+                                                   mon_unwind_any, mon_ccall_any, mon_creturn_any};
+static const vectorcallfunc g_mon_off[YP_MON_N] = {NULL};
 
 void yp_hook_set_missing(PyObject *missing) {
     Py_XINCREF(missing);
     Py_XSETREF(H.missing, missing);
+}
+
+void yp_hook_set_disable(PyObject *disable) {
+    Py_XINCREF(disable);
+    Py_XSETREF(H.disable, disable);
 }
 
 void yp_mon_select(int on, int tsc, int builtins) {
@@ -128,6 +171,7 @@ void yp_mon_select(int on, int tsc, int builtins) {
 #else
 
 void yp_hook_set_missing(PyObject *missing) { (void)missing; }
+void yp_hook_set_disable(PyObject *disable) { (void)disable; }
 
 void yp_mon_select(int on, int tsc, int builtins) {
     (void)on;

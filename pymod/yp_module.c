@@ -591,6 +591,28 @@ static PyObject *py_set_missing(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_set_disable(PyObject *self, PyObject *arg) {
+    (void)self;
+    yp_hook_set_disable(arg);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_take_disabled(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(yp_hook_take_disabled());
+}
+
+static PyObject *py_set_filter(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *im, *ig, *em, *eg;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!", &PyTuple_Type, &im, &PyTuple_Type, &ig, &PyTuple_Type, &em,
+                          &PyTuple_Type, &eg))
+        return NULL;
+    if (yp_filter_set(im, ig, em, eg) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_build_info(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -600,6 +622,10 @@ static PyObject *py_build_info(PyObject *self, PyObject *unused) {
 static PyMethodDef methods[] = {
     {"_build_info", py_build_info, METH_NOARGS, "how the module was built"},
     {"_set_missing", py_set_missing, METH_O, "monitoring: sys.monitoring.MISSING"},
+    {"_set_disable", py_set_disable, METH_O, "monitoring: sys.monitoring.DISABLE"},
+    {"_take_disabled", py_take_disabled, METH_NOARGS, "monitoring: was DISABLE returned since the last call"},
+    {"_set_filter", py_set_filter, METH_VARARGS,
+     "the next recordings' filter: (include modules, include globs, exclude modules, exclude globs)"},
     {"_start", py_start, METH_VARARGS,
      "start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp, hook_kind)"},
     {"_stop", py_stop, METH_NOARGS, "stop recording; the trace gets a footer"},

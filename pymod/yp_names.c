@@ -134,45 +134,82 @@ static PyObject *guess_qualname(PyFrameObject *frame, PyCodeObject *co) {
 }
 #endif
 
-/* frame may be NULL (sys.monitoring callbacks, the frame evaluator): the
- * module then comes from `globals` when given (borrowed), else from the
- * current frame's globals, which at a start or return event are the
- * function's own. */
+/* The code's module name: __name__ of its globals (a new reference, or
+ * NULL). frame may be NULL (sys.monitoring callbacks, the frame evaluator):
+ * the globals are then `globals_hint` when given (borrowed), else the
+ * current frame's, which at a start or return event are the function's own. */
+static PyObject *code_module(PyFrameObject *frame, PyObject *globals_hint) {
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *globals = frame ? PyFrame_GetGlobals(frame) : globals_hint ? globals_hint : PyEval_GetGlobals();
+    if (!frame) Py_XINCREF(globals);
+#else
+    PyObject *globals = frame ? frame->f_globals : globals_hint ? globals_hint : PyEval_GetGlobals();
+    Py_XINCREF(globals);
+#endif
+    PyObject *mod = globals && PyDict_Check(globals) ? PyDict_GetItemString(globals, "__name__") : NULL;
+    Py_XINCREF(mod);
+    Py_XDECREF(globals);
+    return mod;
+}
+
+/* A new symbol for the code: its qualified name, module, file and line. */
+static uint32_t code_symbol(PyFrameObject *frame, PyCodeObject *co, const char *module,
+                            const char *filename) {
+#if PY_VERSION_HEX >= 0x030B0000
+    (void)frame;
+    PyObject *qn = PyObject_GetAttrString((PyObject *)co, "co_qualname");
+#else
+    PyObject *qn = guess_qualname(frame, co);
+    if (!qn) qn = PyObject_GetAttrString((PyObject *)co, "co_name");
+#endif
+    PyObject *line = PyObject_GetAttrString((PyObject *)co, "co_firstlineno");
+    long lineno = line ? PyLong_AsLong(line) : 0;
+    uint32_t id = yp_rec_symbol_add(utf8_or(qn, "?"), module, filename, lineno > 0 ? (uint32_t)lineno : 0, 0);
+    Py_XDECREF(qn);
+    Py_XDECREF(line);
+    return id;
+}
+
+static uint32_t extra_get(PyCodeObject *co, Py_ssize_t idx) {
+    void *p = NULL;
+    if (YP_GET_EXTRA((PyObject *)co, idx, &p) != 0) PyErr_Clear();
+    return (uint32_t)(uintptr_t)p;
+}
+
+static void extra_set(PyCodeObject *co, Py_ssize_t idx, uint32_t id) {
+    if (YP_SET_EXTRA((PyObject *)co, idx, (void *)(uintptr_t)id) != 0) PyErr_Clear();
+}
+
+/* A code object's first sight (under the filter in force). Its symbol id
+ * lives in the symbol slot, made on first need (not for code a filter
+ * leaves out); yprof_record's own code is IGNORED_ID there. Under a filter
+ * the decision (the id or IGNORED_ID) is cached in the filter's slot. */
 uint32_t yp_code_id_slow(PyFrameObject *frame, PyCodeObject *co, PyObject *globals_hint) {
     yp_hook_tls.in_slow++;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    uint32_t id = 0;
-    PyObject *file = PyObject_GetAttrString((PyObject *)co, "co_filename");
-    const char *filename = utf8_or(file, "");
-    if (H.ignore_len && !strncmp(filename, H.ignore_prefix, H.ignore_len)) {
-        id = IGNORED_ID;
-    } else {
-#if PY_VERSION_HEX >= 0x030B0000
-        PyObject *qn = PyObject_GetAttrString((PyObject *)co, "co_qualname");
-        PyObject *globals = frame          ? PyFrame_GetGlobals(frame)
-                            : globals_hint ? globals_hint
-                                           : PyEval_GetGlobals();
-        if (!frame) Py_XINCREF(globals);
-#else
-        PyObject *qn = guess_qualname(frame, co);
-        if (!qn) qn = PyObject_GetAttrString((PyObject *)co, "co_name");
-        PyObject *globals = frame ? frame->f_globals : globals_hint ? globals_hint : PyEval_GetGlobals();
-        Py_XINCREF(globals);
-#endif
-        PyObject *modname =
-            globals && PyDict_Check(globals) ? PyDict_GetItemString(globals, "__name__") : NULL;
-        PyObject *line = PyObject_GetAttrString((PyObject *)co, "co_firstlineno");
-        long lineno = line ? PyLong_AsLong(line) : 0;
-        id = yp_rec_symbol_add(utf8_or(qn, "?"), utf8_or(modname, ""), filename,
-                               lineno > 0 ? (uint32_t)lineno : 0, 0);
-        Py_XDECREF(qn);
-        Py_XDECREF(globals);
-        Py_XDECREF(line);
+    uint32_t sym = H.filtering ? extra_get(co, H.sym_idx) : 0, id = sym;
+    if (sym != IGNORED_ID) {
+        PyObject *file = PyObject_GetAttrString((PyObject *)co, "co_filename");
+        const char *filename = utf8_or(file, "");
+        if (H.ignore_len && !strncmp(filename, H.ignore_prefix, H.ignore_len)) {
+            sym = id = IGNORED_ID;
+            extra_set(co, H.sym_idx, sym);
+        } else {
+            PyObject *mod = code_module(frame, globals_hint);
+            const char *module = utf8_or(mod, "");
+            if (H.filtering && !yp_filter_admits(module, filename)) {
+                id = IGNORED_ID;
+            } else if (!sym) {
+                sym = id = code_symbol(frame, co, module, filename);
+                if (sym) extra_set(co, H.sym_idx, sym);
+            }
+            Py_XDECREF(mod);
+        }
+        Py_XDECREF(file);
     }
-    Py_XDECREF(file);
+    if (H.filtering && id) extra_set(co, H.filter_idx, id);
     PyErr_Clear();
-    if (id && YP_SET_EXTRA((PyObject *)co, H.extra_idx, (void *)(uintptr_t)id) != 0) PyErr_Clear();
     PyErr_Restore(et, ev, tb);
     yp_hook_tls.in_slow--;
     return id;

@@ -49,15 +49,24 @@ int yp_hook_kind(void);
  * not available or while recording. */
 int yp_hook_empty_eval(int on);
 /* The sys.monitoring callback objects (3.12+): yprof_record registers them
- * as _mon_start, _mon_return, _mon_unwind, _mon_ccall, _mon_creturn (and
+ * as _mon_start, _mon_throw, _mon_return, _mon_unwind, _mon_ccall, _mon_creturn (and
  * the calibration's _mon_noop). -1 with an exception set on failure. */
 int yp_moncb_add(PyObject *module);
-enum { YP_MON_START, YP_MON_RETURN, YP_MON_UNWIND, YP_MON_CCALL, YP_MON_CRETURN, YP_MON_N };
+enum { YP_MON_START, YP_MON_THROW, YP_MON_RETURN, YP_MON_UNWIND, YP_MON_CCALL, YP_MON_CRETURN, YP_MON_N };
 #if PY_VERSION_HEX >= 0x030C0000
 /* What each callback object calls, in the order above; NULL: nothing. */
 void yp_moncb_select(const vectorcallfunc fns[YP_MON_N]);
 #endif
 void yp_hook_set_missing(PyObject *missing);
+/* sys.monitoring.DISABLE, returned for code outside the filter (3.12+). */
+void yp_hook_set_disable(PyObject *disable);
+/* 1 when sys.monitoring.DISABLE was returned since the last call (the
+ * caller then restarts the events: a later recording must see them). */
+int yp_hook_take_disabled(void);
+/* The include / exclude filter of the next recordings: four tuples of str
+ * (module names and path globs, included and excluded; all empty: no
+ * filter). Not while recording. -1 with an exception set (yp_filter.c). */
+int yp_filter_set(PyObject *inc_mods, PyObject *inc_globs, PyObject *exc_mods, PyObject *exc_globs);
 void yp_hook_stop(void);
 /* For threading.setprofile: install the hook in the calling thread. */
 void yp_hook_bootstrap_thread(void);

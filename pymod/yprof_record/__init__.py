@@ -20,7 +20,7 @@ import sys
 import threading
 import warnings
 
-from . import _yprof
+from . import _filter, _yprof
 from .stats import FunctionStats, Stats, ThreadStats
 
 __all__ = [
@@ -70,8 +70,10 @@ def _monitoring_on(builtins):
     else:
         return False
     E = mon.events
+    # PY_THROW apart from PY_START: code left out by a filter answers its
+    # local events with DISABLE, which PY_THROW (not local) must never get
     table = [(E.PY_START, _yprof._mon_start), (E.PY_RESUME, _yprof._mon_start),
-             (E.PY_THROW, _yprof._mon_start), (E.PY_RETURN, _yprof._mon_return),
+             (E.PY_THROW, _yprof._mon_throw), (E.PY_RETURN, _yprof._mon_return),
              (E.PY_YIELD, _yprof._mon_return), (E.PY_UNWIND, _yprof._mon_unwind)]
     if builtins:
         table += [(E.CALL, _yprof._mon_ccall), (E.C_RETURN, _yprof._mon_creturn),
@@ -91,6 +93,10 @@ def _monitoring_off():
     mon = sys.monitoring
     try:
         mon.set_events(_tool, 0)
+        # places of code a filter left out were disabled (for every later
+        # user of the tool id too): a later recording must see them
+        if _yprof._take_disabled():
+            mon.restart_events()
         for name in ("PY_START", "PY_RESUME", "PY_THROW", "PY_RETURN", "PY_YIELD", "PY_UNWIND",
                      "CALL", "C_RETURN", "C_RAISE"):
             mon.register_callback(_tool, getattr(mon.events, name), None)
@@ -102,6 +108,7 @@ def _monitoring_off():
 
 if _MONITORING:
     _yprof._set_missing(sys.monitoring.MISSING)
+    _yprof._set_disable(sys.monitoring.DISABLE)
 
 
 def _thread_hook(frame, event, arg):
@@ -174,7 +181,7 @@ def _env_wait_ms():
         return 0
 
 
-def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
+def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude=None, _ring_bits=0,
           _flush_ms=0, _wait_ms=0, _open_frames=True):
     """Start recording every thread (running ones and those started later).
 
@@ -182,6 +189,11 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
     same trace as a new interval; a different path finishes the current
     trace and starts a new one. clock: "wall" or "cpu" (per-thread CPU
     time). builtins: also record C functions (len, list.append, ...).
+    include, exclude: a pattern or a list of them (module names, or file
+    path globs): only code that an include pattern matches (any code when
+    there is none) and no exclude pattern matches is recorded; the time of
+    code left out counts as its nearest recorded caller's own, and the C
+    functions it calls are left out too (docs/api.md).
     Calling it while running does nothing. Returns True if it started.
     (_open_frames=False: the frames running now are not recorded, the
     command line's own.)"""
@@ -194,11 +206,16 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
         raise ValueError("clock must be 'wall' or 'cpu', not %r" % (clock,))
     if not isinstance(builtins, (bool, int)):
         raise TypeError("builtins must be a bool")
+    include = _filter.patterns(include, "include")
+    exclude = _filter.patterns(exclude, "exclude")
     path = os.path.abspath(path)
     _wait_ms = _wait_ms or _env_wait_ms()
     with _lock:
         if _yprof._is_running():
             return False
+        inc_mods, inc_globs = _filter.split(include)
+        exc_mods, exc_globs = _filter.split(exclude)
+        _yprof._set_filter(inc_mods, inc_globs, exc_mods, exc_globs)  # ValueError: too many filters
         cmdline = " ".join([sys.executable] + list(sys.argv))
         from . import _calibrate
         # sys.monitoring when its tool id is free, else the setprofile hook.
@@ -220,7 +237,8 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, _ring_bits=0,
         if kind == _HOOK_SETPROFILE:
             _set_thread_hook(thread_profile)
         _thread_names()
-        _options.update(path=path, clock=clock, builtins=bool(builtins))
+        _options.update(path=path, clock=clock, builtins=bool(builtins),
+                        include=inc_mods + inc_globs, exclude=exc_mods + exc_globs)
         try:
             started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline, _ring_bits, _flush_ms,
                                     _wait_ms, per_event, share, kind, bool(_open_frames))
@@ -298,6 +316,8 @@ def status():
     events, ..."""
     st = _yprof._status()
     st["hook"] = _HOOK_NAMES.get(_yprof._hook_kind(), "?")
+    st["include"] = list(_options.get("include", ()))
+    st["exclude"] = list(_options.get("exclude", ()))
     return st
 
 
@@ -309,12 +329,16 @@ class profile:
         def main(): ...
     """
 
-    def __init__(self, path="yprof.yp", *, clock="wall", builtins=True):
+    def __init__(self, path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude=None):
         self.path, self.clock, self.builtins = path, clock, builtins
+        self.include, self.exclude = include, exclude
         self._started = False
 
+    def _options(self):
+        return dict(clock=self.clock, builtins=self.builtins, include=self.include, exclude=self.exclude)
+
     def __enter__(self):
-        self._started = start(self.path, clock=self.clock, builtins=self.builtins)
+        self._started = start(self.path, **self._options())
         return self
 
     def __exit__(self, *exc):
@@ -327,7 +351,7 @@ class profile:
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with profile(self.path, clock=self.clock, builtins=self.builtins):
+            with profile(self.path, **self._options()):
                 return func(*args, **kwargs)
 
         return wrapper
@@ -385,7 +409,8 @@ def _after_fork_child():
         stem, ext = os.path.splitext(_options["path"])
         try:
             start("%s.%d%s" % (stem, os.getpid(), ext or ".yp"),
-                  clock=_options["clock"], builtins=_options["builtins"])
+                  clock=_options["clock"], builtins=_options["builtins"],
+                  include=_options["include"], exclude=_options["exclude"])
         except Exception:
             pass  # the child runs on unprofiled rather than fail
 

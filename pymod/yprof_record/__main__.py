@@ -1,4 +1,4 @@
-"""python -m yprof_record [-o trace.yp] [--clock cpu] [--no-builtins] script.py [args]
+"""python -m yprof_record [-o trace.yp] [--clock cpu] [--no-builtins] [--include P] [--exclude P] script.py [args]
 python -m yprof_record [options] -m module [args]
 python -m yprof_record --control [--idle] [options] (script.py | -m module) [args]
 
@@ -12,10 +12,11 @@ import runpy
 import sys
 
 import yprof_record
+from yprof_record import _filter
 
 # options that take a value: the split between ours and the target's must
 # skip it (python -m yprof_record -o -m.yp script.py is a trace named -m.yp)
-_VALUED = {"-o", "--output", "--clock", "--top", "--sort"}
+_VALUED = {"-o", "--output", "--clock", "--top", "--sort", "--include", "--exclude"}
 
 
 def build_parser(prog="python -m yprof_record", report=False):
@@ -26,6 +27,11 @@ def build_parser(prog="python -m yprof_record", report=False):
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall (monotonic, default) or cpu (per-thread CPU time)")
     p.add_argument("--no-builtins", action="store_true", help="do not record C functions")
+    p.add_argument("--include", action="append", metavar="PATTERN",
+                   help="record only code of these modules (and their submodules) or files (path globs); "
+                        "repeat it or separate patterns with commas; the script itself is __main__")
+    p.add_argument("--exclude", action="append", metavar="PATTERN",
+                   help="do not record code of these modules or files (as --include)")
     p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
     p.add_argument("--control", action="store_true",
                    help="open the control channel, so yprof ctl / yprof top can start, stop and read it")
@@ -74,6 +80,9 @@ def parse(argv, prog="python -m yprof_record", report=False):
         p.error("no script to run")
     if opts.idle and not opts.control:
         p.error("--idle needs --control (nothing could start the recording)")
+    opts.include, opts.exclude = _filter.from_cli(opts.include), _filter.from_cli(opts.exclude)
+    if opts.idle and (opts.include or opts.exclude):
+        p.error("--include and --exclude with --idle: give them to yprof ctl PID start")
     opts.target, opts.args, opts.is_module = target, args, is_module
     opts.started = False  # set by run() once recording has started
     return opts
@@ -144,7 +153,8 @@ def run(opts):
     try:
         # the frames running now are this tool's, not the program's
         if not opts.idle:
-            yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins, _open_frames=False)
+            yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins,
+                               include=opts.include, exclude=opts.exclude, _open_frames=False)
     except OSError as e:
         return fail("cannot write %s: %s" % (opts.output, e.strerror or e), 1)
     opts.started = True

@@ -25,6 +25,10 @@ def _arg(args, name, kinds, default=None, check=None):
     return v
 
 
+def _all_str(v):
+    return all(isinstance(x, str) for x in v)
+
+
 def _status(ch, args):
     st = yp.status()
     return {
@@ -32,6 +36,7 @@ def _status(ch, args):
         "version": yp.__version__, "running": st["running"], "path": st["path"], "hook": st["hook"],
         "events": st["events_written"], "dropped": st["dropped_events"], "threads": st["threads"],
         "functions": st["functions"], "error": st["error_text"], "pollution": yp.pollution(),
+        "include": st["include"], "exclude": st["exclude"],
         "channel": {"path": ch.path, "served": ch.served, "rejected": ch.rejected, "faults": ch.faults},
     }
 
@@ -42,13 +47,17 @@ def _start(ch, args):
         raise CommandError("path: an absolute path is needed")
     clock = _arg(args, "clock", str, "wall", lambda v: v in ("wall", "cpu"))
     builtins = _arg(args, "builtins", bool, True)
+    include = _arg(args, "include", list, [], _all_str)
+    exclude = _arg(args, "exclude", list, [], _all_str)
     if yp.is_running():
         raise CommandError("already recording to %s" % yp.status()["path"])
     try:
-        if not yp.start(path, clock=clock, builtins=builtins):
+        if not yp.start(path, clock=clock, builtins=builtins, include=include, exclude=exclude):
             raise CommandError("already recording to %s" % yp.status()["path"])
     except OSError as e:
         raise CommandError("cannot write %s: %s" % (path, e.strerror or e))
+    except (TypeError, ValueError) as e:  # a bad pattern, too many different filters
+        raise CommandError(str(e))
     return _status(ch, args)
 
 

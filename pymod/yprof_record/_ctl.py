@@ -11,9 +11,11 @@ import sys
 import time
 
 from . import _control as C
+from . import _filter
 
 CTL_USAGE = """\
 usage: yprof ctl PID start [-o PATH] [--clock wall|cpu] [--no-builtins]
+                           [--include PATTERN] [--exclude PATTERN]
        yprof ctl PID stop | status | clear
        yprof ctl PID stats [--top N] [--sort KEY] [--thread T] [--json]
        yprof ctl PID save DB
@@ -22,7 +24,9 @@ Controls the profiler of running process PID through its control channel
 (the process was started with YPROF_CONTROL=1, python -m yprof_record
 --control, or called yprof_record.serve_control()).
 
-  start    record to PATH (default yprof.PID.yp here) until stop
+  start    record to PATH (default yprof.PID.yp here) until stop; only the
+           modules or files (path globs) --include names, none --exclude
+           names (repeat them, or separate patterns with commas)
   stop     stop recording; the trace is complete
   status   the recorder's state, as JSON
   stats    the live statistics (every interval since the last clear)
@@ -144,6 +148,8 @@ def ctl_parser():
     p.add_argument("-o", "--output")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     p.add_argument("--no-builtins", action="store_true")
+    p.add_argument("--include", action="append")
+    p.add_argument("--exclude", action="append")
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--sort", choices=("total", "self", "ncalls", "avg"), default="total")
     p.add_argument("--thread")
@@ -152,7 +158,7 @@ def ctl_parser():
     return p
 
 
-_ALLOWED = {"start": {"output", "clock", "no_builtins"}, "stats": {"top", "sort", "thread", "json"},
+_ALLOWED = {"start": {"output", "clock", "no_builtins", "include", "exclude"}, "stats": {"top", "sort", "thread", "json"},
             "stop": set(), "status": set(), "clear": set(), "save": set()}
 
 
@@ -192,11 +198,18 @@ def ctl_main(argv):
         return 1
 
 
+def _patterns(values):
+    """--include/--exclude's patterns, path globs made absolute here (as -o)."""
+    mods, globs = _filter.split(_filter.from_cli(values))
+    return list(mods + globs)
+
+
 def _ctl(pid, cmd, opts):
     out = sys.stdout
     if cmd == "start":
         path = os.path.abspath(opts.output or "yprof.%d.yp" % pid)
-        st = request(pid, "start", path=path, clock=opts.clock, builtins=not opts.no_builtins)
+        st = request(pid, "start", path=path, clock=opts.clock, builtins=not opts.no_builtins,
+                     include=_patterns(opts.include), exclude=_patterns(opts.exclude))
         out.write("process %d: recording to %s (hook %s, clock %s)\n" % (pid, st["path"], st["hook"], opts.clock))
     elif cmd == "stop":
         st = request(pid, "stop")

@@ -32,6 +32,10 @@ def parser():
     p.add_argument("--json", action="store_true", help="each refresh as one JSON line")
     p.add_argument("-o", "--output", help="the trace of the recording top starts (default: a temporary "
                    "file beside the channel, removed on quitting)")
+    p.add_argument("--include", action="append", metavar="PATTERN",
+                   help="the recording top starts: only these modules or files (as yprof ctl start)")
+    p.add_argument("--exclude", action="append", metavar="PATTERN",
+                   help="the recording top starts: not these modules or files")
     return p
 
 
@@ -137,7 +141,8 @@ def _top(pid, opts):
         path = opts.output
         if not path:
             temp = path = os.path.join(os.path.dirname(_ctl._target(pid)), "top.%d.yp" % pid)
-        _ctl.request(pid, "start", path=os.path.abspath(path))
+        _ctl.request(pid, "start", path=os.path.abspath(path), include=_ctl._patterns(opts.include),
+                     exclude=_ctl._patterns(opts.exclude))
         started = True
     keys = _Keys(not opts.once and not opts.json)
     sort = opts.sort

@@ -27,6 +27,10 @@ run's options (before the script):
   -o, --output PATH   trace file to write (default yprof.yp)
   --clock wall|cpu    wall (monotonic, default) or per-thread CPU time
   --no-builtins       do not record C functions
+  --include PATTERN   record only these modules (and submodules) or files
+                      (path globs); repeat, or separate with commas; the
+                      script itself is __main__
+  --exclude PATTERN   do not record these modules or files
   -m module           run a library module as a script
   --top N             report: rows to show (default 20)
   --sort KEY          report: total (default), self, ncalls or avg

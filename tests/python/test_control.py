@@ -742,3 +742,28 @@ def test_thirty_hostile_requests_leave_the_program_and_the_channel_unharmed(tmp_
         out, err = proc.communicate("\n", timeout=120)
     assert proc.returncode == 0 and err == ""
     assert out.split() == [str(40 * 2584), "1"]  # its result, and its threads: the channel is not one
+
+
+def test_ctl_start_with_include_records_only_the_programs_own_module(tmp_path, rt):
+    # the server's own functions (do_GET, work, its genexpr) with exact
+    # counts; nothing of http.server or socketserver, which do the rest
+    env = env_for(rt)
+    proc, port = start_server(tmp_path, rt, env)
+    try:
+        wait_channel(rt, proc.pid, env, proc)
+        ok(ctl(env, "ctl", proc.pid, "start", "-o", tmp_path / "inc.yp", "--include", "__main__",
+               "--exclude", "*/http/*"))
+        st = json.loads(ok(ctl(env, "ctl", proc.pid, "status")))
+        assert st["include"] == ["__main__"] and st["exclude"] == ["*/http/*"]
+        load(port, 12)
+        stats = json.loads(ok(ctl(env, "ctl", proc.pid, "stats", "--json")))
+        mods = {f["module"] for f in stats["functions"] if not f["builtin"] and f["ncalls"]}
+        assert mods == {"__main__"}, mods
+        assert fn_calls(stats, "Handler.do_GET") == 12
+        assert fn_calls(stats, "work") == 12
+        ok(ctl(env, "ctl", proc.pid, "stop"))
+        p = ctl(env, "ctl", proc.pid, "start", "--include", "")
+        assert p.returncode == 0  # an empty pattern list: no filter
+        ok(ctl(env, "ctl", proc.pid, "stop"))
+    finally:
+        stop_proc(proc)
