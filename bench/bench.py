@@ -10,7 +10,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from workloads import WORKLOADS  # noqa: E402
+from workloads import BODIES, WORKLOADS  # noqa: E402
+
+# --workloads bodies: pyperformance's programs (the peer table on them)
+PYPERF = ("richards", "deltablue") + BODIES
 
 CONFIGS = ["none", "floor", "floor-tsc", "yprof", "yprof-cpu", "yprof-nobuiltins", "cProfile", "yappi",
            "yappi-cpu", "viztracer", "pyinstrument", "control-idle"]
@@ -29,7 +32,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--workloads", default=",".join(w for w in WORKLOADS if w not in BODIES),
+                    help="comma-separated names, or 'bodies': pyperformance's programs")
     a = ap.parse_args()
     configs = a.configs.split(",")
     if sys.version_info >= (3, 12) and a.configs == ",".join(CONFIGS):
@@ -40,7 +44,7 @@ def main():
         # PEP 523 frame evaluation: Python frames only, so beside yprof-nobuiltins
         configs[3:3] = ["floor-pep523", "floor-pep523-tsc"]
         configs.insert(configs.index("yprof-nobuiltins") + 1, "yprof-frame-eval")
-    names = a.workloads.split(",")
+    names = list(PYPERF) if a.workloads == "bodies" else a.workloads.split(",")
     res = {(w, c): [] for w in names for c in configs}
     slow = set()
     for r in range(a.rounds):

@@ -32,16 +32,18 @@ DEFAULT = ("fib,oo+builtins,richards,deltablue,4 threads,stdlib (ast/json/email)
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--workloads", default=DEFAULT)
+    ap.add_argument("--workloads", default=DEFAULT,
+                    help="comma-separated names, or 'bodies': pyperformance's programs")
     a = ap.parse_args()
     import yprof_record as yp
     from yprof_record import _calibrate
     path = os.path.join(tempfile.mkdtemp(prefix="yppoll"), "t.yp")
     print("Python %d.%d.%d, %d rounds in one process, medians" % (sys.version_info[:3] + (a.rounds,)))
-    print("| workload | slow-down | measured share | reported pct | hook | interpreter (est.) "
+    print("| workload | slow-down | measured share | reported pct | error (points) | hook | interpreter (est.) "
           "| per event alone |")
-    print("|---|---|---|---|---|---|---|")
-    for name in a.workloads.split(","):
+    print("|---|---|---|---|---|---|---|---|")
+    names = ["richards", "deltablue"] + list(workloads.BODIES) if a.workloads == "bodies" else a.workloads.split(",")
+    for name in names:
         workloads.prepare(name)
         work = workloads.WORKLOADS[name]
         work()  # first sight of every function, outside the timing
@@ -68,9 +70,10 @@ def main():
             ratios.append(t["yprof"] / t["none"])
         gc.enable()
         ratio = statistics.median(ratios)
-        print("| %s | %.2fx | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% |"
-              % (name, ratio, 100 * (1 - 1 / ratio), statistics.median(pcts), statistics.median(hooks),
-                 statistics.median(interps), statistics.median(alone)), flush=True)
+        share, pct = 100 * (1 - 1 / ratio), statistics.median(pcts)
+        print("| %s | %.2fx | %.0f%% | %.0f%% | %+.0f | %.0f%% | %.0f%% | %.0f%% |"
+              % (name, ratio, share, pct, pct - share, statistics.median(hooks), statistics.median(interps),
+                 statistics.median(alone)), flush=True)
     yp._close()
 
 

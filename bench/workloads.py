@@ -164,6 +164,10 @@ def prepare(name=None):
     _MANY = _make_functions(20000)
     if name in ("richards", "deltablue"):
         _PYPERF[name] = _pyperformance(name)
+    if name in BODIES:
+        import pyperf_bodies
+        _PYPERF[name] = pyperf_bodies.load(name)
+        _PYPERF[name]()  # first sight of every function and first-use caches, outside the timing
     if name == "cpython tests (json+difflib)":
         _TESTS = _cpython_tests()
     if name == "stdlib (ast/json/email)":
@@ -208,6 +212,18 @@ def many_functions_work():
     _call_all(_MANY, 40)  # 1.6M calls over 20,000 functions
 
 
+def _body(name):
+    """pyperformance's program `name` (pyperf_bodies.py), loaded by prepare()."""
+    def work():
+        _PYPERF[name]()
+    return work
+
+
+# the bodies of pyperformance's programs the peer table and the pollution
+# figures are measured on (issue 20), beside richards and deltablue above
+BODIES = ("raytrace", "nbody", "chaos", "go", "float", "nqueens", "json_dumps", "json_loads", "generators",
+          "coroutines", "deepcopy", "logging")
+
 WORKLOADS = {
     "fib": fib_work,
     "oo+builtins": oo_work,
@@ -221,3 +237,4 @@ WORKLOADS = {
     "10 functions": few_functions_work,
     "20000 functions": many_functions_work,
 }
+WORKLOADS.update((name, _body(name)) for name in BODIES)

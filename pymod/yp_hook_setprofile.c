@@ -95,10 +95,20 @@ static int yp_empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
     return 0;
 }
 
+/* On (1) or off (0) in this thread; -1 while recording, except in a quiet
+ * thread (the background calibration: setprofile is per thread). Off: 1
+ * when the empty hook was no longer there (a start() replaced it). */
 int yp_hook_empty(int on) {
-    if (H.running) return -1;
+    if (H.running && !yp_hook_tls.quiet) return -1;
+    int intact = PyThreadState_Get()->c_profilefunc == yp_empty;
     PyEval_SetProfile(on ? yp_empty : NULL, NULL);
-    return 0;
+    return on || intact ? 0 : 1;
+}
+
+int yp_hook_unhook_self(void) {
+    if (!PyThreadState_Get()->c_profilefunc) return 0;
+    PyEval_SetProfile(NULL, NULL);
+    return 1;
 }
 
 /* ---- install / remove on every thread -------------------------------------------------- */

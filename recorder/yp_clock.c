@@ -5,7 +5,7 @@
  *   (so it is synchronized across cores and never stops), read with rdtsc
  *   (~25 ns here) and converted with a rate calibrated once per process
  *   against CLOCK_MONOTONIC, from the module's loading (yp_clock_anchor) to
- *   the first start(), at least 2 ms; otherwise CLOCK_MONOTONIC through the
+ *   the first start(), at least 1 ms; otherwise CLOCK_MONOTONIC through the
  *   vDSO (~45 ns here). YPROF_CLOCK=monotonic forces the latter.
  * cpu: CLOCK_THREAD_CPUTIME_ID, exact per-thread CPU time (a system call on
  *   most kernels, ~380 ns here).
@@ -66,7 +66,7 @@ void yp_clock_anchor(void) {
 #endif
 }
 
-#define CALIBRATION_MIN_NS 2000000u
+#define CALIBRATION_MIN_NS 1000000u
 
 uint32_t yp_clock_pick_wall(double *ns_per_tick) {
     static uint32_t kind = UINT32_MAX;

@@ -234,15 +234,22 @@ yp_status yp_rec_open(const yp_rec_config *cfg, char *errbuf, size_t errlen) {
     return YP_OK;
 }
 
-int yp_rec_sync(unsigned timeout_ms) {
+uint64_t yp_rec_sync_request(void) {
     if (!atomic_load(&R.open)) return 0;
     atomic_store(&R.refresh_threads, 1); /* the threads' CPU time up to now */
     pthread_mutex_lock(&R.wake_mu);
     uint64_t want = ++R.sync_req;
     pthread_cond_signal(&R.wake_cv);
+    pthread_mutex_unlock(&R.wake_mu);
+    return want;
+}
+
+int yp_rec_sync_wait(uint64_t ticket, unsigned timeout_ms) {
+    if (!ticket) return 0;
+    pthread_mutex_lock(&R.wake_mu);
     struct timespec dl = deadline_in(timeout_ms);
     int rc = 0;
-    while (R.sync_done < want && R.thread_started)
+    while (R.sync_done < ticket && R.thread_started)
         if (pthread_cond_timedwait(&R.done_cv, &R.wake_mu, &dl) == ETIMEDOUT) {
             rc = -1;
             break;
@@ -250,6 +257,8 @@ int yp_rec_sync(unsigned timeout_ms) {
     pthread_mutex_unlock(&R.wake_mu);
     return rc;
 }
+
+int yp_rec_sync(unsigned timeout_ms) { return yp_rec_sync_wait(yp_rec_sync_request(), timeout_ms); }
 
 void yp_rec_marker(const char *text) {
     pthread_mutex_lock(&R.drain_mu);

@@ -191,6 +191,10 @@ void yp_rec_mark_all(uint8_t ev_kind, uint64_t ts);
 /* Ask the flusher to drain every ring now and wait (up to timeout_ms) until
  * it has: a flush barrier. Returns 0 when done, -1 on timeout. */
 int yp_rec_sync(unsigned timeout_ms);
+/* The same in two steps: ask (a ticket; 0 when no trace is open), then wait
+ * for that ticket's barrier (0 done, -1 on timeout; may be called again). */
+uint64_t yp_rec_sync_request(void);
+int yp_rec_sync_wait(uint64_t ticket, unsigned timeout_ms);
 
 /* Write a MARKER chunk ("key=value" lines), through the flusher's writer. */
 void yp_rec_marker(const char *text);

@@ -20,7 +20,7 @@ import sys
 import threading
 import warnings
 
-from . import _filter, _yprof
+from . import _calibrate, _filter, _yprof
 from .stats import FunctionStats, Stats, ThreadStats
 
 __all__ = [
@@ -109,6 +109,10 @@ def _monitoring_off():
 if _MONITORING:
     _yprof._set_missing(sys.monitoring.MISSING)
     _yprof._set_disable(sys.monitoring.DISABLE)
+
+# The interpreter's slow-down under the hook start() will use, measured in
+# a thread that is never recorded, so that start() never waits (_calibrate.py).
+_calibrate.start_background(_MONITORING)
 
 
 def _thread_hook(frame, event, arg):
@@ -217,7 +221,6 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
         exc_mods, exc_globs = _filter.split(exclude)
         _yprof._set_filter(inc_mods, inc_globs, exc_mods, exc_globs)  # ValueError: too many filters
         cmdline = " ".join([sys.executable] + list(sys.argv))
-        from . import _calibrate
         # sys.monitoring when its tool id is free, else the setprofile hook.
         # Everything Python-level happens before the hook is on, so none of
         # it is recorded; what start() does after (a C call or two, the
@@ -229,10 +232,13 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
             kind = _HOOK_EVAL
         else:
             kind = _HOOK_SETPROFILE
-        per_event, share = _calibrate.interp_cost(kind)  # before any hook of ours
         if kind == _HOOK_MONITORING and not _monitoring_on(bool(builtins)):
             kind = _HOOK_SETPROFILE  # every tool id taken
-            per_event, share = _calibrate.interp_cost(kind)
+        # the interpreter's slow-down under a hook: measured in the
+        # background since the import, else at stop() (-1: not known yet);
+        # the opt-in frame evaluator's before it is installed
+        per_event, share = _calibrate.interp_cost(kind) if kind == _HOOK_EVAL else (
+            _calibrate.known(kind) or (-1.0, -1.0))
         thread_profile = _get_thread_profile()
         if kind == _HOOK_SETPROFILE:
             _set_thread_hook(thread_profile)
@@ -260,10 +266,22 @@ def stop():
             return False
         _monitoring_off()
         _thread_names()
+        _settle_calibration()
         stopped = _yprof._stop()
         _restore_thread_hook()  # after: its calls are not the application's
     _warn_errors()
     return stopped
+
+
+def _settle_calibration():
+    """The interpreter's slow-down under the hook in use, before the trace's
+    footer is written, if the background measurement has not given it:
+    with no hook of ours left to disturb it (sys.monitoring's were taken
+    off; setprofile's is taken off this thread, which is stopping)."""
+    kind = _yprof._hook_kind()
+    if _calibrate.known(kind) is None:
+        _yprof._unhook_self()
+        _yprof._set_interp(*_calibrate.interp_cost(kind))
 
 
 def _warn_errors():
@@ -383,6 +401,7 @@ def _close():
         _monitoring_off()
         if _yprof._is_running():
             _thread_names()
+            _settle_calibration()
         _yprof._close()
         _restore_thread_hook()
 

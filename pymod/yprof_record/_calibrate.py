@@ -7,22 +7,34 @@ calls the default one.
 
 On CPython 3.8-3.11 (less so on 3.12+) having any profile hook takes the
 interpreter off its fast paths, a cost outside the hook that the hook cannot
-time. At the first start() we time a small call-heavy loop with no hook and
-with an empty C hook (same machinery, no work): the difference per event is
-what any hook costs the interpreter. pollution()["interp_s"] is that figure
-times the number of events recorded, but at most the same share of the
-recorded time (less the hook's) as the loop lost: on 3.11 the slow-down
-follows the bytecodes run, not the events, so per event alone it
-over-states code that does less per call than the loop. About 20 ms once
-per process; docs/performance.md compares the estimate with the measured
-slowdown (bench/pollution.py).
+time. We time a small call-heavy loop with no hook and with an empty C hook
+(same machinery, no work): the difference per event is what any hook costs
+the interpreter. pollution()["interp_s"] is that figure times the number of
+events recorded, but at most the same share of the recorded time (less the
+hook's) as the loop lost: on 3.11 the slow-down follows the bytecodes run,
+not the events, so per event alone it over-states code that does less per
+call than the loop. docs/performance.md compares the estimate with the
+measured slow-down (bench/pollution.py).
+
+When: 10-20 ms of CPU once per process, never in start() (which must take
+under 2 ms). Importing yprof_record starts a thread that is never recorded
+(yp_quiet.c) to measure the hook start() will use, timing with the thread's
+CPU clock so that waits for the GIL don't count. The setprofile hook is per
+thread: that thread takes ours off itself, so it measures also while a
+recording runs. sys.monitoring is interpreter-wide: a recording that starts
+meanwhile makes the thread give up, and stop() measures then, after taking
+the callbacks off and before the trace's footer is written. The opt-in PEP
+523 evaluator is measured at its first start().
 """
 
+import os
+import sys
 import time
 
 from . import _yprof
 
 _cost = {}  # by hook kind: (ns per event, share)
+_bg = {"pid": 0, "done": True}  # the background measurement: its process, finished
 
 
 def _loop(n):
@@ -34,29 +46,43 @@ def _loop(n):
 
 
 def _timed(n):
-    t = time.perf_counter()
+    t = time.thread_time()
     _loop(n)
-    return time.perf_counter() - t
+    return time.thread_time() - t
 
 
-def _best_pair(n, reps, hook):
+def _best_pair(n, reps, hook, background=False):
     """The best time of the loop without and with the hook, measured
     alternately (a slow spell of the machine hits both alike); None when
-    the hook cannot be set."""
+    the hook cannot be set. In the background a pair that a start() of a
+    recording came into is measured again (setprofile: our hook put on this
+    thread too, taken off), or the whole is given up (None: sys.monitoring,
+    interpreter-wide)."""
     base = hooked = float("inf")
-    for _ in range(reps):
-        base = min(base, _timed(n))
+    done = tries = 0
+    while done < reps and tries < 4 * reps:
+        tries += 1
+        per_thread = background and hook is _yprof._empty_hook
+        if per_thread:
+            _yprof._unhook_self()
+        b = _timed(n)
+        if per_thread and _yprof._unhook_self():
+            continue  # a start() put our hook on this thread meanwhile
         if not hook(True):
             return None
         try:
-            hooked = min(hooked, _timed(n))
+            h = _timed(n)
         finally:
-            hook(False)
-    return base, hooked
+            intact = hook(False)
+        if background and not per_thread and _yprof._is_running():
+            return None  # sys.monitoring: a recording's callbacks came in
+        if not intact:
+            continue  # setprofile: a start() replaced the empty hook
+        base, hooked, done = min(base, b), min(hooked, h), done + 1
+    return (base, hooked) if done else None
 
 
 def _empty_monitoring(on, _state={}):
-    import sys
     mon = sys.monitoring
     E = mon.events
     evs = (E.PY_START, E.PY_RESUME, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND)
@@ -83,22 +109,62 @@ def _empty_monitoring(on, _state={}):
     return True
 
 
+def _measure(kind, background=False):
+    """(ns per event, share) for the hook kind, or None (given up)."""
+    n = 20000
+    hook = {1: _empty_monitoring, 2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
+    try:
+        pair = _best_pair(n, 5, hook, background)
+    except Exception:
+        return (0.0, 0.0)
+    if pair is None:
+        return None if background else (0.0, 0.0)
+    base, hooked = pair
+    # events per loop: n calls + n returns of f (the loop's own frame and
+    # range() are constant overhead)
+    extra = max(0.0, hooked - base)
+    return (extra / (2 * n) * 1e9, extra / hooked if hooked > 0 else 0.0)
+
+
+def known(kind):
+    """The figures of the hook kind if measured, else None; never waits."""
+    return _cost.get(kind)
+
+
 def interp_cost(kind=0):
     """(extra interpreter ns per recorded event, the share of the hooked
     loop's time that extra was), both >= 0, measured once per hook kind (0
-    setprofile, 1 sys.monitoring, 2 PEP 523 frame evaluator)."""
+    setprofile, 1 sys.monitoring, 2 PEP 523 frame evaluator). Measures now
+    if needed, after the background measurement of the same kind: call it
+    with no hook of ours on this thread (setprofile) or none at all."""
+    if kind not in _cost and _bg["pid"] == os.getpid():
+        deadline = time.monotonic() + 1.0
+        while not _bg["done"] and time.monotonic() < deadline:
+            time.sleep(0.001)
     if kind not in _cost:
-        n = 20000
-        hook = {1: _empty_monitoring, 2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
-        try:
-            pair = _best_pair(n, 5, hook)
-            if pair is None:
-                return (0.0, 0.0)
-            base, hooked = pair
-            # events per loop: n calls + n returns of f (the loop's own
-            # frame and range() are constant overhead)
-            extra = max(0.0, hooked - base)
-            _cost[kind] = (extra / (2 * n) * 1e9, extra / hooked if hooked > 0 else 0.0)
-        except Exception:
-            _cost[kind] = (0.0, 0.0)
+        _cost[kind] = _measure(kind) or (0.0, 0.0)
     return _cost[kind]
+
+
+def _background(kinds):
+    try:
+        for kind in kinds:
+            if kind not in _cost:
+                r = _measure(kind, background=True)
+                if r is None:
+                    break
+                _cost[kind] = r
+                if _yprof._is_running() and _yprof._hook_kind() == kind:
+                    _yprof._set_interp(*r)  # the recording that began meanwhile
+    finally:
+        _bg["done"] = True
+
+
+def start_background(monitoring):
+    """Measure, in a thread never recorded, the hook kind start() will use
+    (import time; a forked child measures for itself when it needs to)."""
+    _bg.update(pid=os.getpid(), done=False)
+    try:
+        _yprof._start_quiet_thread(lambda: _background([1] if monitoring else [0]))
+    except Exception:
+        _bg["done"] = True

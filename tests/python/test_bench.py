@@ -69,9 +69,12 @@ def test_pollution_puts_the_reported_share_next_to_the_measured_one(hookdir):
     out = run_bench("pollution.py", hookdir, "--rounds", "1", "--workloads", "fib")
     cells = row(out, "fib")
     slow = float(cells[1].rstrip("x"))
-    measured, reported, hook, interp, alone = (float(c.rstrip("%")) for c in cells[2:7])
+    measured, reported = (float(c.rstrip("%")) for c in cells[2:4])
+    error = float(cells[4])
+    hook, interp, alone = (float(c.rstrip("%")) for c in cells[5:8])
     # the slow-down is printed to 0.005, the shares to 0.5 points
     assert measured == pytest.approx(100 * (1 - 1 / slow), abs=0.51 + 0.5 / slow ** 2), out
+    assert error == pytest.approx(reported - measured, abs=1.01), out
     assert reported == pytest.approx(hook + interp, abs=1.01), out  # each rounded
     # interp may calibrate to 0 on 3.8, whose empty hook costs the loop next
     # to nothing (seen in a fresh-clone run): reported is then hook alone
@@ -108,3 +111,41 @@ def test_control_idle_runs_with_a_channel_open_and_nothing_recorded(tmp_path):
     out = json.loads(p.stdout.splitlines()[-1])
     assert out["channel"] is True and out["recording"] is False and out["t"] > 0
     assert os.listdir(str(tmp_path / "yprof")) == []  # removed at exit
+
+
+FAKE_BM = """
+import pyperf
+CALLS = []
+def body(x):
+    CALLS.append(("body", x))
+def timed(loops, y):
+    t0 = pyperf.perf_counter()
+    CALLS.append(("timed", loops, y))
+    return pyperf.perf_counter() - t0
+if __name__ == "__main__":
+    runner = pyperf.Runner()
+    runner.argparser.add_argument("--size", type=int, default=7)
+    args = runner.parse_args()
+    runner.metadata["size"] = args.size
+    runner.bench_func("body", body, args.size)
+    runner.bench_time_func("timed", timed, "y")
+"""
+
+
+def test_pyperformance_bodies_run_their_main_blocks_timing_functions(tmp_path):
+    # the stand-in for pyperf remembers what the program's __main__ block
+    # asked to time, with its default arguments; each run calls it `repeat` times
+    sys.path.insert(0, BENCH)
+    try:
+        import pyperf_bodies
+    finally:
+        sys.path.remove(BENCH)
+    prog = tmp_path / "run_benchmark.py"
+    prog.write_text(FAKE_BM)
+    work = pyperf_bodies.load("fake", path=str(prog), repeat=3)
+    before = sys.modules.get("pyperf")
+    work()
+    work()
+    log = work.calls[0][1].__globals__["CALLS"]  # the program's own module state
+    assert log == [("body", 7)] * 3 + [("timed", 3, "y")] + [("body", 7)] * 3 + [("timed", 3, "y")]
+    assert sys.modules.get("pyperf") is before  # the stand-in is not left behind
