@@ -1,6 +1,8 @@
 """Instructions per event, counted by callgrind (repeatable where timings on
 these machines are not), with 10 and with 20,000 functions (the O(1)
-claim), and for a C function's events (`--only c` runs that row alone):
+claim), for a C function's events (`--only c` runs that row alone) and for
+the 10 functions called from 4 threads (`--only threads`: whether an event
+costs more when threads share the recorder; the threads' start-up cancels):
 the empty hook, the ideal recorder (empty hook + rdtsc + a 16-byte
 store), yprof's hook (everything but draining) and yprof's drain (decode,
 live aggregation, coding, zstd: the flusher's work, wherever it ran). Fixed
@@ -29,6 +31,8 @@ for f in fs:  # first sight of every function (ids, symbols) outside the differe
     f(0)
 if mode == "yprof":
     import yprof_record as yp
+    from yprof_record import _calibrate
+    _calibrate.wait()  # all of the background calibration in both runs: it cancels
     # a ring that holds the whole run: valgrind runs one thread at a time,
     # so the flusher cannot drain while the application thread runs
     yp.start(out, _ring_bits=21)
@@ -57,7 +61,20 @@ def run(fs, rounds):  # locals, not module globals: the globals dict's layout
             f(2)
 
 
-run(fs, rounds)
+if kind == "threads":  # the same calls, a quarter in each of 4 threads
+    import threading
+
+    def part():
+        if mode in ("floor", "ideal") and sys.version_info < (3, 12):
+            emptyhook.set("tsc" if mode == "ideal" else True)  # setprofile: per thread
+        run(fs, rounds // 4)
+    ts = [threading.Thread(target=part) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+else:
+    run(fs, rounds)
 if mode == "yprof":
     yp.stop()
 """
@@ -101,7 +118,8 @@ def measure(tmp, n, rounds, mode, kind):
 def main():
     import argparse
     ap = argparse.ArgumentParser(description="instructions per event, callgrind")
-    ap.add_argument("--only", choices=("python", "c"), help="only the Python-function rows or the C-function row")
+    ap.add_argument("--only", choices=("python", "c", "threads"),
+                    help="only the Python-function rows, the C-function row or the threads row")
     only = ap.parse_args().only
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
@@ -109,7 +127,7 @@ def main():
     print("Python %s, callgrind instructions per event (2 events per call), over no hook\n" % sys.version.split()[0])
     print("| functions | empty hook | ideal recorder | yprof hook | yprof drain | yprof hook ÷ empty | yprof hook ÷ ideal |")
     print("|---|---|---|---|---|---|---|")
-    rows = [(10, 8000, "python"), (20000, 4, "python"), (10, 8000, "c")]
+    rows = [(10, 8000, "python"), (20000, 4, "python"), (10, 8000, "c"), (10, 8000, "threads")]
     for n, r, kind in [row for row in rows if only in (None, row[2])]:
         events = 4 * n * r  # extra events between the N and 2N runs
         tot, drain = {}, {}
@@ -119,7 +137,7 @@ def main():
         floor = tot["floor"] - tot["none"]
         ideal = tot["ideal"] - tot["none"]
         hook = tot["yprof"] - drain["yprof"] - tot["none"]
-        label = "%d" % n if kind == "python" else "C function (abs)"
+        label = {"python": "%d" % n, "c": "C function (abs)", "threads": "%d, from 4 threads" % n}[kind]
         print("| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |" %
               (label, floor, ideal, hook, drain["yprof"], hook / floor, hook / ideal))
     shutil.rmtree(tmp)

@@ -37,6 +37,7 @@ def main():
     a = ap.parse_args()
     import yprof_record as yp
     from yprof_record import _calibrate
+    _calibrate.wait()  # not in the first round's time
     path = os.path.join(tempfile.mkdtemp(prefix="yppoll"), "t.yp")
     print("Python %d.%d.%d, %d rounds in one process, medians" % (sys.version_info[:3] + (a.rounds,)))
     print("| workload | slow-down | measured share | reported pct | error (points) | hook | interpreter (est.) "
