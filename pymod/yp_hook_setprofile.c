@@ -95,14 +95,17 @@ static int yp_empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
     return 0;
 }
 
-/* On (1) or off (0) in this thread; -1 while recording, except in a quiet
- * thread (the background calibration: setprofile is per thread). Off: 1
- * when the empty hook was no longer there (a start() replaced it). */
+/* On (1) or off (0) in this thread (setprofile is per thread: the
+ * background calibration's thread, or a stopping one, measures while other
+ * threads record). On: -1 when this thread records (its hook is ours). Off:
+ * 1, leaving it, when the empty hook is no longer there (a start() put ours
+ * in its place). */
 int yp_hook_empty(int on) {
-    if (H.running && !yp_hook_tls.quiet) return -1;
-    int intact = PyThreadState_Get()->c_profilefunc == yp_empty;
+    Py_tracefunc cur = PyThreadState_Get()->c_profilefunc;
+    if (on && (cur == yp_profile_tsc || cur == yp_profile_any)) return -1;
+    if (!on && cur != yp_empty) return 1;
     PyEval_SetProfile(on ? yp_empty : NULL, NULL);
-    return on || intact ? 0 : 1;
+    return 0;
 }
 
 int yp_hook_unhook_self(void) {

@@ -88,8 +88,8 @@ PyObject *yp_py_start_quiet_thread(PyObject *self, PyObject *fn);
 /* Forget everything in a forked child. */
 void yp_hook_after_fork_child(void);
 /* Install (1) or remove (0) an empty hook in this thread, to measure what
- * any hook costs the interpreter. -1 while recording (but in a quiet
- * thread); removing it: 1 when something had replaced it. */
+ * any hook costs the interpreter. -1 when this thread's hook is the
+ * recording's; removing it: 1 when something had replaced it. */
 int yp_hook_empty(int on);
 /* Remove this thread's profile function, if any: 1 when there was one. */
 int yp_hook_unhook_self(void);

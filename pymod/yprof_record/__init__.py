@@ -280,7 +280,8 @@ def _settle_calibration():
     off; setprofile's is taken off this thread, which is stopping)."""
     kind = _yprof._hook_kind()
     if _calibrate.known(kind) is None:
-        _yprof._unhook_self()
+        if kind == _HOOK_SETPROFILE:
+            _yprof._unhook_self()  # ours (start() replaced every thread's); stop() removes the others'
         _yprof._set_interp(*_calibrate.interp_cost(kind))
 
 

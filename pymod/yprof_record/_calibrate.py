@@ -35,6 +35,7 @@ from . import _yprof
 
 _cost = {}  # by hook kind: (ns per event, share)
 _bg = {"pid": 0, "done": True}  # the background measurement: its process, finished
+_mon_state = {}  # the tool id the empty sys.monitoring hook holds
 
 
 def _loop(n):
@@ -82,7 +83,7 @@ def _best_pair(n, reps, hook, background=False):
     return (base, hooked) if done else None
 
 
-def _empty_monitoring(on, _state={}):
+def _empty_monitoring(on, _state=_mon_state):
     mon = sys.monitoring
     E = mon.events
     evs = (E.PY_START, E.PY_RESUME, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND)
@@ -151,6 +152,8 @@ def interp_cost(kind=0):
     if kind not in _cost:
         wait(1.0)
     if kind not in _cost:
+        if kind == 1 and _bg["pid"] == os.getpid() and not _bg["done"]:
+            return (0.0, 0.0)  # still measuring, with the empty tool: not known this time
         _cost[kind] = _measure(kind) or (0.0, 0.0)
     return _cost[kind]
 
@@ -177,3 +180,18 @@ def start_background(monitoring):
         _yprof._start_quiet_thread(lambda: _background([1] if monitoring else [0]))
     except Exception:
         _bg["done"] = True
+
+
+def _after_fork_child():
+    """A child forked while the background thread measured sys.monitoring
+    would keep its empty tool, called on every event and its id taken, for
+    ever: the thread is not in the child to take it off."""
+    _bg["done"] = True
+    if _mon_state:
+        try:
+            _empty_monitoring(False)
+        except Exception:
+            _mon_state.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_child)

@@ -254,6 +254,14 @@ def test_pattern_arguments_are_checked(yp, tmp_path):
     assert yp.start(path, include="os.path", exclude=tmp_path / "x.py")
     yp.stop()
     assert yp.status()["include"] == ["os.path"] and yp.status()["exclude"] == [str(tmp_path / "x.py")]
+    # profile() passes them on, as a context manager and as a decorator
+    with yp.profile(path, include=["json"]):
+        assert yp.status()["include"] == ["json"]
+
+    @yp.profile(path, exclude="re")
+    def decorated():
+        return yp.status()["exclude"]
+    assert decorated() == ["re"]
 
 
 def test_at_most_sixteen_different_filters_per_process(tmp_path):

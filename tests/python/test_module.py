@@ -224,6 +224,50 @@ def test_the_calibration_is_measured_in_the_background_or_at_stop_and_reaches_th
     assert row["interp_s"] == pytest.approx(r["p"]["interp_s"], rel=0.01)
 
 
+def test_setprofile_calibration_left_to_stop_is_measured_there(tmp_path):
+    # a child forked before its parent's background measurement ended (here:
+    # none known, none running) measures at stop(), on the stopping thread
+    # with its recording hook taken off, while the hook is still on the others
+    p = run_py(tmp_path, """
+        import json
+        import yprof_record as yp
+        from yprof_record import _calibrate
+        _calibrate.wait(60)
+        _calibrate._cost.clear()
+        yp.start("s.yp")
+        assert yp.status()["hook"] == "setprofile"
+        def g(i):
+            return i
+        for i in range(100000):
+            g(i)
+        yp.stop()
+        print(json.dumps({"known": _calibrate.known(0), "interp_s": yp.pollution()["interp_s"]}))
+    """, env={"YPROF_HOOK": "setprofile"})
+    r = json.loads(p.stdout)
+    per_event, share = r["known"]
+    assert per_event > 0 and 0 < share < 1 and r["interp_s"] > 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_a_child_forked_during_the_calibration_does_not_keep_its_tool(tmp_path):
+    # the background thread holds an empty sys.monitoring tool while it
+    # measures; a child forked then has no such thread to take it off
+    p = run_py(tmp_path, """
+        import os, sys
+        from yprof_record import _calibrate
+        _calibrate.wait(60)
+        assert _calibrate._empty_monitoring(True)  # as the background thread, mid-measurement
+        tool = _calibrate._mon_state["tool"]
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if sys.monitoring.get_tool(tool) is None else 3)
+        _, status = os.waitpid(pid, 0)
+        _calibrate._empty_monitoring(False)
+        print(os.waitstatus_to_exitcode(status), sys.monitoring.get_tool(tool))
+    """)
+    assert p.stdout.split() == ["0", "None"]
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring callbacks are 3.12+")
 def test_monitoring_callbacks_take_any_arguments_recording_or_not(yp, tmp_path):
     # The callback objects are reachable from Python: wrong arguments must
