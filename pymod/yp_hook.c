@@ -52,6 +52,10 @@ int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint8
         return 0;
     }
     double d = t1 > wall ? (double)(t1 - wall) * H.wall_ns : 0.0;
+    if (d > SAMPLE_MAX_NS) { /* the thread was preempted (or faulted) mid-event: not typical */
+        yp_rec_set_check(r, next);
+        return 0;
+    }
     yp_rec_sampled(r, next + SAMPLE_EVERY - 1, (uint64_t)(d * SAMPLE_EVERY));
     return 0;
 }

@@ -29,6 +29,7 @@
 
 #define IGNORED_ID YP_FUNC_ID_MAX /* stored on code we don't record */
 #define SAMPLE_EVERY 64           /* hook time is sampled on one event in 64 */
+#define SAMPLE_MAX_NS 20000.0     /* a sample longer than this caught a preemption: the next is taken */
 #define YP_HIDDEN __attribute__((visibility("hidden")))
 #define YP_HOT static inline __attribute__((always_inline))
 
