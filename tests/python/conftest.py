@@ -56,3 +56,17 @@ def yp():
     yprof_record.stop()
     yprof_record._close()
     yprof_record.clear_stats()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_in_the_cwd():
+    """Tests write into their tmp_path: a trace, database or export that a
+    test (or a program it runs) leaves in the directory the suite runs from
+    fails that test."""
+    kinds = (".yp", ".db", ".json", ".svg", ".pstats", ".out")
+    before = set(os.listdir("."))
+    yield
+    new = sorted(f for f in set(os.listdir(".")) - before if f.endswith(kinds))
+    for f in new:
+        os.remove(f)
+    assert not new, "left in the working directory: %s" % ", ".join(new)

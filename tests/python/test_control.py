@@ -762,8 +762,11 @@ def test_ctl_start_with_include_records_only_the_programs_own_module(tmp_path, r
         assert fn_calls(stats, "Handler.do_GET") == 12
         assert fn_calls(stats, "work") == 12
         ok(ctl(env, "ctl", proc.pid, "stop"))
-        p = ctl(env, "ctl", proc.pid, "start", "--include", "")
-        assert p.returncode == 0  # an empty pattern list: no filter
+        # an empty pattern list: no filter
+        ok(ctl(env, "ctl", proc.pid, "start", "-o", tmp_path / "all.yp", "--include", ""))
+        st = json.loads(ok(ctl(env, "ctl", proc.pid, "status")))
+        assert not st["include"] and not st["exclude"], st
         ok(ctl(env, "ctl", proc.pid, "stop"))
+        assert (tmp_path / "all.yp").exists()
     finally:
         stop_proc(proc)
