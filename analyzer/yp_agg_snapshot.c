@@ -41,6 +41,8 @@ void yp_stats_free(yp_stats *s) {
     free(s->nodes);
     free(s->strings);
     free(s->session_strings);
+    free(s->procs);
+    free(s->proc_strings);
     free(s);
 }
 

@@ -42,36 +42,71 @@ static void func_label(const yp_func *f, char *out, size_t cap, size_t width) {
     snprintf(out, cap, "%.*s...%s%s", (int)head, name, own, loc);
 }
 
-void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
+/* The session's lines: one process's, or the sums of several. */
+static void print_session(const yp_stats *s, FILE *out) {
     const yp_session *ss = &s->session;
+    size_t np = yp_stats_n_procs(s);
     char when[64] = "?", mem[32], peak[32];
     time_t t = (time_t)ss->started_at;
     struct tm tmv;
     if (localtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tmv);
     human_bytes(ss->profiler_bytes, mem, sizeof mem);
     human_bytes(ss->peak_bytes, peak, sizeof peak);
-    fprintf(out, "yprof report: %s\n", ss->trace_path[0] ? ss->trace_path : "(live)");
-    fprintf(out, "  python %s, clock %s, pid %" PRIu64 ", started %s\n",
-            ss->python_version[0] ? ss->python_version : "?", ss->clock, ss->pid, when);
+    if (np > 1) {
+        fprintf(out, "yprof report: %zu processes, %s and %zu more trace(s)\n", np, ss->trace_path, np - 1);
+        fprintf(out, "  python %s, clock %s, first pid %" PRIu64 ", started %s\n",
+                ss->python_version[0] ? ss->python_version : "?", ss->clock, ss->pid, when);
+    } else {
+        fprintf(out, "yprof report: %s\n", ss->trace_path[0] ? ss->trace_path : "(live)");
+        fprintf(out, "  python %s, clock %s, pid %" PRIu64 ", started %s\n",
+                ss->python_version[0] ? ss->python_version : "?", ss->clock, ss->pid, when);
+    }
     fprintf(out, "  duration %.3f s, %" PRIu64 " events, %" PRIu64 " dropped, %zu thread(s)%s\n",
             ss->duration_s, ss->events, ss->dropped_events, s->n_threads,
-            ss->complete ? "" : ", trace incomplete");
-    fprintf(out, "  pollution %.1f%% of %.3f s: hook %.3f s, interpreter %.3f s; memory %s (peak %s)\n",
-            ss->pollution_pct, ss->app_s, ss->hook_s, ss->interp_s, mem, peak);
+            ss->complete ? ""
+            : np > 1     ? ", a trace incomplete"
+                         : ", trace incomplete");
+    fprintf(out, "  pollution %.1f%% of %.3f s: hook %.3f s, interpreter %.3f s; memory %s (peak %s%s)\n",
+            ss->pollution_pct, ss->app_s, ss->hook_s, ss->interp_s, mem, peak, np > 1 ? ", summed" : "");
     fprintf(out, "  flusher %.3f s of CPU beside the application (%.0f%% of a core)\n\n", ss->flusher_s,
             ss->flusher_pct);
+}
 
-    if (o->show_threads) {
-        fprintf(out, "%5s %-24s %16s %9s %9s %9s %11s %8s\n", "id", "thread", "ident", "native", "wall_s",
-                "cpu_s", "events", "dropped");
-        for (size_t i = 0; i < s->n_threads; i++) {
-            const yp_thread_stat *th = &s->threads[i];
-            fprintf(out, "%5u %-24.24s %16" PRIu64 " %9" PRIu64 " %9.3f %9.3f %11" PRIu64 " %8" PRIu64 "\n",
-                    th->id, th->name[0] ? th->name : "?", th->ident, th->native_id, th->wall_s, th->cpu_s,
-                    th->events, th->dropped);
-        }
-        fputc('\n', out);
+/* One row per process. */
+static void print_procs(const yp_stats *s, FILE *out) {
+    fprintf(out, "%8s %8s %8s %11s %8s %9s %7s  %s\n", "pid", "ppid", "threads", "events", "dropped",
+            "duration", "pollut.", "command line");
+    for (size_t i = 0; i < yp_stats_n_procs(s); i++) {
+        const yp_session *p = yp_stats_proc(s, i);
+        size_t nt = 0;
+        for (size_t j = 0; j < s->n_threads; j++) nt += s->threads[j].process == i;
+        fprintf(out, "%8" PRIu64 " %8" PRIu64 " %8zu %11" PRIu64 " %8" PRIu64 " %9.3f %6.1f%%  %.200s\n",
+                p->pid, p->ppid, nt, p->events, p->dropped_events, p->duration_s, p->pollution_pct,
+                p->command_line);
     }
+    fputc('\n', out);
+}
+
+/* One row per thread (with its process's pid when there are several). */
+static void print_threads(const yp_stats *s, FILE *out) {
+    int np = yp_stats_n_procs(s) > 1;
+    fprintf(out, "%5s %s%-24s %16s %9s %9s %9s %11s %8s\n", "id", np ? "     pid " : "", "thread", "ident",
+            "native", "wall_s", "cpu_s", "events", "dropped");
+    for (size_t i = 0; i < s->n_threads; i++) {
+        const yp_thread_stat *th = &s->threads[i];
+        char pid[24] = "";
+        if (np) snprintf(pid, sizeof pid, "%8" PRIu64 " ", yp_stats_proc(s, th->process)->pid);
+        fprintf(out, "%5u %s%-24.24s %16" PRIu64 " %9" PRIu64 " %9.3f %9.3f %11" PRIu64 " %8" PRIu64 "\n",
+                th->id, pid, th->name[0] ? th->name : "?", th->ident, th->native_id, th->wall_s, th->cpu_s,
+                th->events, th->dropped);
+    }
+    fputc('\n', out);
+}
+
+void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
+    print_session(s, out);
+    if (o->show_procs) print_procs(s, out);
+    if (o->show_threads) print_threads(s, out);
 
     uint32_t thread = o->thread >= 0 ? (uint32_t)o->thread : UINT32_MAX;
     size_t n;

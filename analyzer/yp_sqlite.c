@@ -19,9 +19,14 @@ static const char *const schema =
     " events INTEGER, dropped_events INTEGER, pollution_pct REAL, profiler_bytes INTEGER,"
     " hook_s REAL, flusher_s REAL, interp_s REAL, app_s REAL, complete INTEGER,"
     " bad_chunks INTEGER, call_paths_truncated INTEGER, flusher_pct REAL, peak_bytes INTEGER);"
+    "CREATE TABLE processes(id INTEGER PRIMARY KEY, pid INTEGER, ppid INTEGER, trace_path TEXT,"
+    " command_line TEXT, python_version TEXT, clock TEXT, started_at TEXT, started_unix REAL,"
+    " duration_s REAL, events INTEGER, dropped_events INTEGER, pollution_pct REAL, hook_s REAL,"
+    " flusher_s REAL, interp_s REAL, app_s REAL, profiler_bytes INTEGER, peak_bytes INTEGER,"
+    " complete INTEGER, bad_chunks INTEGER);"
     "CREATE TABLE threads(id INTEGER PRIMARY KEY, name TEXT, ident INTEGER,"
     " native_id INTEGER, wall_s REAL, cpu_s REAL, events INTEGER, dropped INTEGER,"
-    " unmatched_returns INTEGER, open_frames INTEGER);"
+    " unmatched_returns INTEGER, open_frames INTEGER, process_id INTEGER REFERENCES processes(id));"
     "CREATE TABLE functions(id INTEGER PRIMARY KEY, name TEXT, module TEXT,"
     " filename TEXT, lineno INTEGER, builtin INTEGER);"
     "CREATE TABLE function_stats(function_id INTEGER REFERENCES functions(id),"
@@ -40,6 +45,14 @@ static const char *const schema =
     " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s,"
     " CASE WHEN SUM(s.ncalls) > 0 THEN SUM(s.total_s) / SUM(s.ncalls) END AS avg_s"
     " FROM function_stats s JOIN functions f ON f.id = s.function_id GROUP BY f.id;"
+    "CREATE VIEW process_function_totals AS SELECT t.process_id AS process_id, p.pid AS pid,"
+    " f.id AS function_id, f.name AS name, f.module AS module, f.filename AS filename,"
+    " f.lineno AS lineno, f.builtin AS builtin, SUM(s.ncalls) AS ncalls,"
+    " SUM(s.primitive_calls) AS primitive_calls, SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s"
+    " FROM function_stats s JOIN functions f ON f.id = s.function_id"
+    " JOIN threads t ON t.id = s.thread_id JOIN processes p ON p.id = t.process_id"
+    " GROUP BY t.process_id, f.id;"
+    "CREATE INDEX threads_process ON threads(process_id);"
     "CREATE INDEX function_stats_thread ON function_stats(thread_id, self_s);"
     "CREATE INDEX edges_callee ON edges(callee_id);"
     "CREATE INDEX edges_thread ON edges(thread_id);"
@@ -65,14 +78,20 @@ static int insert_rows(sqlite3 *db, const char *sql, const yp_stats *s, size_t n
     return rc;
 }
 
+/* "2026-11-30T20:41:00Z" */
+static void iso_time(double unix_s, char *when, size_t n) {
+    time_t t = (time_t)unix_s;
+    struct tm tmv;
+    when[0] = 0;
+    if (gmtime_r(&t, &tmv)) strftime(when, n, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+}
+
 /* The session row (one). */
 static void bind_session(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     (void)i;
     const yp_session *ss = &s->session;
-    char when[64] = "";
-    time_t t = (time_t)ss->started_at;
-    struct tm tmv;
-    if (gmtime_r(&t, &tmv)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    char when[64];
+    iso_time(ss->started_at, when, sizeof when);
     sqlite3_bind_text(st, 1, ss->trace_path, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ss->python_version, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ss->command_line, -1, SQLITE_STATIC);
@@ -96,6 +115,37 @@ static void bind_session(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_int64(st, 21, (sqlite3_int64)ss->peak_bytes);
 }
 
+/* Row i of processes (ids from 1). */
+static void bind_proc(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_session *p = yp_stats_proc(s, i);
+    char when[64];
+    iso_time(p->started_at, when, sizeof when);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)i + 1);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)p->pid);
+    if (p->ppid)
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)p->ppid);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, p->trace_path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, p->command_line, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, p->python_version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, p->clock, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, when, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 9, p->started_at);
+    sqlite3_bind_double(st, 10, p->duration_s);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)p->events);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)p->dropped_events);
+    sqlite3_bind_double(st, 13, p->pollution_pct);
+    sqlite3_bind_double(st, 14, p->hook_s);
+    sqlite3_bind_double(st, 15, p->flusher_s);
+    sqlite3_bind_double(st, 16, p->interp_s);
+    sqlite3_bind_double(st, 17, p->app_s);
+    sqlite3_bind_int64(st, 18, (sqlite3_int64)p->profiler_bytes);
+    sqlite3_bind_int64(st, 19, (sqlite3_int64)p->peak_bytes);
+    sqlite3_bind_int(st, 20, p->complete);
+    sqlite3_bind_int64(st, 21, (sqlite3_int64)p->bad_chunks);
+}
+
 /* Row i of threads. */
 static void bind_thread(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     const yp_thread_stat *th = &s->threads[i];
@@ -109,6 +159,7 @@ static void bind_thread(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_int64(st, 8, (sqlite3_int64)th->dropped);
     sqlite3_bind_int64(st, 9, (sqlite3_int64)th->unmatched);
     sqlite3_bind_int64(st, 10, th->open_frames);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)th->process + 1);
 }
 
 /* Row i of functions. */
@@ -168,7 +219,11 @@ static int write_rows(sqlite3 *db, const yp_stats *s) {
         rc = insert_rows(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", s, 1,
                          bind_session);
     if (rc == SQLITE_OK)
-        rc = insert_rows(db, "INSERT INTO threads VALUES(?,?,?,?,?,?,?,?,?,?)", s, s->n_threads, bind_thread);
+        rc = insert_rows(db, "INSERT INTO processes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", s,
+                         yp_stats_n_procs(s), bind_proc);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO threads VALUES(?,?,?,?,?,?,?,?,?,?,?)", s, s->n_threads,
+                         bind_thread);
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO functions VALUES(?,?,?,?,?,?)", s, s->n_funcs, bind_func);
     if (rc == SQLITE_OK)

@@ -81,6 +81,7 @@ void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_res
     default: ss->clock = "wall"; break;
     }
     ss->pid = res->hdr.pid;
+    ss->ppid = res->hdr.ppid;
     ss->started_at = (double)res->hdr.start_wall_ns * 1e-9;
     ss->hook_s = (double)res->foot.hook_ns * 1e-9;
     ss->flusher_s = (double)res->foot.flusher_ns * 1e-9;

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "yp_traces_int.h"
 #include "yprof/analyze.h"
 
 #ifndef YP_VERSION /* set by CMake from pyproject.toml */
@@ -21,17 +22,22 @@
 
 /* The --help text. */
 static void usage(FILE *f) {
-    fputs("usage: yprof-analyze [options] TRACE.yp\n"
+    fputs("usage: yprof-analyze [options] TRACE.yp|DIR ...\n"
           "\n"
-          "Reads a yprof trace, prints a report (session summary and the top\n"
+          "Reads yprof traces, prints a report (session summary and the top\n"
           "functions), writes a SQLite database of every statistic, and writes\n"
-          "the exports asked for. The database's tables: session, threads,\n"
-          "functions, function_stats (per function and thread), edges (caller ->\n"
-          "callee), call_tree; the view function_totals sums function_stats over\n"
-          "threads. `sqlite3 DB .schema` prints them; times are in seconds.\n"
+          "the exports asked for. The database's tables: session, processes,\n"
+          "threads, functions, function_stats (per function and thread), edges\n"
+          "(caller -> callee), call_tree; the view function_totals sums\n"
+          "function_stats over threads and processes, process_function_totals over\n"
+          "each process's threads. `sqlite3 DB .schema` prints them; times are in\n"
+          "seconds. Several traces (a process and its children's <name>.<pid>.yp),\n"
+          "or a directory (every *.yp in it), go into one database; they must\n"
+          "share a clock.\n"
           "\n"
           "options:\n"
-          "  -o, --db PATH        database to write (default: TRACE with .db instead of .yp)\n"
+          "  -o, --db PATH        database to write (default: the first-started TRACE\n"
+          "                       with .db instead of .yp)\n"
           "      --no-db          do not write a database\n"
           "  -n, --top N          functions in the report (default 20)\n"
           "  -s, --sort KEY       order of the report: total (cumulative time, default),\n"
@@ -39,6 +45,9 @@ static void usage(FILE *f) {
           "                       (cumulative time per call)\n"
           "  -t, --thread T       report only thread T: its name or its id (see --threads)\n"
           "      --threads        also print the per-thread table\n"
+          "      --processes      also print the per-process table\n"
+          "  -p, --process PID    report and export only process PID (the database\n"
+          "                       keeps every process)\n"
           "  -w, --width N        fit function rows in N columns, cutting the middle of\n"
           "                       long names (default: the terminal's width; when not a\n"
           "                       terminal, $COLUMNS, else no cut; 0: no cut)\n"
@@ -81,12 +90,14 @@ static char *default_db(const char *trace) {
 
 /* What the command line asked for. */
 typedef struct cli {
-    const char *trace, *db, *thread, *pstats, *callgrind, *collapsed, *chrome, *flame;
+    char **args; /* the traces and directories named */
+    int n_args;
+    const char *db, *thread, *process, *pstats, *callgrind, *collapsed, *chrome, *flame;
     int no_db, quiet;
     yp_report_opts ro;
 } cli;
 
-enum { O_NODB = 256, O_THREADS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME };
+enum { O_NODB = 256, O_THREADS, O_PROCS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME };
 
 /* The report's width when --width is not given: the terminal's, else
  * $COLUMNS, else 0 (no cut). */
@@ -167,6 +178,8 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"sort", required_argument, 0, 's'},
                                          {"thread", required_argument, 0, 't'},
                                          {"threads", no_argument, 0, O_THREADS},
+                                         {"processes", no_argument, 0, O_PROCS},
+                                         {"process", required_argument, 0, 'p'},
                                          {"width", required_argument, 0, 'w'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"pstats", required_argument, 0, O_PSTATS},
@@ -178,7 +191,7 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     int c, rc = 0;
-    while (!rc && (c = getopt_long(argc, argv, "o:n:s:t:w:qhV", opts, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, "o:n:s:t:p:w:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o->db = optarg; break;
         case O_NODB: o->no_db = 1; break;
@@ -186,6 +199,8 @@ static int parse_args(int argc, char **argv, cli *o) {
         case 's': rc = parse_sort(optarg, &o->ro); break;
         case 't': o->thread = optarg; break;
         case O_THREADS: o->ro.show_threads = 1; break;
+        case O_PROCS: o->ro.show_procs = 1; break;
+        case 'p': o->process = optarg; break;
         case 'w': rc = parse_width(optarg, &o->ro); break;
         case 'q': o->quiet = 1; break;
         case O_PSTATS: o->pstats = optarg; break;
@@ -199,11 +214,12 @@ static int parse_args(int argc, char **argv, cli *o) {
         }
     }
     if (rc) return rc;
-    if (optind != argc - 1) {
-        fprintf(stderr, "yprof-analyze: expected one trace file (see --help)\n");
+    if (optind >= argc) {
+        fprintf(stderr, "yprof-analyze: expected a trace file or a directory of them (see --help)\n");
         return 2;
     }
-    o->trace = argv[optind];
+    o->args = argv + optind;
+    o->n_args = argc - optind;
     return check_stdout(o);
 }
 
@@ -231,6 +247,39 @@ static yp_stats *load_stats(const char *trace) {
     return s;
 }
 
+/* Several traces' statistics merged, read one at a time; for --process,
+ * that process's own in *only. NULL (the error said) when none could be
+ * read or out of memory; a trace that cannot be read among several is
+ * skipped with a warning. */
+static yp_stats *load_family(const yp_trace_ref *t, size_t n, uint64_t only_pid, yp_stats **only) {
+    yp_stats *all = NULL;
+    size_t skipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        yp_stats *s = load_stats(t[i].path);
+        if (!s) {
+            skipped++;
+            continue;
+        }
+        if (only_pid && !*only && s->session.pid == only_pid) *only = s;
+        if (!all) {
+            all = s;
+            continue;
+        }
+        yp_stats *m = yp_stats_merge(all, s);
+        if (s != *only) yp_stats_free(s);
+        if (all != *only) yp_stats_free(all);
+        if (!(all = m)) {
+            fprintf(stderr, "yprof-analyze: out of memory\n");
+            return NULL;
+        }
+    }
+    if (skipped && all)
+        fprintf(stderr,
+                "yprof-analyze: warning: %zu of %zu traces could not be read (above) and are left out\n",
+                skipped, n);
+    return all;
+}
+
 /* --thread: the report's thread index; -1 (the error said) when none matches. */
 static int pick_thread(const yp_stats *s, const char *thread, const char *trace) {
     char *end;
@@ -243,13 +292,14 @@ static int pick_thread(const yp_stats *s, const char *thread, const char *trace)
 
 static const char *out_name(const char *path) { return strcmp(path, "-") ? path : "standard output"; }
 
-/* The database and every export asked for; 0, or 1 when one failed. */
-static int write_outputs(const yp_stats *s, const cli *o) {
+/* The database (of every process, all) and every export asked for (of s,
+ * the processes reported, whose trace is trace); 0, or 1 when one failed. */
+static int write_outputs(const yp_stats *all, const yp_stats *s, const char *trace, const cli *o) {
     char err[512] = "";
     int rc = 0;
     if (!o->no_db) {
-        char *dbp = o->db ? strdup(o->db) : default_db(o->trace);
-        if (!dbp || yp_sqlite_write(s, dbp, err, sizeof err) != YP_OK) {
+        char *dbp = o->db ? strdup(o->db) : default_db(yp_stats_proc(all, 0)->trace_path);
+        if (!dbp || yp_sqlite_write(all, dbp, err, sizeof err) != YP_OK) {
             fprintf(stderr, "yprof-analyze: %s\n", dbp ? err : "out of memory");
             rc = 1;
         } else if (!o->quiet) {
@@ -277,7 +327,7 @@ static int write_outputs(const yp_stats *s, const cli *o) {
         }
     }
     if (o->chrome) {
-        if (yp_export_chrome(o->trace, s, o->chrome, err, sizeof err) != YP_OK) {
+        if (yp_export_chrome(trace, s, o->chrome, err, sizeof err) != YP_OK) {
             fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", out_name(o->chrome), err);
             rc = 1;
         } else if (!o->quiet) {
@@ -287,19 +337,67 @@ static int write_outputs(const yp_stats *s, const cli *o) {
     return rc;
 }
 
-int main(int argc, char **argv) {
-    cli o = {0};
-    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width()};
-    int rc = parse_args(argc, argv, &o);
-    if (rc >= 0) return rc;
-    yp_stats *s = load_stats(o.trace);
-    if (!s) return 1;
-    if (o.thread && (o.ro.thread = pick_thread(s, o.thread, o.trace)) < 0) {
-        yp_stats_free(s);
+/* --process PID: the pid, 0 for none; -1 (the error said) when not a number. */
+static long long parse_pid(const char *arg) {
+    char *end;
+    long long v = arg ? strtoll(arg, &end, 10) : 0;
+    if (arg && (*end || v <= 0 || v > 0xFFFFFFFFll)) {
+        fprintf(stderr, "yprof-analyze: --process needs a process id, not '%s'\n", arg);
+        return -1;
+    }
+    return v;
+}
+
+/* The statistics of the traces named (all) and of those reported (*rep:
+ * all, or --process's); the exit status when they cannot be had, else -1. */
+static int load_all(cli *o, yp_stats **all, yp_stats **rep, const char **trace) {
+    char err[1024] = "";
+    size_t n = 0;
+    long long pid = parse_pid(o->process);
+    if (pid < 0) return 2;
+    yp_trace_ref *t = yp_traces_list(o->args, o->n_args, &n, err, sizeof err);
+    if (!t) {
+        fprintf(stderr, "yprof-analyze: %s\n", err);
+        return 1;
+    }
+    if (o->chrome && n > 1 && !pid) {
+        fprintf(stderr,
+                "yprof-analyze: --chrome writes one process's timeline: add --process PID (one of %zu "
+                "traces; --processes lists them)\n",
+                n);
+        yp_traces_free(t, n);
         return 2;
     }
-    if (!o.quiet) yp_report_print(s, &o.ro, stdout);
-    rc = write_outputs(s, &o);
-    yp_stats_free(s);
+    yp_stats *only = NULL;
+    *all = load_family(t, n, (uint64_t)pid, &only);
+    *rep = pid ? only : *all;
+    *trace = *rep ? (*rep)->session.trace_path : "";
+    yp_traces_free(t, n);
+    if (!*all) return 1;
+    if (!*rep) {
+        fprintf(stderr, "yprof-analyze: no trace of process %lld among the traces read (see --processes)\n",
+                pid);
+        yp_stats_free(*all);
+        return 2;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    cli o = {0};
+    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width(), 0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+    yp_stats *all, *s;
+    const char *trace;
+    if ((rc = load_all(&o, &all, &s, &trace)) >= 0) return rc;
+    if (o.thread && (o.ro.thread = pick_thread(s, o.thread, trace)) < 0)
+        rc = 2;
+    else {
+        if (!o.quiet) yp_report_print(s, &o.ro, stdout);
+        rc = write_outputs(all, s, trace, &o);
+    }
+    if (s != all) yp_stats_free(s);
+    yp_stats_free(all);
     return rc;
 }

@@ -60,7 +60,7 @@ enum {
     YP_FH_WALL = 32,
     YP_FH_TICKS = 40,
     YP_FH_PID = 48,
-    YP_FH_FLAGS = 52,
+    YP_FH_PPID = 52, /* "flags", always 0, before the parent pid was written */
     YP_FH_EXTRA_CRC = 56,
     YP_FH_CRC = 60
 };

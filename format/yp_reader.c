@@ -144,6 +144,7 @@ static yp_status read_header(yp_reader *r, char *errbuf, size_t errlen) {
     r->hdr.start_wall_ns = yp_get_u64(h + YP_FH_WALL);
     r->hdr.start_ticks = yp_get_u64(h + YP_FH_TICKS);
     r->hdr.pid = yp_get_u32(h + YP_FH_PID);
+    r->hdr.ppid = yp_get_u32(h + YP_FH_PPID);
     r->hdr.python_version = r->extra;
     r->hdr.command_line = r->extra + l1 + 1;
     r->off = YP_FILE_HEADER_SIZE + extra;
@@ -169,7 +170,9 @@ yp_status yp_reader_open(const char *path, yp_reader **out, char *errbuf, size_t
     *out = NULL;
     yp_reader *r = calloc(1, sizeof *r);
     if (!r) return YP_ERR_NOMEM;
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer;
+     * it is refused below, and a regular file ignores the flag */
+    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
     if (r->fd < 0 || fstat(r->fd, &sb) != 0) {
         fmt_err(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));

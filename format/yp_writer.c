@@ -134,6 +134,7 @@ yp_status yp_writer_open(const char *path, const yp_writer_options *opt, yp_writ
     yp_put_u64(hdr + YP_FH_WALL, wall);
     yp_put_u64(hdr + YP_FH_TICKS, opt->start_ticks >> w->ts_shift);
     yp_put_u32(hdr + YP_FH_PID, opt->pid ? opt->pid : (uint32_t)getpid());
+    yp_put_u32(hdr + YP_FH_PPID, opt->ppid ? opt->ppid : (uint32_t)getppid());
     memcpy(hdr + YP_FILE_HEADER_SIZE, pyv, lp);
     memcpy(hdr + YP_FILE_HEADER_SIZE + lp + 1, cmd, lc);
     yp_put_u32(hdr + YP_FH_EXTRA_CRC, yp_crc32(0, hdr + YP_FILE_HEADER_SIZE, extra));

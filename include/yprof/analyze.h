@@ -78,8 +78,9 @@ typedef struct yp_thread_stat {
     uint32_t id; /* recorder's thread id */
     uint64_t ident, native_id;
     const char *name;
-    double wall_s; /* recorded time, summed over intervals */
-    double cpu_s;  /* thread CPU time (last reported), 0 if unknown */
+    uint32_t process; /* index into yp_stats.procs (0 when there is one process) */
+    double wall_s;    /* recorded time, summed over intervals */
+    double cpu_s;     /* thread CPU time (last reported), 0 if unknown */
     uint64_t events, dropped, unmatched;
     uint32_t open_frames; /* frames open when the snapshot was taken */
 } yp_thread_stat;
@@ -108,9 +109,9 @@ typedef struct yp_node {
 
 typedef struct yp_session {
     const char *trace_path, *python_version, *command_line, *clock;
-    uint64_t pid;
-    double started_at; /* unix seconds */
-    double duration_s; /* first to last event over all threads */
+    uint64_t pid, ppid; /* ppid 0: not known */
+    double started_at;  /* unix seconds */
+    double duration_s;  /* first to last event over all threads */
     uint64_t events, dropped_events;
     double hook_s, flusher_s, interp_s, app_s;
     double pollution_pct;    /* (hook + interp) / app * 100: what the app's threads lost */
@@ -137,6 +138,12 @@ typedef struct yp_stats {
     uint32_t nodes_truncated; /* call paths beyond the cap, folded */
     char *strings;            /* owns every string above */
     char *session_strings;    /* owns session's strings */
+    /* The processes, when several traces were merged (yp_stats_merge): each
+     * one's own session figures; session then sums them. 0 and NULL for one
+     * process: session is that process. */
+    yp_session *procs;
+    size_t n_procs;
+    char *proc_strings; /* owns procs' strings */
 } yp_stats;
 
 /* A snapshot of everything so far, open frames closed at each thread's last
@@ -178,11 +185,24 @@ yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *r
 /* Fill the session fields of s from a load result. */
 void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_result *res);
 
+/* ---- several processes --------------------------------------------------- */
+
+/* a's and b's statistics as one (neither changed): a function is the same
+ * in both when its name, module, file, line and kind are; threads are
+ * renumbered 1..N in order and keep their process; the processes are a's
+ * then b's; session sums the processes' figures (started_at the earliest,
+ * duration_s to the end of the last). NULL on allocation failure. */
+yp_stats *yp_stats_merge(const yp_stats *a, const yp_stats *b);
+
+/* The processes of s (1 when it is one process's) and the i-th of them. */
+size_t yp_stats_n_procs(const yp_stats *s);
+const yp_session *yp_stats_proc(const yp_stats *s, size_t i);
+
 /* ---- outputs -------------------------------------------------------------- */
 
 /* The schema's version, stored as the database's PRAGMA user_version: raised
  * on any change a reader could notice (docs/schema.md says what changed). */
-#define YP_SCHEMA_VERSION 1
+#define YP_SCHEMA_VERSION 2
 
 /* Write the SQLite database (replacing path). Schema: docs/schema.md. */
 yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen);
@@ -194,6 +214,7 @@ typedef struct yp_report_opts {
     int show_threads; /* print the per-thread table */
     int width;        /* fit function rows in this many columns (names cut in
                          the middle, never the function's own name); 0: no cut */
+    int show_procs;   /* print the per-process table (several processes) */
 } yp_report_opts;
 
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out);

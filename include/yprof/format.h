@@ -107,6 +107,7 @@ typedef struct yp_header {
     uint64_t start_wall_ns; /* CLOCK_REALTIME at open, ns since epoch */
     uint64_t start_ticks;   /* clock value at open, in ticks */
     uint32_t pid;
+    uint32_t ppid;              /* parent process id; 0 when not known */
     const char *python_version; /* "" when unknown */
     const char *command_line;   /* "" when unknown */
 } yp_header;
@@ -219,6 +220,7 @@ typedef struct yp_writer_options {
     uint64_t start_ticks;
     uint64_t start_wall_ns;     /* 0: taken now */
     uint32_t pid;               /* 0: getpid() */
+    uint32_t ppid;              /* 0: getppid() */
     const char *python_version; /* may be NULL */
     const char *command_line;   /* may be NULL */
     int zstd_level;             /* 0: default (1, fast) */

@@ -20,7 +20,7 @@ import sys
 import threading
 import warnings
 
-from . import _calibrate, _filter, _yprof
+from . import _calibrate, _filter, _follow, _yprof
 from .stats import FunctionStats, Stats, ThreadStats
 
 __all__ = [
@@ -185,8 +185,8 @@ def _env_wait_ms():
         return 0
 
 
-def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude=None, _ring_bits=0,
-          _flush_ms=0, _wait_ms=0, _open_frames=True):
+def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude=None, follow_children=False,
+          _ring_bits=0, _flush_ms=0, _wait_ms=0, _open_frames=True):
     """Start recording every thread (running ones and those started later).
 
     path: the trace file. A later start() with the same path continues the
@@ -198,6 +198,11 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
     there is none) and no exclude pattern matches is recorded; the time of
     code left out counts as its nearest recorded caller's own, and the C
     functions it calls are left out too (docs/api.md).
+    follow_children: every Python process started while this recording
+    runs (multiprocessing's spawn and forkserver children, subprocess
+    running Python, and their children) records too, into
+    <path without .yp>.<pid>.yp with the same options; a fork child records
+    so whether or not this is set.
     Calling it while running does nothing. Returns True if it started.
     (_open_frames=False: the frames running now are not recorded, the
     command line's own.)"""
@@ -210,6 +215,8 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
         raise ValueError("clock must be 'wall' or 'cpu', not %r" % (clock,))
     if not isinstance(builtins, (bool, int)):
         raise TypeError("builtins must be a bool")
+    if not isinstance(follow_children, (bool, int)):
+        raise TypeError("follow_children must be a bool")
     include = _filter.patterns(include, "include")
     exclude = _filter.patterns(exclude, "exclude")
     path = os.path.abspath(path)
@@ -244,7 +251,8 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
             _set_thread_hook(thread_profile)
         _thread_names()
         _options.update(path=path, clock=clock, builtins=bool(builtins),
-                        include=inc_mods + inc_globs, exclude=exc_mods + exc_globs)
+                        include=inc_mods + inc_globs, exclude=exc_mods + exc_globs,
+                        follow_children=bool(follow_children))
         try:
             started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline, _ring_bits, _flush_ms,
                                     _wait_ms, per_event, share, kind, bool(_open_frames))
@@ -254,6 +262,10 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
                 _restore_thread_hook()
         if started and kind != _HOOK_SETPROFILE and _yprof._hook_kind() == _HOOK_SETPROFILE:
             _set_thread_hook(thread_profile)  # the frame evaluator could not be used
+        if started:
+            _follow.guard_exit()
+            if follow_children:
+                _follow.export(path, clock, builtins, _options["include"], _options["exclude"])
         return started
 
 
@@ -265,6 +277,7 @@ def stop():
         if not _yprof._is_running():
             return False
         _monitoring_off()
+        _follow.withdraw()
         _thread_names()
         _settle_calibration()
         stopped = _yprof._stop()
@@ -400,6 +413,7 @@ def _close():
     """Stop and finish the trace (registered with atexit)."""
     with _lock:
         _monitoring_off()
+        _follow.withdraw()
         if _yprof._is_running():
             _thread_names()
             _settle_calibration()
@@ -426,11 +440,12 @@ def _after_fork_child():
     _yprof._after_fork_child()
     _restore_thread_hook()
     if was and _options.get("path"):
-        stem, ext = os.path.splitext(_options["path"])
         try:
-            start("%s.%d%s" % (stem, os.getpid(), ext or ".yp"),
+            start(_follow.child_path(_options["path"], os.getpid()),
                   clock=_options["clock"], builtins=_options["builtins"],
-                  include=_options["include"], exclude=_options["exclude"])
+                  include=_options["include"], exclude=_options["exclude"],
+                  follow_children=_options.get("follow_children", False))
+            _follow.guard_sigterm()  # a pool's terminate() must not lose what the rings hold
         except Exception:
             pass  # the child runs on unprofiled rather than fail
 

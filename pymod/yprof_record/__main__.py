@@ -1,4 +1,5 @@
-"""python -m yprof_record [-o trace.yp] [--clock cpu] [--no-builtins] [--include P] [--exclude P] script.py [args]
+"""python -m yprof_record [-o trace.yp] [--clock cpu] [--no-builtins] [--include P] [--exclude P]
+                        [--follow-children] script.py [args]
 python -m yprof_record [options] -m module [args]
 python -m yprof_record --control [--idle] [options] (script.py | -m module) [args]
 
@@ -32,6 +33,9 @@ def build_parser(prog="python -m yprof_record", report=False):
                         "repeat it or separate patterns with commas; the script itself is __main__")
     p.add_argument("--exclude", action="append", metavar="PATTERN",
                    help="do not record code of these modules or files (as --include)")
+    p.add_argument("--follow-children", action="store_true",
+                   help="record every Python child process too (multiprocessing, subprocess), each into "
+                        "OUTPUT's name with its pid (app.yp: app.<pid>.yp)")
     p.add_argument("-m", dest="module", metavar="module", help="run a library module as a script")
     p.add_argument("--control", action="store_true",
                    help="open the control channel, so yprof ctl / yprof top can start, stop and read it")
@@ -83,6 +87,8 @@ def parse(argv, prog="python -m yprof_record", report=False):
     opts.include, opts.exclude = _filter.from_cli(opts.include), _filter.from_cli(opts.exclude)
     if opts.idle and (opts.include or opts.exclude):
         p.error("--include and --exclude with --idle: give them to yprof ctl PID start")
+    if opts.idle and opts.follow_children:
+        p.error("--follow-children with --idle: nothing records, so no child would")
     opts.target, opts.args, opts.is_module = target, args, is_module
     opts.started = False  # set by run() once recording has started
     return opts
@@ -113,18 +119,24 @@ def prepare(opts):
     except (SyntaxError, ValueError) as e:
         return fail("cannot compile %s: %s" % (path, e))
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-    globs = {"__name__": "__main__", "__file__": path, "__package__": None,
-             "__cached__": None, "__builtins__": __builtins__}
-    return path, lambda: exec(code, globs)
+    return path, main_runner(code, __file__=path, __package__=None, __cached__=None, __spec__=None)
 
 
 def module_runner(spec, code):
     """(argv0, runner) for a module's code run as __main__, as
-    `python -m` runs it: a fresh __main__ module in sys.modules."""
+    `python -m` runs it."""
+    return spec.origin or spec.name, main_runner(code, __file__=spec.origin, __cached__=spec.cached,
+                                                 __loader__=spec.loader, __package__=spec.parent, __spec__=spec)
+
+
+def main_runner(code, **attrs):
+    """Runs code in a fresh __main__ module that is sys.modules["__main__"]
+    while it runs, as python runs a script: pickle finds its functions
+    (multiprocessing sends them to workers) and a spawned child re-imports
+    the script, not this tool."""
     import types
     main = types.ModuleType("__main__")
-    main.__dict__.update(__file__=spec.origin, __cached__=spec.cached, __doc__=None, __loader__=spec.loader,
-                         __package__=spec.parent, __spec__=spec, __builtins__=__builtins__)
+    main.__dict__.update(__doc__=None, __builtins__=__builtins__, **attrs)
 
     def runner():
         saved = sys.modules.get("__main__")
@@ -133,7 +145,7 @@ def module_runner(spec, code):
             exec(code, main.__dict__)
         finally:
             sys.modules["__main__"] = saved
-    return spec.origin or spec.name, runner
+    return runner
 
 
 def run(opts):
@@ -154,7 +166,8 @@ def run(opts):
         # the frames running now are this tool's, not the program's
         if not opts.idle:
             yprof_record.start(opts.output, clock=opts.clock, builtins=not opts.no_builtins,
-                               include=opts.include, exclude=opts.exclude, _open_frames=False)
+                               include=opts.include, exclude=opts.exclude,
+                               follow_children=opts.follow_children, _open_frames=False)
     except OSError as e:
         return fail("cannot write %s: %s" % (opts.output, e.strerror or e), 1)
     opts.started = True

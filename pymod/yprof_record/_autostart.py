@@ -1,7 +1,10 @@
 """Imported at interpreter start-up by yprof_control.pth when YPROF_CONTROL
 is set (and not 0): opens the process's control channel and records
-nothing until told. Never raises: a channel that cannot open is said in
-one line on stderr, and the program runs on."""
+nothing until told; or when YPROF_FOLLOW is set (a parent recording with
+follow_children=True): records this process (_follow.child_start). Never
+raises: what cannot be done is said in one line on stderr, and the program
+runs on."""
+import os
 
 
 def _open():
@@ -19,4 +22,8 @@ def _open():
             pass
 
 
-_open()
+if os.environ.get("YPROF_CONTROL", "").strip() not in ("", "0"):
+    _open()
+if os.environ.get("YPROF_FOLLOW"):
+    from . import _follow
+    _follow.child_start()

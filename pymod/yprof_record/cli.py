@@ -31,6 +31,10 @@ run's options (before the script):
                       (path globs); repeat, or separate with commas; the
                       script itself is __main__
   --exclude PATTERN   do not record these modules or files
+  --follow-children   record every Python child process too (multiprocessing
+                      with fork, spawn or forkserver; subprocess running
+                      Python), each into OUTPUT.<pid>.yp; the report and the
+                      database then cover the whole family
   -m module           run a library module as a script
   --top N             report: rows to show (default 20)
   --sort KEY          report: total (default), self, ncalls or avg
@@ -62,6 +66,63 @@ def report_args(opts):
     return out
 
 
+def trace_header(path):
+    """(pid, ppid, start_wall_ns) from a trace's header, None when it is not
+    one (docs/format.md, "File header")."""
+    import struct
+    try:
+        with open(path, "rb") as f:
+            h = f.read(64)
+    except OSError:
+        return None
+    if len(h) < 64 or h[:8] != b"YPROF\x00\r\n":
+        return None
+    wall, = struct.unpack_from("<Q", h, 32)
+    pid, ppid = struct.unpack_from("<II", h, 48)
+    return pid, ppid, wall
+
+
+def family(output):
+    """The children's traces of the run that wrote output: named
+    <stem>.<pid>[.<pid>...].yp beside it and started after it (older ones
+    are an earlier run's)."""
+    import re
+    root = trace_header(output)
+    if root is None:
+        return []
+    stem, ext = os.path.splitext(os.path.abspath(output))
+    d, base = os.path.split(stem)
+    pat = re.compile(re.escape(base) + r"(\.\d+)+" + re.escape(ext or ".yp") + "$")
+    out = []
+    for name in sorted(os.listdir(d or ".")):
+        path = os.path.join(d, name)
+        h = pat.match(name) and trace_header(path)
+        if h and h[2] >= root[2]:
+            out.append(path)
+    return out
+
+
+def end_multiprocessing_helpers():
+    """multiprocessing's resource tracker and fork server (Python processes
+    the program started, recorded with it) end when this process does; the
+    report is made before, so they are ended now, as at exit: their traces
+    are then whole."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    try:  # what multiprocessing does at exit (atexit): pools finished, semaphores let go
+        sys.modules["multiprocessing.util"]._exit_function()
+    except Exception:
+        return
+    for name, attr in (("multiprocessing.forkserver", "_forkserver"),
+                       ("multiprocessing.resource_tracker", "_resource_tracker")):
+        helper = getattr(sys.modules.get(name), attr, None)
+        try:
+            helper._stop()
+        except Exception:  # not running, or a Python whose helper differs
+            pass
+
+
 def run_command(rest):
     from .__main__ import parse, run
 
@@ -74,11 +135,15 @@ def run_command(rest):
         pass
     if not opts.started:  # the target never ran: said already
         return status
+    end_multiprocessing_helpers()
     if not os.path.exists(opts.output):  # --idle, and nothing recorded it
         print("yprof: nothing was recorded (no %s)" % opts.output, file=sys.stderr)
         return status
     if exe:
-        rc = subprocess.call([exe] + report_args(opts) + [opts.output])
+        traces = [opts.output] + family(opts.output)  # fork children record even without --follow-children
+        if len(traces) > 1:
+            print("yprof: %d processes recorded" % len(traces), file=sys.stderr)
+        rc = subprocess.call([exe] + report_args(opts) + (["--processes"] if len(traces) > 1 else []) + traces)
         if rc and not status:
             status = rc
     else:

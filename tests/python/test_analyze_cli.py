@@ -226,7 +226,10 @@ def test_foreign_and_damaged_files_fail_with_one_line(tmp_path, content):
 
 
 def test_directory_and_missing_path(tmp_path):
-    assert "not a regular file" in one_line_error(analyze(tmp_path, check=False))
+    # a directory is read as every *.yp in it (test_processes.py); none: said
+    assert "no traces (*.yp) in this directory" in one_line_error(analyze(tmp_path, check=False))
+    os.mkfifo(str(tmp_path / "fifo.yp"))
+    assert "not a regular file" in one_line_error(analyze(tmp_path / "fifo.yp", check=False))
     assert "No such file" in one_line_error(analyze(tmp_path / "missing.yp", check=False))
 
 

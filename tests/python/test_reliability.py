@@ -172,11 +172,15 @@ def test_multiprocessing_pool_parent_trace_and_one_trace_per_forked_worker(tmp_p
     assert r.stderr == ""  # complete
     counts = db_counts(tmp_path / "mp.db")
     assert counts["Pool.map"] == (1, 1) and "sq" not in counts  # sq ran in the workers
-    # a forked worker records into its own trace; a spawned one is a new
-    # interpreter that does not record (following it: issue 19). A worker
-    # leaves through os._exit (no atexit), so its trace has what the flusher
-    # wrote before that, maybe nothing (issue 19 too): read, not counted.
+    # a forked worker records into its own trace, finished although it
+    # leaves through os._exit (no atexit): the 50 calls are all there; a
+    # spawned one is a new interpreter that records only when children are
+    # followed (test_processes.py)
     assert child_trace_pids(tmp_path) == (pids if method == "fork" else [])
+    if method == "fork":
+        done = analyze(tmp_path, "-q", "-o", tmp_path / "all.db")
+        assert "cut short" not in done.stderr, done.stderr
+        assert db_counts(tmp_path / "all.db")["sq"] == (50, 50)
 
 
 def test_shutdown_with_recording_on_and_daemon_threads(tmp_path):

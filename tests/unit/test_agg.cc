@@ -33,6 +33,7 @@ struct Agg {
 struct Snap {
     yp_stats *s;
     explicit Snap(yp_agg *a) : s(yp_agg_snapshot(a)) {}
+    explicit Snap(yp_stats *st) : s(st) {} // takes it
     ~Snap() { yp_stats_free(s); }
     const yp_fstat *fn(const char *name, int thread = -1) {
         static yp_fstat out;
@@ -440,3 +441,85 @@ TEST(Agg, GapClosesFramesAndCountsLostEvents) {
 }
 
 } // namespace
+
+// ---- yp_stats_merge ---------------------------------------------------------
+
+// One process's statistics: Agg's functions a, b, c, d of /m.py, plus (when
+// dup) id 5, another code object of the same a (a second exec of the same
+// source): a calls b; then the duplicate runs once.
+static yp_stats *process_stats(uint64_t pid, uint64_t t0, bool dup) {
+    Agg g;
+    if (dup) {
+        yp_symbol s{5, 10, 0, "a", "m", "/m.py"};
+        yp_agg_symbol(g.a, &s);
+    }
+    yp_thread_info t{1, 100 + pid, pid, 0, "MainThread"};
+    yp_agg_thread(g.a, &t);
+    std::vector<yp_event> ev = {E(t0, 1, C), E(t0 + 1, 2, C), E(t0 + 3, 2, R), E(t0 + 4, 1, R)};
+    if (dup) ev.insert(ev.end(), {E(t0 + 5, 5, C), E(t0 + 7, 5, R)});
+    g.feed(1, ev);
+    yp_stats *s = yp_agg_snapshot(g.a);
+    yp_load_result res;
+    memset(&res, 0, sizeof res);
+    res.hdr.pid = (uint32_t)pid;
+    res.hdr.ppid = 7;
+    res.hdr.start_wall_ns = t0 * 1000000000ull;
+    res.foot.hook_ns = 1000000000ull; // 1 s
+    res.foot.app_ns = 10000000000ull; // 10 s
+    res.has_footer = 1;
+    yp_stats_set_session(s, "p.yp", &res);
+    s->session.duration_s = 4;
+    return s;
+}
+
+TEST(Merge, ProcessesShareFunctionsKeepThreadsAndSumTheSession) {
+    yp_stats *p1 = process_stats(10, 0, false), *p2 = process_stats(20, 100, true);
+    yp_stats *p3 = process_stats(30, 50, false);
+    yp_stats *m12 = yp_stats_merge(p1, p2);
+    ASSERT_NE(m12, nullptr);
+    yp_stats *m = yp_stats_merge(m12, p3);
+    ASSERT_NE(m, nullptr);
+    Snap s(m);
+    // each function once however many processes (and code objects) had it
+    ASSERT_EQ(s.s->n_funcs, 4u);
+    EXPECT_EQ(s.fn("a")->ncalls, 4u); // 1 + (1 + 1 duplicate) + 1
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 4 + 4 + 2 + 4);
+    EXPECT_EQ(s.fn("b")->ncalls, 3u);
+    // the duplicate's row is summed into a's row of process 20's thread
+    ASSERT_EQ(s.s->n_threads, 3u);
+    EXPECT_EQ(s.fn("a", 1)->ncalls, 2u);
+    size_t rows_a1 = 0;
+    for (size_t i = 0; i < s.s->n_fstats; i++)
+        rows_a1 += s.s->fstats[i].thread == 1 && !strcmp(s.s->funcs[s.s->fstats[i].func].name, "a");
+    EXPECT_EQ(rows_a1, 1u);
+    EXPECT_EQ(s.edge("a", "b")->ncalls, 1u); // per thread: each process's own
+    // threads renumbered, each with its process
+    for (uint32_t i = 0; i < 3; i++) {
+        EXPECT_EQ(s.s->threads[i].id, i + 1);
+        EXPECT_EQ(s.s->threads[i].process, i);
+    }
+    ASSERT_EQ(yp_stats_n_procs(s.s), 3u);
+    EXPECT_EQ(yp_stats_proc(s.s, 1)->pid, 20u);
+    EXPECT_EQ(yp_stats_proc(s.s, 2)->ppid, 7u);
+    EXPECT_EQ(s.s->threads[2].native_id, 30u);
+    // call-tree parents point into the same process's nodes
+    for (size_t i = 0; i < s.s->n_nodes; i++) {
+        const yp_node &n = s.s->nodes[i];
+        if (n.parent == UINT32_MAX) continue;
+        ASSERT_LT(n.parent, i);
+        EXPECT_EQ(s.s->nodes[n.parent].thread, n.thread);
+        EXPECT_STREQ(s.s->funcs[n.func].name, "b");
+    }
+    // the session: earliest start, to the end of the last; sums
+    EXPECT_DOUBLE_EQ(s.s->session.started_at, 0);
+    EXPECT_DOUBLE_EQ(s.s->session.duration_s, 104);
+    EXPECT_EQ(s.s->session.events, p1->session.events + p2->session.events + p3->session.events);
+    EXPECT_DOUBLE_EQ(s.s->session.hook_s, 3);
+    EXPECT_DOUBLE_EQ(s.s->session.pollution_pct, 10);
+    EXPECT_EQ(s.s->session.pid, 10u);
+    EXPECT_EQ(s.s->session.complete, 1);
+    yp_stats_free(p1);
+    yp_stats_free(m12);
+    yp_stats_free(p2);
+    yp_stats_free(p3);
+}
