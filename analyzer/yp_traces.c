@@ -34,8 +34,16 @@ static int add(list *l, const char *path, char *err, size_t errlen) {
         return -1;
     }
     const yp_header *h = yp_reader_header(r);
-    yp_trace_ref t = {strdup(path), h->pid, h->ppid, h->clock_kind, h->start_wall_ns};
+    yp_trace_ref t = {strdup(path), h->pid, h->ppid, h->clock_kind, h->start_wall_ns, 0, 0};
     yp_reader_close(r);
+    struct stat sb;
+    if (stat(path, &sb) == 0) t.dev = (uint64_t)sb.st_dev, t.ino = (uint64_t)sb.st_ino;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->t[i].dev != t.dev || l->t[i].ino != t.ino) continue;
+        snprintf(err, errlen, "%s and %s are the same trace: name it once", l->t[i].path, path);
+        free(t.path);
+        return -1;
+    }
     if (!t.path || yp_grow((void **)&l->t, &l->cap, l->n + 1, sizeof t, 16)) {
         free(t.path);
         snprintf(err, errlen, "out of memory");

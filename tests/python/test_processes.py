@@ -7,7 +7,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -240,3 +239,10 @@ def test_header_holds_the_parent_pid(tmp_path):
     me, parent, child = map(int, p.stdout.split())
     analyze(tmp_path, "-q", "-o", tmp_path / "h.db")
     assert dict(rows(tmp_path / "h.db", "SELECT pid, ppid FROM processes")) == {me: parent, child: me}
+
+
+def test_a_trace_named_twice_is_refused_not_counted_twice(tmp_path):
+    a = make_trace(tmp_path, "a.yp")
+    p = analyze(a, tmp_path, check=False)  # the directory holds a.yp too
+    assert p.returncode == 1 and "are the same trace" in p.stderr and len(p.stderr.splitlines()) == 1
+    assert not (tmp_path / "a.db").exists()
