@@ -135,7 +135,7 @@ cmd_demo() {
 }
 
 cmd_test() {
-    apt_install build-essential pkg-config libzstd-dev libsqlite3-dev libgtest-dev clang-format-14
+    apt_install build-essential pkg-config libzstd-dev libsqlite3-dev libgtest-dev clang-format-14 golang-go
     log "clang-format check"
     # shellcheck disable=SC2046
     clang-format-14 --dry-run --Werror $(git ls-files '*.c' '*.h' '*.cc')

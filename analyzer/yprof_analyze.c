@@ -59,6 +59,9 @@ static void usage(FILE *f) {
           "      --chrome FILE    write Chrome trace event JSON (ui.perfetto.dev,\n"
           "                       chrome://tracing): one track per thread, every call\n"
           "      --flamegraph FILE.svg  write a self-contained SVG flame graph\n"
+          "      --pprof FILE.pb.gz  write a pprof profile (go tool pprof, Pyroscope,\n"
+          "                       Parca, Grafana): calls and time per call path, labels\n"
+          "                       thread and process\n"
           "                       (an export's FILE '-' is standard output: no report then)\n"
           "  -V, --version        print the version\n"
           "  -h, --help           show this help\n"
@@ -92,12 +95,12 @@ static char *default_db(const char *trace) {
 typedef struct cli {
     char **args; /* the traces and directories named */
     int n_args;
-    const char *db, *thread, *process, *pstats, *callgrind, *collapsed, *chrome, *flame;
+    const char *db, *thread, *process, *pstats, *callgrind, *collapsed, *chrome, *flame, *pprof;
     int no_db, quiet;
     yp_report_opts ro;
 } cli;
 
-enum { O_NODB = 256, O_THREADS, O_PROCS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME };
+enum { O_NODB = 256, O_THREADS, O_PROCS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME, O_PPROF };
 
 /* The report's width when --width is not given: the terminal's, else
  * $COLUMNS, else 0 (no cut). */
@@ -154,7 +157,7 @@ static int parse_sort(const char *arg, yp_report_opts *ro) {
  * the lines saying what was written are left out. -1 to go on, else 2 with
  * the error said. */
 static int check_stdout(cli *o) {
-    const char *outs[] = {o->pstats, o->callgrind, o->collapsed, o->chrome, o->flame};
+    const char *outs[] = {o->pstats, o->callgrind, o->collapsed, o->chrome, o->flame, o->pprof};
     int n = 0;
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) n += outs[i] && !strcmp(outs[i], "-");
     if (o->db && !strcmp(o->db, "-")) {
@@ -187,6 +190,7 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"collapsed", required_argument, 0, O_COLLAPSED},
                                          {"chrome", required_argument, 0, O_CHROME},
                                          {"flamegraph", required_argument, 0, O_FLAME},
+                                         {"pprof", required_argument, 0, O_PPROF},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
@@ -208,6 +212,7 @@ static int parse_args(int argc, char **argv, cli *o) {
         case O_COLLAPSED: o->collapsed = optarg; break;
         case O_CHROME: o->chrome = optarg; break;
         case O_FLAME: o->flame = optarg; break;
+        case O_PPROF: o->pprof = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': puts("yprof-analyze " YP_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -313,7 +318,8 @@ static int write_outputs(const yp_stats *all, const yp_stats *s, const char *tra
     } ex[] = {{o->pstats, yp_export_pstats},
               {o->callgrind, yp_export_callgrind},
               {o->collapsed, yp_export_collapsed},
-              {o->flame, yp_export_flamegraph}};
+              {o->flame, yp_export_flamegraph},
+              {o->pprof, yp_export_pprof}};
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
         if (!ex[i].path) continue;
         yp_status st = ex[i].fn(s, ex[i].path);

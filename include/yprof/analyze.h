@@ -226,6 +226,9 @@ yp_status yp_export_pstats(const yp_stats *s, const char *path);
 yp_status yp_export_callgrind(const yp_stats *s, const char *path);
 yp_status yp_export_collapsed(const yp_stats *s, const char *path);
 yp_status yp_export_flamegraph(const yp_stats *s, const char *path);
+/* pprof's profile.proto, gzipped: one sample per call path, values calls
+ * and self time (ns), labels thread and process. */
+yp_status yp_export_pprof(const yp_stats *s, const char *path);
 /* Chrome trace JSON needs every event: it re-reads the trace, streaming. */
 yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path, char *errbuf,
                            size_t errlen);

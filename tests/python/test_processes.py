@@ -112,7 +112,7 @@ def test_yprof_run_follow_children_reports_the_family(tmp_path):
     assert got == {int(pid): sum(ks) for pid, ks in out["per_pid"].items()}
 
 
-def test_a_stale_child_trace_of_an_earlier_run_is_not_in_the_family(tmp_path):
+def test_a_stale_fork_child_trace_of_an_earlier_run_is_not_in_the_family(tmp_path):
     prog = tmp_path / "p.py"
     prog.write_text("import os\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n")
     yprof = os.path.join(os.path.dirname(PY), "yprof")
@@ -159,7 +159,7 @@ def test_a_fork_child_ended_by_os_exit_or_sigterm_keeps_every_event(tmp_path):
         assert rows(tmp_path / (how + ".db"), "SELECT ncalls FROM function_totals WHERE name = 'w'") == [(n,)]
 
 
-def test_sigterm_handler_of_the_program_is_left_alone(tmp_path):
+def test_sigterm_handler_of_the_program_is_left_alone_in_a_fork_child(tmp_path):
     p = run_py(tmp_path, """
         import os, signal, yprof_record as yp
         mine = lambda *a: None
@@ -225,7 +225,7 @@ def rows_of_trace(tmp_path, trace):
     return pid
 
 
-def test_header_holds_the_parent_pid(tmp_path):
+def test_header_holds_the_parent_pid_of_a_fork_child(tmp_path):
     p = run_py(tmp_path, """
         import os, yprof_record as yp
         yp.start("h.yp")
