@@ -57,7 +57,13 @@ static void usage(FILE *f) {
           "      --collapsed FILE write collapsed stacks, 'thread;f;g;h MICROSECONDS' lines\n"
           "                       (flamegraph.pl, speedscope, inferno)\n"
           "      --chrome FILE    write Chrome trace event JSON (ui.perfetto.dev,\n"
-          "                       chrome://tracing): one track per thread, every call\n"
+          "                       chrome://tracing): one track per thread, every call;\n"
+          "                       with --thread, that thread's only; one process's\n"
+          "      --since S, --until S  the timeline's window, seconds from the trace's\n"
+          "                       start: calls overlapping it, cut to it\n"
+          "      --min-duration US  leave calls shorter than US microseconds out of the timeline\n"
+          "      --max-size SIZE  refuse, before writing, a timeline over SIZE bytes (K, M, G\n"
+          "                       suffixes; default 1G; 0: no limit)\n"
           "      --flamegraph FILE.svg  write a self-contained SVG flame graph\n"
           "      --pprof FILE.pb.gz  write a pprof profile (go tool pprof, Pyroscope,\n"
           "                       Parca, Grafana): calls and time per call path, labels\n"
@@ -98,9 +104,56 @@ typedef struct cli {
     const char *db, *thread, *process, *pstats, *callgrind, *collapsed, *chrome, *flame, *pprof;
     int no_db, quiet;
     yp_report_opts ro;
+    yp_timeline_opts tl;
 } cli;
 
-enum { O_NODB = 256, O_THREADS, O_PROCS, O_PSTATS, O_CALLGRIND, O_COLLAPSED, O_CHROME, O_FLAME, O_PPROF };
+enum {
+    O_NODB = 256,
+    O_THREADS,
+    O_PROCS,
+    O_PSTATS,
+    O_CALLGRIND,
+    O_COLLAPSED,
+    O_CHROME,
+    O_FLAME,
+    O_PPROF,
+    O_SINCE,
+    O_UNTIL,
+    O_MINDUR,
+    O_MAXSIZE
+};
+
+/* A number >= 0 (seconds, microseconds) for option opt: 0, or 2 with the
+ * error said. */
+static int parse_num(const char *opt, const char *arg, double *out) {
+    char *end;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || !(v >= 0) || v > 1e12) {
+        fprintf(stderr, "yprof-analyze: %s needs a number (0 or more), not '%s'\n", opt, arg);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+/* --max-size SIZE: bytes with an optional K, M or G (powers of 1024). */
+static int parse_size(const char *arg, uint64_t *out) {
+    char *end;
+    double v = strtod(arg, &end);
+    double unit = !*end               ? 1
+                  : !strcmp(end, "K") ? 1024.0
+                  : !strcmp(end, "M") ? 1048576.0
+                  : !strcmp(end, "G") ? 1073741824.0
+                                      : -1;
+    if (end == arg || unit < 0 || !(v >= 0) || v * unit > 1e18) {
+        fprintf(stderr,
+                "yprof-analyze: --max-size needs a size in bytes (K, M or G suffix; 0: no limit), not '%s'\n",
+                arg);
+        return 2;
+    }
+    *out = (uint64_t)(v * unit);
+    return 0;
+}
 
 /* The report's width when --width is not given: the terminal's, else
  * $COLUMNS, else 0 (no cut). */
@@ -191,6 +244,10 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"chrome", required_argument, 0, O_CHROME},
                                          {"flamegraph", required_argument, 0, O_FLAME},
                                          {"pprof", required_argument, 0, O_PPROF},
+                                         {"since", required_argument, 0, O_SINCE},
+                                         {"until", required_argument, 0, O_UNTIL},
+                                         {"min-duration", required_argument, 0, O_MINDUR},
+                                         {"max-size", required_argument, 0, O_MAXSIZE},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
@@ -213,12 +270,20 @@ static int parse_args(int argc, char **argv, cli *o) {
         case O_CHROME: o->chrome = optarg; break;
         case O_FLAME: o->flame = optarg; break;
         case O_PPROF: o->pprof = optarg; break;
+        case O_SINCE: rc = parse_num("--since", optarg, &o->tl.since_s); break;
+        case O_UNTIL: rc = parse_num("--until", optarg, &o->tl.until_s); break;
+        case O_MINDUR: rc = parse_num("--min-duration", optarg, &o->tl.min_us); break;
+        case O_MAXSIZE: rc = parse_size(optarg, &o->tl.max_bytes); break;
         case 'h': usage(stdout); return 0;
         case 'V': puts("yprof-analyze " YP_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (rc) return rc;
+    if (o->tl.until_s > 0 && o->tl.until_s <= o->tl.since_s) {
+        fprintf(stderr, "yprof-analyze: --until must be after --since\n");
+        return 2;
+    }
     if (optind >= argc) {
         fprintf(stderr, "yprof-analyze: expected a trace file or a directory of them (see --help)\n");
         return 2;
@@ -333,7 +398,13 @@ static int write_outputs(const yp_stats *all, const yp_stats *s, const char *tra
         }
     }
     if (o->chrome) {
-        if (yp_export_chrome(trace, s, o->chrome, err, sizeof err) != YP_OK) {
+        yp_timeline_opts tl = o->tl;
+        tl.thread_id = o->ro.thread >= 0 ? s->threads[o->ro.thread].id : UINT32_MAX;
+        yp_status st = yp_export_chrome(trace, s, o->chrome, &tl, err, sizeof err);
+        if (st == YP_ERR_ARG) {
+            fprintf(stderr, "yprof-analyze: %s not written: %s\n", out_name(o->chrome), err);
+            rc = 1;
+        } else if (st != YP_OK) {
             fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", out_name(o->chrome), err);
             rc = 1;
         } else if (!o->quiet) {
@@ -392,6 +463,7 @@ static int load_all(cli *o, yp_stats **all, yp_stats **rep, const char **trace) 
 int main(int argc, char **argv) {
     cli o = {0};
     o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width(), 0};
+    o.tl = (yp_timeline_opts){0, 0, 0, UINT32_MAX, 1ull << 30};
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
     yp_stats *all, *s;

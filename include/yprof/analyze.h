@@ -229,9 +229,19 @@ yp_status yp_export_flamegraph(const yp_stats *s, const char *path);
 /* pprof's profile.proto, gzipped: one sample per call path, values calls
  * and self time (ns), labels thread and process. */
 yp_status yp_export_pprof(const yp_stats *s, const char *path);
-/* Chrome trace JSON needs every event: it re-reads the trace, streaming. */
-yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path, char *errbuf,
-                           size_t errlen);
+/* What a timeline export shows. */
+typedef struct yp_timeline_opts {
+    double since_s, until_s; /* seconds from the trace's start; until_s 0: to the end */
+    double min_us;           /* calls shorter than this are left out */
+    uint32_t thread_id;      /* one thread (the trace's id), UINT32_MAX: all */
+    uint64_t max_bytes;      /* refuse (YP_ERR_ARG, errbuf says what to narrow)
+                                an export over this size, before writing; 0: no limit */
+} yp_timeline_opts;
+
+/* Chrome trace JSON needs every event: it re-reads the trace, streaming.
+ * o NULL: everything, no limit. */
+yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path,
+                           const yp_timeline_opts *o, char *errbuf, size_t errlen);
 /* The errno of this thread's last export that failed to open or write its
  * file (ENOSPC, EACCES, ...); 0 when it failed for another reason. */
 int yp_export_errno(void);

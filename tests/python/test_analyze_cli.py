@@ -57,9 +57,11 @@ def test_report_database_and_every_export_in_one_run(trace, tmp_path):
     us = sum(int(l.rsplit(" ", 1)[1]) for l in folded)
     assert abs(us - total * 1e6) <= len(folded) + 1
     assert any(l.startswith("worker-1;") and ";mid (" in l for l in folded)
-    # chrome trace: valid JSON, balanced, one named track per thread
+    # chrome trace: valid JSON, one complete event per call (fib's 1973 of
+    # them), one named track per thread
     ev = json.loads(out["json"].read_text())["traceEvents"]
-    assert sum(e["ph"] == "B" for e in ev) == sum(e["ph"] == "E" for e in ev) > 1973
+    assert sum(e["ph"] == "X" and e["name"] == "fib" for e in ev) == 1973
+    assert all(e["dur"] >= 0 for e in ev if e["ph"] == "X")
     names = {e["args"]["name"] for e in ev if e.get("name") == "thread_name"}
     assert {"MainThread", "worker-0", "worker-1", "worker-2"} <= names
     # SVG parses as XML and has hover titles
@@ -291,3 +293,39 @@ def test_format_version_1_traces_stay_readable(tmp_path):
     con = sqlite3.connect(str(tmp_path / "v1.db"))
     assert con.execute("SELECT events FROM session").fetchone()[0] == 193
     con.close()
+
+
+def test_chrome_timeline_narrowed_and_refused_over_its_size_limit(trace, tmp_path):
+    out = tmp_path / "t.json"
+    p = analyze(trace, "-q", "--no-db", "--chrome", out, "--max-size", "2K", check=False)
+    assert p.returncode == 1 and not out.exists()
+    assert "t.json not written: the timeline would take" in p.stderr and "--min-duration" in p.stderr, p.stderr
+    assert len(p.stderr.splitlines()) == 1
+    # one thread, calls of 0 us or more: only worker-1's; its mid calls are 20
+    analyze(trace, "-q", "--no-db", "--chrome", out, "--thread", "worker-1")
+    ev = [e for e in json.loads(out.read_text())["traceEvents"] if e["ph"] == "X"]
+    tids = {e["tid"] for e in ev}
+    assert len(tids) == 1 and sum(e["name"] == "mid" for e in ev) == 20
+    # a window: every call cut to it
+    full = [e for e in json.loads(analyze_json(trace, tmp_path))["traceEvents"] if e["ph"] == "X"]
+    t_end = max(e["ts"] + e["dur"] for e in full) / 1e6
+    since, until = t_end * 0.25, t_end * 0.5
+    analyze(trace, "-q", "--no-db", "--chrome", out, "--since", str(since), "--until", str(until))
+    ev = [e for e in json.loads(out.read_text())["traceEvents"] if e["ph"] == "X"]
+    # (to the trace's time unit: a few ns)
+    assert ev and all(since * 1e6 - 0.01 <= e["ts"] and e["ts"] + e["dur"] <= until * 1e6 + 0.01 for e in ev)
+    overlapping = [e for e in full if e["ts"] < until * 1e6 and e["ts"] + e["dur"] > since * 1e6]
+    assert len(ev) == len(overlapping)
+    # the shortest calls left out
+    analyze(trace, "-q", "--no-db", "--chrome", out, "--min-duration", "50")
+    ev = [e for e in json.loads(out.read_text())["traceEvents"] if e["ph"] == "X"]
+    assert ev and all(e["dur"] >= 50 - 1e-3 for e in ev) and len(ev) == sum(e["dur"] >= 50 for e in full)
+    for bad in (["--since", "x"], ["--max-size", "3Q"], ["--since", "2", "--until", "1"]):
+        p = analyze(trace, "--chrome", out, *bad, check=False)
+        assert p.returncode == 2 and len(p.stderr.splitlines()) == 1, (bad, p.stderr)
+
+
+def analyze_json(trace, tmp_path):
+    full = tmp_path / "full.json"
+    analyze(trace, "-q", "--no-db", "--chrome", full)
+    return full.read_text()

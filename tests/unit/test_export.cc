@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "yp_test_util.h"
 #include "yprof/analyze.h"
 
@@ -113,17 +115,49 @@ TEST(Export, FlamegraphIsSelfContainedSvg) {
     remove(p.c_str());
 }
 
-TEST(Export, ChromeTraceHasBalancedEvents) {
+TEST(Export, ChromeTraceHasOneCompleteEventPerCall) {
     Fixture fx;
     std::string p = tmp(".json");
     char err[256];
-    ASSERT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), err, sizeof err), YP_OK) << err;
+    ASSERT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), nullptr, err, sizeof err), YP_OK) << err;
     std::string t = read_all(p);
-    EXPECT_EQ(count(t, "\"ph\":\"B\""), 6u);
-    EXPECT_EQ(count(t, "\"ph\":\"E\""), 6u);
+    EXPECT_EQ(count(t, "\"ph\":\"X\""), 6u);
     EXPECT_NE(t.find("\"name\":\"thread_name\",\"args\":{\"name\":\"MainThread\"}"), std::string::npos);
-    EXPECT_NE(t.find("\"ts\":100.000"), std::string::npos);
+    EXPECT_NE(t.find("\"ts\":0.000,\"dur\":100.000,\"name\":\"main\""), std::string::npos);
+    EXPECT_NE(t.find("\"ts\":80.000,\"dur\":15.000,\"name\":\"list.append\""), std::string::npos);
     EXPECT_EQ(t.substr(t.size() - 4), "\n]}\n");
+    remove(p.c_str());
+}
+
+TEST(Export, ChromeWindowMinimumDurationAndSizeLimit) {
+    Fixture fx;
+    std::string p = tmp(".json");
+    char err[256];
+    // [40 us, 60 us): the calls overlapping it, cut to it
+    yp_timeline_opts w = {40e-6, 60e-6, 0, UINT32_MAX, 0};
+    ASSERT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), &w, err, sizeof err), YP_OK) << err;
+    std::string t = read_all(p);
+    EXPECT_EQ(count(t, "\"ph\":\"X\""), 3u);
+    EXPECT_NE(t.find("\"ts\":40.000,\"dur\":20.000,\"name\":\"main\""), std::string::npos);
+    EXPECT_NE(t.find("\"ts\":50.000,\"dur\":10.000,\"name\":\"Obj.a\""), std::string::npos);
+    EXPECT_NE(t.find("\"ts\":55.000,\"dur\":5.000,\"name\":\"list.append\""), std::string::npos);
+    // calls of 20 us or more: 100, 30, 20, 20 (not 5 and 15)
+    yp_timeline_opts m = {0, 0, 20, UINT32_MAX, 0};
+    ASSERT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), &m, err, sizeof err), YP_OK) << err;
+    EXPECT_EQ(count(read_all(p), "\"ph\":\"X\""), 4u);
+    // another thread's only: none of these
+    yp_timeline_opts th = {0, 0, 0, 2, 0};
+    ASSERT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), &th, err, sizeof err), YP_OK) << err;
+    EXPECT_EQ(count(read_all(p), "\"ph\":\"X\""), 0u);
+    remove(p.c_str());
+    // over the limit: refused, nothing written
+    yp_timeline_opts lim = {0, 0, 0, UINT32_MAX, 100};
+    EXPECT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), &lim, err, sizeof err), YP_ERR_ARG);
+    EXPECT_NE(std::string(err).find("6 calls"), std::string::npos) << err;
+    EXPECT_NE(std::string(err).find("--min-duration"), std::string::npos) << err;
+    EXPECT_EQ(access(p.c_str(), F_OK), -1);
+    yp_timeline_opts ok = {0, 0, 0, UINT32_MAX, 4096};
+    EXPECT_EQ(yp_export_chrome(fx.trace.c_str(), fx.s, p.c_str(), &ok, err, sizeof err), YP_OK) << err;
     remove(p.c_str());
 }
 
