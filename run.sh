@@ -41,7 +41,8 @@ make_venv() {
         log "virtualenv $dir ($("$py" --version 2>&1))"
         "$py" -m venv "$dir"
     fi
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check pytest
+    # perfetto and protobuf: perfetto's own generated classes read the Perfetto export in its test
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check pytest perfetto protobuf
     log "pip install . into $dir"
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$@" .
 }

@@ -59,6 +59,8 @@ static void usage(FILE *f) {
           "      --chrome FILE    write Chrome trace event JSON (ui.perfetto.dev,\n"
           "                       chrome://tracing): one track per thread, every call;\n"
           "                       with --thread, that thread's only; one process's\n"
+          "      --perfetto FILE  the same timeline as a Perfetto protobuf trace\n"
+          "                       (ui.perfetto.dev, trace_processor), a third of the JSON's size\n"
           "      --since S, --until S  the timeline's window, seconds from the trace's\n"
           "                       start: calls overlapping it, cut to it\n"
           "      --min-duration US  leave calls shorter than US microseconds out of the timeline\n"
@@ -101,7 +103,7 @@ static char *default_db(const char *trace) {
 typedef struct cli {
     char **args; /* the traces and directories named */
     int n_args;
-    const char *db, *thread, *process, *pstats, *callgrind, *collapsed, *chrome, *flame, *pprof;
+    const char *db, *thread, *process, *pstats, *callgrind, *collapsed, *chrome, *flame, *pprof, *perfetto;
     int no_db, quiet;
     yp_report_opts ro;
     yp_timeline_opts tl;
@@ -117,6 +119,7 @@ enum {
     O_CHROME,
     O_FLAME,
     O_PPROF,
+    O_PERFETTO,
     O_SINCE,
     O_UNTIL,
     O_MINDUR,
@@ -210,7 +213,7 @@ static int parse_sort(const char *arg, yp_report_opts *ro) {
  * the lines saying what was written are left out. -1 to go on, else 2 with
  * the error said. */
 static int check_stdout(cli *o) {
-    const char *outs[] = {o->pstats, o->callgrind, o->collapsed, o->chrome, o->flame, o->pprof};
+    const char *outs[] = {o->pstats, o->callgrind, o->collapsed, o->chrome, o->flame, o->pprof, o->perfetto};
     int n = 0;
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) n += outs[i] && !strcmp(outs[i], "-");
     if (o->db && !strcmp(o->db, "-")) {
@@ -244,6 +247,7 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"chrome", required_argument, 0, O_CHROME},
                                          {"flamegraph", required_argument, 0, O_FLAME},
                                          {"pprof", required_argument, 0, O_PPROF},
+                                         {"perfetto", required_argument, 0, O_PERFETTO},
                                          {"since", required_argument, 0, O_SINCE},
                                          {"until", required_argument, 0, O_UNTIL},
                                          {"min-duration", required_argument, 0, O_MINDUR},
@@ -270,6 +274,7 @@ static int parse_args(int argc, char **argv, cli *o) {
         case O_CHROME: o->chrome = optarg; break;
         case O_FLAME: o->flame = optarg; break;
         case O_PPROF: o->pprof = optarg; break;
+        case O_PERFETTO: o->perfetto = optarg; break;
         case O_SINCE: rc = parse_num("--since", optarg, &o->tl.since_s); break;
         case O_UNTIL: rc = parse_num("--until", optarg, &o->tl.until_s); break;
         case O_MINDUR: rc = parse_num("--min-duration", optarg, &o->tl.min_us); break;
@@ -362,6 +367,33 @@ static int pick_thread(const yp_stats *s, const char *thread, const char *trace)
 
 static const char *out_name(const char *path) { return strcmp(path, "-") ? path : "standard output"; }
 
+/* The timeline exports asked for (they re-read the trace); 0, or 1 when
+ * one failed or was refused. */
+static int write_timelines(const yp_stats *s, const char *trace, const cli *o) {
+    yp_timeline_opts tl = o->tl;
+    tl.thread_id = o->ro.thread >= 0 ? s->threads[o->ro.thread].id : UINT32_MAX;
+    struct {
+        const char *path;
+        yp_status (*fn)(const char *, const yp_stats *, const char *, const yp_timeline_opts *, char *,
+                        size_t);
+    } ex[] = {{o->chrome, yp_export_chrome}, {o->perfetto, yp_export_perfetto}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
+        if (!ex[i].path) continue;
+        char err[512] = "";
+        yp_status st = ex[i].fn(trace, s, ex[i].path, &tl, err, sizeof err);
+        if (st != YP_OK) {
+            fprintf(stderr, "yprof-analyze: %s %s: %s\n",
+                    st == YP_ERR_ARG ? out_name(ex[i].path) : "cannot write",
+                    st == YP_ERR_ARG ? "not written" : out_name(ex[i].path), err);
+            rc = 1;
+        } else if (!o->quiet) {
+            printf("wrote %s\n", ex[i].path);
+        }
+    }
+    return rc;
+}
+
 /* The database (of every process, all) and every export asked for (of s,
  * the processes reported, whose trace is trace); 0, or 1 when one failed. */
 static int write_outputs(const yp_stats *all, const yp_stats *s, const char *trace, const cli *o) {
@@ -397,21 +429,7 @@ static int write_outputs(const yp_stats *all, const yp_stats *s, const char *tra
             printf("wrote %s\n", ex[i].path);
         }
     }
-    if (o->chrome) {
-        yp_timeline_opts tl = o->tl;
-        tl.thread_id = o->ro.thread >= 0 ? s->threads[o->ro.thread].id : UINT32_MAX;
-        yp_status st = yp_export_chrome(trace, s, o->chrome, &tl, err, sizeof err);
-        if (st == YP_ERR_ARG) {
-            fprintf(stderr, "yprof-analyze: %s not written: %s\n", out_name(o->chrome), err);
-            rc = 1;
-        } else if (st != YP_OK) {
-            fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", out_name(o->chrome), err);
-            rc = 1;
-        } else if (!o->quiet) {
-            printf("wrote %s\n", o->chrome);
-        }
-    }
-    return rc;
+    return rc | write_timelines(s, trace, o);
 }
 
 /* --process PID: the pid, 0 for none; -1 (the error said) when not a number. */
@@ -437,11 +455,11 @@ static int load_all(cli *o, yp_stats **all, yp_stats **rep, const char **trace) 
         fprintf(stderr, "yprof-analyze: %s\n", err);
         return 1;
     }
-    if (o->chrome && n > 1 && !pid) {
+    if ((o->chrome || o->perfetto) && n > 1 && !pid) {
         fprintf(stderr,
-                "yprof-analyze: --chrome writes one process's timeline: add --process PID (one of %zu "
+                "yprof-analyze: --%s writes one process's timeline: add --process PID (one of %zu "
                 "traces; --processes lists them)\n",
-                n);
+                o->chrome ? "chrome" : "perfetto", n);
         yp_traces_free(t, n);
         return 2;
     }

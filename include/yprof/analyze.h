@@ -242,6 +242,9 @@ typedef struct yp_timeline_opts {
  * o NULL: everything, no limit. */
 yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path,
                            const yp_timeline_opts *o, char *errbuf, size_t errlen);
+/* The same timeline as Perfetto's protobuf trace (TracePackets). */
+yp_status yp_export_perfetto(const char *trace_path, const yp_stats *s, const char *path,
+                             const yp_timeline_opts *o, char *errbuf, size_t errlen);
 /* The errno of this thread's last export that failed to open or write its
  * file (ENOSPC, EACCES, ...); 0 when it failed for another reason. */
 int yp_export_errno(void);
