@@ -80,19 +80,6 @@ static void write_metadata(const yp_tl *t, chrome *c) {
     }
 }
 
-/* The most bytes the export could take: every call of the statistics (of
- * the thread asked for), each with the longest head and its name. */
-static uint64_t bound(const yp_tl *t) {
-    uint64_t n = 0;
-    for (size_t i = 0; i < t->s->n_fstats; i++) {
-        const yp_fstat *f = &t->s->fstats[i];
-        if (t->o->thread_id != UINT32_MAX && t->s->threads[f->thread].id != t->o->thread_id) continue;
-        n += (f->ncalls + 1) * (160 + 6 * strlen(t->s->funcs[f->func].name));
-    }
-    for (size_t i = 0; i < t->s->n_threads; i++) n += t->s->threads[i].open_frames * 400ull;
-    return n;
-}
-
 yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char *path,
                            const yp_timeline_opts *o, char *errbuf, size_t errlen) {
     chrome c = {NULL, s->session.pid, 0, 0, 0};
@@ -100,10 +87,17 @@ yp_status yp_export_chrome(const char *trace_path, const yp_stats *s, const char
     t.s = s, t.o = o, t.ops = &k_chrome, t.user = &c;
     yp_status st = yp_tl_init(&t, trace_path, errbuf, errlen);
     c.us_per_tick = t.ns_per_tick / 1000.0;
-    if (!st && t.o->max_bytes && bound(&t) > t.o->max_bytes) { /* count first */
+    uint64_t least, most, calls;
+    /* a call's event: 50 bytes and its name at the least, 160 and its name
+     * escaped at the most */
+    yp_tl_bounds(&t, 50, 160, 6, &least, &most, &calls);
+    if (!st && t.o->max_bytes && least > t.o->max_bytes) {
+        yp_tl_too_big(&t, least, calls, 1, errbuf, errlen);
+        st = YP_ERR_ARG;
+    } else if (!st && t.o->max_bytes && most > t.o->max_bytes) { /* count first */
         st = yp_tl_pass(&t, trace_path, errbuf, errlen);
         if (!st && c.bytes > t.o->max_bytes) {
-            yp_tl_too_big(&t, c.bytes, c.calls, errbuf, errlen);
+            yp_tl_too_big(&t, c.bytes, c.calls, 0, errbuf, errlen);
             st = YP_ERR_ARG;
         }
     }

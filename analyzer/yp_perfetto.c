@@ -181,20 +181,6 @@ static void tracks(const yp_tl *t, perfetto *p) {
     }
 }
 
-/* The most bytes it could take: per call two packets of at most 40 bytes,
- * per function its name once. */
-static uint64_t bound(const yp_tl *t) {
-    uint64_t n = 4096;
-    for (size_t i = 0; i < t->s->n_fstats; i++) {
-        const yp_fstat *f = &t->s->fstats[i];
-        if (t->o->thread_id == UINT32_MAX || t->s->threads[f->thread].id == t->o->thread_id)
-            n += (f->ncalls + 1) * 80;
-    }
-    for (size_t i = 0; i < t->s->n_funcs; i++) n += 16 + strlen(t->s->funcs[i].name);
-    for (size_t i = 0; i < t->s->n_threads; i++) n += t->s->threads[i].open_frames * 80ull + 64;
-    return n;
-}
-
 /* One pass: the tracks and the calls (written, or only counted). */
 static yp_status run(yp_tl *t, perfetto *p, const char *trace_path, char *errbuf, size_t errlen) {
     memset(p->interned, 0, (t->s->n_threads + 1) * (t->s->n_funcs + 1));
@@ -219,10 +205,18 @@ yp_status yp_export_perfetto(const char *trace_path, const yp_stats *s, const ch
     p.last_ns = calloc(s->n_threads + 1, sizeof *p.last_ns);
     if (!st && (!(p.interned = calloc((s->n_threads + 1) * (s->n_funcs + 1), 1)) || !p.last_ns))
         st = YP_ERR_NOMEM;
-    if (!st && t.o->max_bytes && bound(&t) > t.o->max_bytes) { /* count first */
+    uint64_t least, most, calls;
+    /* a call: two packets of 8 bytes at the least, 40 at the most (its
+     * name once per thread aside) */
+    yp_tl_bounds(&t, 16, 80, 0, &least, &most, &calls);
+    for (size_t i = 0; i < s->n_funcs; i++) most += (s->n_threads + 1) * (16 + strlen(s->funcs[i].name));
+    if (!st && t.o->max_bytes && least > t.o->max_bytes) {
+        yp_tl_too_big(&t, least, calls, 1, errbuf, errlen);
+        st = YP_ERR_ARG;
+    } else if (!st && t.o->max_bytes && most > t.o->max_bytes) { /* count first */
         st = run(&t, &p, trace_path, errbuf, errlen);
         if (!st && p.bytes > t.o->max_bytes) {
-            yp_tl_too_big(&t, p.bytes, p.calls, errbuf, errlen);
+            yp_tl_too_big(&t, p.bytes, p.calls, 0, errbuf, errlen);
             st = YP_ERR_ARG;
         }
     }

@@ -152,12 +152,31 @@ static void human(uint64_t b, char *out, size_t n) {
     snprintf(out, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
-void yp_tl_too_big(const yp_tl *t, uint64_t bytes, uint64_t calls, char *errbuf, size_t errlen) {
+void yp_tl_too_big(const yp_tl *t, uint64_t bytes, uint64_t calls, int at_least, char *errbuf,
+                   size_t errlen) {
     char need[32], max[32];
     human(bytes, need, sizeof need);
     human(t->o->max_bytes, max, sizeof max);
     snprintf(errbuf, errlen,
-             "the timeline would take %s (%llu calls), over --max-size %s: narrow it with --since/--until, "
+             "the timeline would take %s%s (%llu calls), over --max-size %s: narrow it with --since/--until, "
              "--thread, --process or --min-duration, or raise --max-size",
-             need, (unsigned long long)calls, max);
+             at_least ? "at least " : "", need, (unsigned long long)calls, max);
+}
+
+void yp_tl_bounds(const yp_tl *t, uint64_t min_per_call, uint64_t max_per_call, uint64_t name_factor,
+                  uint64_t *least, uint64_t *most, uint64_t *calls) {
+    uint64_t lo = 0, hi = 4096, n = 0;
+    for (size_t i = 0; i < t->s->n_fstats; i++) {
+        const yp_fstat *f = &t->s->fstats[i];
+        if (t->o->thread_id != UINT32_MAX && t->s->threads[f->thread].id != t->o->thread_id) continue;
+        uint64_t name = strlen(t->s->funcs[f->func].name);
+        n += f->ncalls;
+        lo += f->ncalls * (min_per_call + name * (name_factor ? 1 : 0));
+        hi += (f->ncalls + 1) * (max_per_call + name * name_factor);
+    }
+    for (size_t i = 0; i < t->s->n_threads; i++) hi += t->s->threads[i].open_frames * (max_per_call + 400);
+    int narrowed = t->o->since_s > 0 || t->o->until_s > 0 || t->o->min_us > 0;
+    *least = narrowed ? 0 : lo;
+    *most = hi;
+    *calls = n;
 }

@@ -65,7 +65,15 @@ void yp_tl_free(yp_tl *t);
 /* The name of func_id ("?" when the trace did not name it). */
 const char *yp_tl_name(const yp_tl *t, uint32_t func_id);
 
-/* "the timeline would take ... : narrow it with ..." into errbuf. */
-void yp_tl_too_big(const yp_tl *t, uint64_t bytes, uint64_t calls, char *errbuf, size_t errlen);
+/* "the timeline would take [at least] ... : narrow it with ..." into errbuf. */
+void yp_tl_too_big(const yp_tl *t, uint64_t bytes, uint64_t calls, int at_least, char *errbuf, size_t errlen);
+
+/* Bytes the export needs at the least and at the most, from the
+ * statistics' calls (of the thread asked for) at per_call + the name's
+ * length times name_factor bytes each, per function per_func + its
+ * name. The least is 0 when a window or a minimum duration leaves calls
+ * out (the statistics cannot say how many). */
+void yp_tl_bounds(const yp_tl *t, uint64_t min_per_call, uint64_t max_per_call, uint64_t name_factor,
+                  uint64_t *least, uint64_t *most, uint64_t *calls);
 
 #endif
