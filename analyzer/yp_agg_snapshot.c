@@ -9,28 +9,11 @@
 #include <string.h>
 
 #include "yp_agg_int.h"
+#include "yp_strbuf_int.h"
 
 #define NONE YP_AGG_NONE
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
-/* Appends s and returns its offset (strings are fixed up to pointers later). */
-static size_t sb_add(strbuf *b, const char *s) {
-    size_t n = strlen(s) + 1;
-    if (yp_grow((void **)&b->p, &b->cap, b->len + n, 1, 4096)) {
-        b->failed = 1;
-        return 0;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return b->len - n;
-}
-
-#define OFF(x) ((const char *)(uintptr_t)(x))
+#define OFF YP_SB_OFF
 
 void yp_stats_free(yp_stats *s) {
     if (!s) return;
@@ -51,7 +34,7 @@ void yp_stats_free(yp_stats *s) {
 typedef struct build {
     const yp_agg *a;
     yp_stats *s;
-    strbuf sb;
+    yp_strbuf sb;
     yp_map fidx;
     size_t funcs_cap, fs_cap, es_cap, ns_cap;
     yp_agg_tables tb; /* copies of one thread's tables */
@@ -79,7 +62,8 @@ static uint32_t func_index(build *b, uint32_t func_id) {
     if (yp_map_get(&b->fidx, func_id, &idx)) return idx;
     char name[48];
     snprintf(name, sizeof name, "<unknown function #%u>", func_id);
-    yp_func f = {func_id, 0, 0, OFF(sb_add(&b->sb, name)), OFF(sb_add(&b->sb, "")), OFF(sb_add(&b->sb, ""))};
+    yp_func f = {
+        func_id, 0, 0, OFF(yp_sb_add(&b->sb, name)), OFF(yp_sb_add(&b->sb, "")), OFF(yp_sb_add(&b->sb, ""))};
     return add_func(b, &f) ? NONE : (uint32_t)(b->s->n_funcs - 1);
 }
 
@@ -109,7 +93,7 @@ static void thread_row(build *b, const yp_athread *t, yp_thread_stat *ts) {
     ts->id = t->id;
     ts->ident = t->ident;
     ts->native_id = t->native_id;
-    ts->name = OFF(sb_add(&b->sb, t->name));
+    ts->name = OFF(yp_sb_add(&b->sb, t->name));
     ts->wall_s = secs(b->a, yp_stack_wall(&t->st));
     ts->cpu_s = (double)t->cpu_ns * 1e-9;
     ts->events = t->st.events;
@@ -169,9 +153,9 @@ static int func_rows(build *b) {
         yp_func f = {y->func_id,
                      y->lineno,
                      y->builtin,
-                     OFF(sb_add(&b->sb, y->name)),
-                     OFF(sb_add(&b->sb, y->module)),
-                     OFF(sb_add(&b->sb, y->filename))};
+                     OFF(yp_sb_add(&b->sb, y->name)),
+                     OFF(yp_sb_add(&b->sb, y->module)),
+                     OFF(yp_sb_add(&b->sb, y->filename))};
         if (add_func(b, &f)) return -1;
     }
     return 0;
@@ -237,7 +221,7 @@ yp_stats *yp_agg_snapshot(const yp_agg *a) {
     b.a = a;
     b.s = calloc(1, sizeof *b.s);
     if (!b.s) return NULL;
-    sb_add(&b.sb, "");
+    yp_sb_add(&b.sb, "");
     int bad = func_rows(&b) || thread_rows(&b);
     b.s->session.duration_s = duration_s(a);
     b.s->nodes_truncated = a->nodes_truncated;

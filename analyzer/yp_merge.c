@@ -8,31 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "yprof/containers.h"
+#include "yp_strbuf_int.h"
 #include "yprof/analyze.h"
 
 #define NONE UINT32_MAX
 
-/* One growing buffer of strings; offsets until the end (then pointers). */
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
-static size_t sb_add(strbuf *b, const char *s) {
-    size_t n = strlen(s) + 1;
-    if (yp_grow((void **)&b->p, &b->cap, b->len + n, 1, 4096)) {
-        b->failed = 1;
-        return 0;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return b->len - n;
-}
-
-#define OFF(x) ((const char *)(uintptr_t)(x))
-#define FIX(base, x) ((x) = (base) + (uintptr_t)(x))
+#define OFF YP_SB_OFF
+#define FIX YP_SB_FIX
 
 size_t yp_stats_n_procs(const yp_stats *s) { return s->n_procs ? s->n_procs : 1; }
 
@@ -43,7 +25,7 @@ const yp_session *yp_stats_proc(const yp_stats *s, size_t i) {
 /* The merge being built: the result, its strings, the function lookup. */
 typedef struct merge {
     yp_stats *m;
-    strbuf sb; /* funcs' and threads' strings */
+    yp_strbuf sb; /* funcs' and threads' strings */
     yp_map fkey;
     size_t funcs_cap;
 } merge;
@@ -71,9 +53,9 @@ static uint32_t func_of(merge *g, const yp_func *f) {
             yp_func n = {(uint32_t)m->n_funcs + 1,
                          f->lineno,
                          f->builtin,
-                         OFF(sb_add(&g->sb, f->name)),
-                         OFF(sb_add(&g->sb, f->module)),
-                         OFF(sb_add(&g->sb, f->filename))};
+                         OFF(yp_sb_add(&g->sb, f->name)),
+                         OFF(yp_sb_add(&g->sb, f->module)),
+                         OFF(yp_sb_add(&g->sb, f->filename))};
             if (g->sb.failed || yp_grow((void **)&m->funcs, &g->funcs_cap, m->n_funcs + 1, sizeof n, 256) ||
                 yp_map_put(&g->fkey, k, (uint32_t)m->n_funcs))
                 return NONE;
@@ -108,7 +90,7 @@ static int add_rows(merge *g, const yp_stats *s, const uint32_t *fm, uint32_t pr
         yp_thread_stat t = s->threads[i];
         t.id = (uint32_t)m->n_threads + 1;
         t.process += proc_base;
-        t.name = OFF(sb_add(&g->sb, s->threads[i].name));
+        t.name = OFF(yp_sb_add(&g->sb, s->threads[i].name));
         m->threads[m->n_threads++] = t;
     }
     for (size_t i = 0; i < s->n_fstats; i++) {
@@ -178,14 +160,14 @@ static void sum_edges(yp_stats *m) {
 /* The processes of a then b, their strings in a buffer of their own. */
 static int add_procs(yp_stats *m, const yp_stats *a, const yp_stats *b) {
     size_t na = yp_stats_n_procs(a), nb = yp_stats_n_procs(b);
-    strbuf sb = {0};
+    yp_strbuf sb = {0};
     m->procs = calloc(na + nb, sizeof *m->procs);
     if (!m->procs) return -1;
     for (size_t i = 0; i < na + nb; i++) {
         yp_session p = *(i < na ? yp_stats_proc(a, i) : yp_stats_proc(b, i - na));
-        p.trace_path = OFF(sb_add(&sb, p.trace_path));
-        p.python_version = OFF(sb_add(&sb, p.python_version));
-        p.command_line = OFF(sb_add(&sb, p.command_line));
+        p.trace_path = OFF(yp_sb_add(&sb, p.trace_path));
+        p.python_version = OFF(yp_sb_add(&sb, p.python_version));
+        p.command_line = OFF(yp_sb_add(&sb, p.command_line));
         m->procs[m->n_procs++] = p;
     }
     if (sb.failed) return -1;
@@ -246,7 +228,7 @@ yp_stats *yp_stats_merge(const yp_stats *a, const yp_stats *b) {
     g.m = calloc(1, sizeof *g.m);
     if (!g.m) return NULL;
     yp_stats *m = g.m;
-    sb_add(&g.sb, "");
+    yp_sb_add(&g.sb, "");
     uint32_t *fa = NULL, *fb = NULL;
     int bad = alloc_rows(m, a, b) || add_procs(m, a, b) || !(fa = func_map(&g, a)) ||
               !(fb = func_map(&g, b)) || add_rows(&g, a, fa, 0) ||
