@@ -4,8 +4,7 @@
  *   callgrind KCachegrind / QCachegrind text format
  *   collapsed "thread;a;b;c N" lines (N = self microseconds) for flamegraph.pl,
  *             speedscope, inferno
- *   svg       a self-contained flame graph (hover titles, widths by inclusive
- *             time), one band per thread
+ * (the SVG flame graph: yp_flame.c)
  */
 #include <math.h>
 #include <stdio.h>
@@ -102,7 +101,7 @@ yp_status yp_export_callgrind(const yp_stats *s, const char *path) {
 
 /* ---- collapsed stacks --------------------------------------------------------- */
 
-static void frame_name(const yp_stats *s, uint32_t func, char *out, size_t n) {
+void yp_frame_name(const yp_stats *s, uint32_t func, char *out, size_t n) {
     const yp_func *f = &s->funcs[func];
     if (f->builtin || !f->filename[0]) {
         snprintf(out, n, "%s", f->name);
@@ -132,125 +131,11 @@ yp_status yp_export_collapsed(const yp_stats *s, const char *path) {
         const char *tn = s->threads[nd->thread].name;
         fprintf(f, "%s", tn[0] ? tn : "thread");
         while (k--) {
-            frame_name(s, s->nodes[chain[k]].func, name, sizeof name);
+            yp_frame_name(s, s->nodes[chain[k]].func, name, sizeof name);
             fprintf(f, ";%s", name);
         }
         fprintf(f, " %lld\n", us);
     }
     free(chain);
-    return yp_out_close(f);
-}
-
-/* ---- SVG flame graph ------------------------------------------------------------ */
-
-static void xml_text(FILE *f, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default:
-            if ((unsigned char)*s >= 0x20 || *s == '\t') fputc(*s, f);
-        }
-    }
-}
-
-#define SVG_W 1200.0
-#define ROW_H 16
-
-/* Each node's x (SVG units): threads side by side, each node after its
- * earlier siblings, widths by inclusive time. Sets *total (s) and *maxdepth;
- * -1 when out of memory. */
-static int flame_layout(const yp_stats *s, double *x, double *total, uint32_t *maxdepth) {
-    size_t nn = s->n_nodes;
-    double *cursor = calloc(nn + 1, sizeof *cursor);
-    double *tcur = calloc(s->n_threads + 1, sizeof *tcur), *twidth = calloc(s->n_threads + 1, sizeof *twidth);
-    int rc = cursor && tcur && twidth ? 0 : -1;
-    *total = 0;
-    *maxdepth = 0;
-    for (size_t i = 0; !rc && i < nn; i++) {
-        if (s->nodes[i].parent == UINT32_MAX) {
-            *total += s->nodes[i].total_s;
-            twidth[s->nodes[i].thread] += s->nodes[i].total_s;
-        }
-        if (s->nodes[i].depth > *maxdepth) *maxdepth = s->nodes[i].depth;
-    }
-    double scale = *total > 0 ? SVG_W / *total : 0, acc = 0;
-    for (size_t t = 0; !rc && t < s->n_threads; t++) {
-        tcur[t] = acc;
-        acc += twidth[t] * scale;
-    }
-    for (size_t i = 0; !rc && i < nn; i++) {
-        const yp_node *nd = &s->nodes[i];
-        if (nd->parent == UINT32_MAX) {
-            x[i] = tcur[nd->thread];
-            tcur[nd->thread] += nd->total_s * scale;
-        } else {
-            x[i] = x[nd->parent] + cursor[nd->parent];
-            cursor[nd->parent] += nd->total_s * scale;
-        }
-    }
-    free(cursor);
-    free(tcur);
-    free(twidth);
-    return rc;
-}
-
-/* One node's box, hover title and (when it fits) label. */
-static void flame_node(FILE *f, const yp_stats *s, size_t i, double x, double scale, int height,
-                       double total) {
-    const yp_node *nd = &s->nodes[i];
-    double w = nd->total_s * scale;
-    if (w < 0.1) return;
-    char name[1100];
-    double y = height - (nd->depth + 2) * ROW_H;
-    unsigned h = (nd->func * 2654435761u) >> 24;
-    frame_name(s, nd->func, name, sizeof name);
-    fprintf(f, "<g><title>");
-    xml_text(f, name);
-    fprintf(f, " [%s]: %llu calls, %.6f s total, %.6f s self (%.2f%%)</title>", s->threads[nd->thread].name,
-            (unsigned long long)nd->ncalls, nd->total_s, nd->self_s,
-            total > 0 ? 100.0 * nd->total_s / total : 0);
-    fprintf(f, "<rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%d\" fill=\"rgb(%u,%u,60)\" rx=\"2\"/>",
-            x, y, w, ROW_H - 1, 200 + h % 55, 80 + h % 120);
-    if (w > 30) {
-        int chars = (int)(w / 7);
-        fprintf(f, "<text x=\"%.2f\" y=\"%.0f\">", x + 3, y + 11);
-        size_t len = strlen(name);
-        if ((int)len > chars) name[chars > 2 ? chars - 2 : 0] = 0;
-        xml_text(f, name);
-        if ((int)len > chars) fputs("..", f);
-        fputs("</text>", f);
-    }
-    fputs("</g>\n", f);
-}
-
-yp_status yp_export_flamegraph(const yp_stats *s, const char *path) {
-    double *x = calloc(s->n_nodes + 1, sizeof *x), total;
-    uint32_t maxdepth;
-    if (!x || flame_layout(s, x, &total, &maxdepth)) {
-        free(x);
-        return YP_ERR_NOMEM;
-    }
-    int height = (int)(maxdepth + 3) * ROW_H + 30;
-    FILE *f = yp_out_open(path, "w");
-    if (!f) {
-        free(x);
-        return YP_ERR_IO;
-    }
-    fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-            "font-family=\"monospace\" font-size=\"11\">\n"
-            "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#f8f8f0\"/>\n"
-            "<text x=\"4\" y=\"16\" font-size=\"14\">yprof flame graph: ",
-            (int)SVG_W, height, (int)SVG_W, height);
-    xml_text(f, s->session.trace_path[0] ? s->session.trace_path : "live");
-    fprintf(f, " (width = inclusive time, %.3f s; hover for details)</text>\n", total);
-    double scale = total > 0 ? SVG_W / total : 0;
-    for (size_t i = 0; i < s->n_nodes; i++) flame_node(f, s, i, x[i], scale, height, total);
-    fputs("</svg>\n", f);
-    free(x);
     return yp_out_close(f);
 }

@@ -109,8 +109,11 @@ TEST(Export, FlamegraphIsSelfContainedSvg) {
     ASSERT_EQ(yp_export_flamegraph(fx.s, p.c_str()), YP_OK);
     std::string t = read_all(p);
     EXPECT_NE(t.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
-    EXPECT_EQ(count(t, "<g>"), count(t, "</g>"));
-    EXPECT_EQ(count(t, "<title>"), 4u); // 4 call paths
+    EXPECT_EQ(count(t, "<g class=\"f\""), count(t, "</g>"));
+    EXPECT_EQ(count(t, "<title>"), 5u);               // the thread's root and 4 call paths
+    EXPECT_EQ(count(t, "data-n=\"MainThread\""), 1u); // the root, labelled
+    EXPECT_NE(t.find("data-x=\"0.000000000\" data-w=\"1.000000000\" data-d=\"0\""), std::string::npos);
+    EXPECT_EQ(t.find("http://", t.find("<svg") + 50), std::string::npos); // nothing fetched
     EXPECT_NE(t.find("</svg>"), std::string::npos);
     remove(p.c_str());
 }
