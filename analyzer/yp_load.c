@@ -92,10 +92,25 @@ static void holes_text(const holes *hs, yp_agg *a, char *w, size_t wl) {
     }
 }
 
+/* The window of events read, in the trace's ticks: [lo, hi). */
+typedef struct window {
+    uint64_t lo, hi;
+} window;
+
+/* A chunk's events inside the window (a thread's events are in time
+ * order): those before it and after it are not read. */
+static yp_status take_events(yp_agg *a, const yp_chunk *c, const window *w) {
+    size_t i = 0, j = c->h.n_records;
+    while (i < j && c->events[i].ts < w->lo) i++;
+    while (j > i && c->events[j - 1].ts >= w->hi) j--;
+    if (i == j) return YP_OK;
+    return yp_agg_events(a, c->h.thread_id, c->events + i, j - i, i ? 0 : c->h.dropped);
+}
+
 /* One whole chunk into the aggregator (and the footer figures into res). */
-static yp_status take_chunk(yp_agg *a, yp_load_result *res, const yp_chunk *c) {
+static yp_status take_chunk(yp_agg *a, yp_load_result *res, const yp_chunk *c, const window *w) {
     switch (c->h.kind) {
-    case YP_CHUNK_EVENTS: return yp_agg_events(a, c->h.thread_id, c->events, c->h.n_records, c->h.dropped);
+    case YP_CHUNK_EVENTS: return take_events(a, c, w);
     case YP_CHUNK_SYMBOLS: return yp_chunk_symbols(c, on_symbol, a);
     case YP_CHUNK_THREADS: return yp_chunk_threads(c, on_thread, a);
     case YP_CHUNK_MARKER: parse_marker(c, &res->foot, &res->peak_bytes); return YP_OK;
@@ -109,7 +124,8 @@ static yp_status take_chunk(yp_agg *a, yp_load_result *res, const yp_chunk *c) {
 /* Every chunk: whole ones into the aggregator, damaged ones counted (and
  * their holes closed); the last damage seen in *last_bad. */
 static yp_status read_chunks(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
-                             void (*progress)(uint64_t, uint64_t), holes *hs, yp_status *last_bad) {
+                             void (*progress)(uint64_t, uint64_t), holes *hs, yp_status *last_bad,
+                             const window *w) {
     yp_chunk c;
     uint64_t n = 0;
     for (;;) {
@@ -126,7 +142,7 @@ static yp_status read_chunks(yp_reader *r, yp_agg *a, yp_load_result *res, char 
             snprintf(errbuf, errlen, "%s while reading the trace", yp_status_str(st));
             return st;
         }
-        if (s2 == YP_OK) s2 = take_chunk(a, res, &c);
+        if (s2 == YP_OK) s2 = take_chunk(a, res, &c, w);
         if (s2 == YP_ERR_NOMEM) {
             snprintf(errbuf, errlen, "out of memory while aggregating");
             return s2;
@@ -165,7 +181,7 @@ static void make_warning(yp_load_result *res, const holes *hs, yp_agg *a) {
 }
 
 static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
-                      void (*progress)(uint64_t, uint64_t), holes *hs) {
+                      void (*progress)(uint64_t, uint64_t), holes *hs, double since_s, double until_s) {
     res->hdr = *yp_reader_header(r);
     snprintf(res->python_version, sizeof res->python_version, "%s", res->hdr.python_version);
     snprintf(res->command_line, sizeof res->command_line, "%s", res->hdr.command_line);
@@ -173,7 +189,11 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
     res->hdr.command_line = res->command_line;
     yp_agg_set_ns_per_tick(a, res->hdr.ns_per_tick);
     yp_status last_bad = YP_OK;
-    yp_status st = read_chunks(r, a, res, errbuf, errlen, progress, hs, &last_bad);
+    double ticks_per_s = 1e9 / res->hdr.ns_per_tick;
+    window w = {0, UINT64_MAX};
+    if (since_s > 0) w.lo = res->hdr.start_ticks + (uint64_t)(since_s * ticks_per_s);
+    if (until_s > 0) w.hi = res->hdr.start_ticks + (uint64_t)(until_s * ticks_per_s);
+    yp_status st = read_chunks(r, a, res, errbuf, errlen, progress, hs, &last_bad, &w);
     if (st != YP_OK) return st;
     yp_reader_stats_get(r, &res->rs);
     res->has_footer = res->rs.has_footer;
@@ -188,12 +208,18 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
 
 yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
                         void (*progress)(uint64_t, uint64_t)) {
+    return yp_load_trace_window(path, 0, 0, a, res, errbuf, errlen, progress);
+}
+
+yp_status yp_load_trace_window(const char *path, double since_s, double until_s, yp_agg *a,
+                               yp_load_result *res, char *errbuf, size_t errlen,
+                               void (*progress)(uint64_t, uint64_t)) {
     memset(res, 0, sizeof *res);
     yp_reader *r;
     yp_status st = yp_reader_open(path, &r, errbuf, errlen);
     if (st != YP_OK) return st;
     holes hs = {0};
-    st = load(r, a, res, errbuf, errlen, progress, &hs);
+    st = load(r, a, res, errbuf, errlen, progress, &hs, since_s, until_s);
     yp_seq_free(&hs.seq);
     yp_reader_close(r);
     return st;
@@ -206,7 +232,7 @@ yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *r
     yp_status st = yp_reader_open_mem(data, len, &r, errbuf, errlen);
     if (st != YP_OK) return st;
     holes hs = {0};
-    st = load(r, a, res, errbuf, errlen, NULL, &hs);
+    st = load(r, a, res, errbuf, errlen, NULL, &hs, 0, 0);
     yp_seq_free(&hs.seq);
     yp_reader_close(r);
     return st;

@@ -157,6 +157,9 @@ static void sum_edges(yp_stats *m) {
     m->n_edges = k;
 }
 
+/* m's one process: p, its strings copied. */
+static int add_procs_one(yp_stats *m, const yp_session *p);
+
 /* The processes of a then b, their strings in a buffer of their own. */
 static int add_procs(yp_stats *m, const yp_stats *a, const yp_stats *b) {
     size_t na = yp_stats_n_procs(a), nb = yp_stats_n_procs(b);
@@ -177,6 +180,26 @@ static int add_procs(yp_stats *m, const yp_stats *a, const yp_stats *b) {
         FIX(sb.p, m->procs[i].python_version);
         FIX(sb.p, m->procs[i].command_line);
     }
+    return 0;
+}
+
+static int add_procs_one(yp_stats *m, const yp_session *p) {
+    yp_strbuf sb = {0};
+    yp_session q = *p;
+    if (!(m->procs = calloc(1, sizeof *m->procs))) return -1;
+    q.trace_path = OFF(yp_sb_add(&sb, p->trace_path));
+    q.python_version = OFF(yp_sb_add(&sb, p->python_version));
+    q.command_line = OFF(yp_sb_add(&sb, p->command_line));
+    if (sb.failed) {
+        free(sb.p);
+        return -1;
+    }
+    FIX(sb.p, q.trace_path);
+    FIX(sb.p, q.python_version);
+    FIX(sb.p, q.command_line);
+    m->proc_strings = sb.p;
+    m->procs[0] = q;
+    m->n_procs = 1;
     return 0;
 }
 
@@ -247,4 +270,61 @@ yp_stats *yp_stats_merge(const yp_stats *a, const yp_stats *b) {
     fix_strings(m, g.sb.p);
     sum_session(m);
     return m;
+}
+
+/* ---- one thread's statistics ------------------------------------------------ */
+
+/* s's rows of thread ti appended to m (thread index 0), node parents
+ * renumbered through map (s's node index -> m's). */
+static void thread_rows(yp_stats *m, const yp_stats *s, uint32_t ti, uint32_t *map) {
+    for (size_t i = 0; i < s->n_fstats; i++)
+        if (s->fstats[i].thread == ti) {
+            m->fstats[m->n_fstats] = s->fstats[i];
+            m->fstats[m->n_fstats++].thread = 0;
+        }
+    for (size_t i = 0; i < s->n_edges; i++)
+        if (s->edges[i].thread == ti) {
+            m->edges[m->n_edges] = s->edges[i];
+            m->edges[m->n_edges++].thread = 0;
+        }
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        if (s->nodes[i].thread != ti) continue;
+        yp_node n = s->nodes[i];
+        n.thread = 0;
+        if (n.parent != NONE) n.parent = map[n.parent];
+        map[i] = (uint32_t)m->n_nodes;
+        m->nodes[m->n_nodes++] = n;
+    }
+}
+
+yp_stats *yp_stats_thread(const yp_stats *s, uint32_t ti) {
+    yp_stats *m = calloc(1, sizeof *m);
+    uint32_t *map = malloc((s->n_nodes + 1) * sizeof *map);
+    yp_strbuf sb = {0};
+    if (!m || !map || ti >= s->n_threads || alloc_rows(m, s, &(yp_stats){0}) ||
+        !(m->funcs = malloc((s->n_funcs + 1) * sizeof *m->funcs)))
+        goto fail;
+    for (size_t i = 0; i < s->n_funcs; i++) {
+        yp_func f = s->funcs[i];
+        f.name = OFF(yp_sb_add(&sb, f.name));
+        f.module = OFF(yp_sb_add(&sb, f.module));
+        f.filename = OFF(yp_sb_add(&sb, f.filename));
+        m->funcs[m->n_funcs++] = f;
+    }
+    m->threads[0] = s->threads[ti];
+    m->threads[0].name = OFF(yp_sb_add(&sb, s->threads[ti].name));
+    m->n_threads = 1;
+    thread_rows(m, s, ti, map);
+    if (sb.failed || add_procs_one(m, yp_stats_proc(s, s->threads[ti].process))) goto fail;
+    m->threads[0].process = 0;
+    fix_strings(m, sb.p);
+    m->session = m->procs[0];
+    free(map);
+    return m;
+fail:
+    free(map);
+    free(sb.p);
+    if (m) m->strings = NULL;
+    yp_stats_free(m);
+    return NULL;
 }

@@ -43,7 +43,8 @@ static void usage(FILE *f) {
           "  -s, --sort KEY       order of the report: total (cumulative time, default),\n"
           "                       self (time in the function itself), ncalls, avg\n"
           "                       (cumulative time per call)\n"
-          "  -t, --thread T       report only thread T: its name or its id (see --threads)\n"
+          "  -t, --thread T       report and export only thread T: its name or its id (see\n"
+          "                       --threads; the database keeps every thread)\n"
           "      --threads        also print the per-thread table\n"
           "      --processes      also print the per-process table\n"
           "  -p, --process PID    report and export only process PID (the database\n"
@@ -61,8 +62,9 @@ static void usage(FILE *f) {
           "                       with --thread, that thread's only; one process's\n"
           "      --perfetto FILE  the same timeline as a Perfetto protobuf trace\n"
           "                       (ui.perfetto.dev, trace_processor), a third of the JSON's size\n"
-          "      --since S, --until S  the timeline's window, seconds from the trace's\n"
-          "                       start: calls overlapping it, cut to it\n"
+          "      --since S, --until S  a window, seconds from each trace's start: the\n"
+          "                       report, database and exports of what ran in it (the\n"
+          "                       timelines: the calls overlapping it, cut to it)\n"
           "      --min-duration US  leave calls shorter than US microseconds out of the timeline\n"
           "      --max-size SIZE  refuse, before writing, a timeline over SIZE bytes (K, M, G\n"
           "                       suffixes; default 1G; 0: no limit)\n"
@@ -299,7 +301,7 @@ static int parse_args(int argc, char **argv, cli *o) {
 }
 
 /* The trace's statistics; NULL (the error said) when it cannot be read. */
-static yp_stats *load_stats(const char *trace) {
+static yp_stats *load_stats(const char *trace, const yp_timeline_opts *w) {
     char err[512] = "";
     yp_agg *a = yp_agg_new();
     yp_load_result res;
@@ -307,7 +309,8 @@ static yp_stats *load_stats(const char *trace) {
         fprintf(stderr, "yprof-analyze: out of memory\n");
         return NULL;
     }
-    yp_status st = yp_load_trace(trace, a, &res, err, sizeof err, isatty(2) ? progress : NULL);
+    yp_status st = yp_load_trace_window(trace, w->since_s, w->until_s, a, &res, err, sizeof err,
+                                        isatty(2) ? progress : NULL);
     if (g_progress_shown) fputc('\n', stderr);
     if (st != YP_OK) {
         fprintf(stderr, "yprof-analyze: %s: %s\n", trace, err[0] ? err : yp_status_str(st));
@@ -326,11 +329,12 @@ static yp_stats *load_stats(const char *trace) {
  * that process's own in *only. NULL (the error said) when none could be
  * read or out of memory; a trace that cannot be read among several is
  * skipped with a warning. */
-static yp_stats *load_family(const yp_trace_ref *t, size_t n, uint64_t only_pid, yp_stats **only) {
+static yp_stats *load_family(const yp_trace_ref *t, size_t n, uint64_t only_pid, yp_stats **only,
+                             const yp_timeline_opts *w) {
     yp_stats *all = NULL;
     size_t skipped = 0;
     for (size_t i = 0; i < n; i++) {
-        yp_stats *s = load_stats(t[i].path);
+        yp_stats *s = load_stats(t[i].path, w);
         if (!s) {
             skipped++;
             continue;
@@ -417,9 +421,14 @@ static int write_outputs(const yp_stats *all, const yp_stats *s, const char *tra
               {o->collapsed, yp_export_collapsed},
               {o->flame, yp_export_flamegraph},
               {o->pprof, yp_export_pprof}};
+    yp_stats *one = NULL; /* --thread: the exports are that thread's */
+    if (o->ro.thread >= 0 && !(one = yp_stats_thread(s, (uint32_t)o->ro.thread))) {
+        fprintf(stderr, "yprof-analyze: out of memory\n");
+        return 1;
+    }
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
         if (!ex[i].path) continue;
-        yp_status st = ex[i].fn(s, ex[i].path);
+        yp_status st = ex[i].fn(one ? one : s, ex[i].path);
         if (st != YP_OK) {
             int e = st == YP_ERR_IO ? yp_export_errno() : 0;
             fprintf(stderr, "yprof-analyze: cannot write %s: %s\n", out_name(ex[i].path),
@@ -429,6 +438,7 @@ static int write_outputs(const yp_stats *all, const yp_stats *s, const char *tra
             printf("wrote %s\n", ex[i].path);
         }
     }
+    yp_stats_free(one);
     return rc | write_timelines(s, trace, o);
 }
 
@@ -464,7 +474,7 @@ static int load_all(cli *o, yp_stats **all, yp_stats **rep, const char **trace) 
         return 2;
     }
     yp_stats *only = NULL;
-    *all = load_family(t, n, (uint64_t)pid, &only);
+    *all = load_family(t, n, (uint64_t)pid, &only, &o->tl);
     *rep = pid ? only : *all;
     *trace = *rep ? (*rep)->session.trace_path : "";
     yp_traces_free(t, n);

@@ -178,6 +178,14 @@ typedef struct yp_load_result {
  * bytes read and total. */
 yp_status yp_load_trace(const char *path, yp_agg *a, yp_load_result *res, char *errbuf, size_t errlen,
                         void (*progress)(uint64_t done, uint64_t total));
+/* Only the events of [since_s, until_s) (seconds from the trace's start;
+ * 0: no bound): the statistics of what ran in that window. A call open
+ * when it begins is not counted (its return is unmatched), its time before
+ * the window not either; one open when it ends is closed at the last event
+ * before the end. */
+yp_status yp_load_trace_window(const char *path, double since_s, double until_s, yp_agg *a,
+                               yp_load_result *res, char *errbuf, size_t errlen,
+                               void (*progress)(uint64_t done, uint64_t total));
 /* Same over memory (used by the fuzz target). */
 yp_status yp_load_mem(const void *data, size_t len, yp_agg *a, yp_load_result *res, char *errbuf,
                       size_t errlen);
@@ -193,6 +201,10 @@ void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_res
  * then b's; session sums the processes' figures (started_at the earliest,
  * duration_s to the end of the last). NULL on allocation failure. */
 yp_stats *yp_stats_merge(const yp_stats *a, const yp_stats *b);
+
+/* Thread ti's statistics alone (its process's session; every function
+ * kept); NULL on allocation failure or a bad index. */
+yp_stats *yp_stats_thread(const yp_stats *s, uint32_t ti);
 
 /* The processes of s (1 when it is one process's) and the i-th of them. */
 size_t yp_stats_n_procs(const yp_stats *s);

@@ -329,3 +329,30 @@ def analyze_json(trace, tmp_path):
     full = tmp_path / "full.json"
     analyze(trace, "-q", "--no-db", "--chrome", full)
     return full.read_text()
+
+
+def test_thread_option_narrows_the_exports_too_and_the_database_keeps_all(trace, tmp_path):
+    analyze(trace, "-q", "-o", tmp_path / "t.db", "--thread", "worker-1", "--pstats", tmp_path / "w1.pstats")
+    st = pstats.Stats(str(tmp_path / "w1.pstats")).stats
+    leaf = [v for k, v in st.items() if k[2] == "leaf"]
+    assert leaf and leaf[0][1] == 200  # 20 x 10 calls in worker-1 alone
+    assert not [k for k in st if k[2] == "fib"]  # the main thread's
+    assert db_counts(tmp_path / "t.db")["leaf"] == (600, 600)
+
+
+def test_a_window_splits_the_calls_exactly(trace, tmp_path):
+    analyze(trace, "-q", "-o", tmp_path / "all.db")
+    con = sqlite3.connect(str(tmp_path / "all.db"))
+    start, duration = con.execute("SELECT started_unix, duration_s FROM session").fetchone()
+    con.close()
+    # the trace's start is its header's; its events begin a little later:
+    # half of the way to the last event
+    mid = "%.6f" % (duration / 2 + 0.001)
+    analyze(trace, "-q", "-o", tmp_path / "a.db", "--until", mid)
+    analyze(trace, "-q", "-o", tmp_path / "b.db", "--since", mid)
+    a, b = db_counts(tmp_path / "a.db"), db_counts(tmp_path / "b.db")
+    for fn, total in (("leaf", 600), ("mid", 60), ("fib", 1973)):
+        # a call open at the boundary counts in the first window (closed at
+        # its last event), its return is unmatched in the second
+        assert a.get(fn, (0, 0))[0] + b.get(fn, (0, 0))[0] == total, (fn, a.get(fn), b.get(fn))
+    assert a and b and a != b

@@ -2,7 +2,6 @@
 headless Chromium (Debian's, which ./run.sh test installs): its script runs
 without an error, fits the window, searches and zooms; a screenshot is
 taken (build it with --keep to look at it)."""
-import os
 import re
 import shutil
 import sqlite3
