@@ -56,17 +56,24 @@ static void m_str(FILE *f, const char *s) {
 }
 
 /* cProfile's label of a function: (filename, firstlineno, co_name) for
- * Python code, ('~', 0, "<built-in method mod.name>" or "<method 'm' of
- * 'T' objects>") for C functions. The name goes to buf. */
+ * Python code, ('~', 0, its label) for C functions: by the symbol's kind
+ * (docs/format.md, symbols) as _lsprof's normalizeUserObj makes it. The
+ * name goes to buf. */
 static void label_of(const yp_func *fn, const char **file, uint32_t *line, char *buf, size_t n) {
     const char *dot = strrchr(fn->name, '.');
+    int in_builtins = !fn->module[0] || !strcmp(fn->module, "builtins");
+    if (fn->builtin == YP_C_BOUND) {
+        snprintf(buf, n, "<built-in method %s>", dot ? dot + 1 : fn->name);
+    } else if (fn->builtin == YP_C_STATIC) {
+        snprintf(buf, n, in_builtins ? "<%s%s>" : "<%s.%s>", in_builtins ? "" : fn->module, fn->name);
+    } else if (fn->builtin && dot) { /* the type: its tp_name, module-qualified unless builtins */
+        snprintf(buf, n, "<method '%s' of '%s%s%.*s' objects>", dot + 1, in_builtins ? "" : fn->module,
+                 in_builtins ? "" : ".", (int)(dot - fn->name), fn->name);
+    } else if (fn->builtin) {
+        snprintf(buf, n, fn->module[0] ? "<built-in method %s.%s>" : "<built-in method %s%s>", fn->module,
+                 fn->name);
+    }
     if (fn->builtin) {
-        if (dot)
-            snprintf(buf, n, "<method '%s' of '%.*s' objects>", dot + 1, (int)(dot - fn->name), fn->name);
-        else if (fn->module[0])
-            snprintf(buf, n, "<built-in method %s.%s>", fn->module, fn->name);
-        else
-            snprintf(buf, n, "<built-in method %s>", fn->name);
         *file = "~";
         *line = 0;
     } else {

@@ -170,7 +170,7 @@ static void bind_func(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_text(st, 3, f->module, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, f->filename, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, f->lineno);
-    sqlite3_bind_int(st, 6, f->builtin);
+    sqlite3_bind_int(st, 6, f->builtin != 0);
 }
 
 /* Row i of function_stats. */

@@ -281,7 +281,7 @@ yp_status yp_writer_symbols(yp_writer *w, const yp_symbol *syms, size_t n) {
         uint16_t ln = cap_len(s->name), lm = cap_len(s->module), lf = cap_len(s->filename);
         yp_put_u32(p, s->func_id);
         yp_put_u32(p + 4, s->lineno);
-        p[8] = s->builtin ? 1 : 0;
+        p[8] = s->builtin;
         yp_put_u16(p + 9, ln);
         yp_put_u16(p + 11, lm);
         yp_put_u16(p + 13, lf);

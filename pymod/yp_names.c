@@ -228,12 +228,19 @@ static void split_tp_name(const char *tp, char *mod, size_t nmod, const char **s
     }
 }
 
-/* A builtin function's first sight: its symbol (named as cProfile names it) and id. */
+/* A builtin function's first sight: its symbol (named as cProfile names it) and id.
+ * The symbol's builtin byte says which of cProfile's pstats labels is its
+ * (docs/format.md, symbols): YP_C_METHOD "<method 'm' of 'T' objects>" for a
+ * method found in its instance's type, or "<built-in method mod.f>" for a
+ * module's function; YP_C_BOUND "<built-in method m>" for one bound to a
+ * type (a classmethod) or not found in its instance's type; YP_C_STATIC
+ * "<f>" or "<mod.f>" for one with no self (a staticmethod). */
 static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     const char *meth = fn->m_ml->ml_name ? fn->m_ml->ml_name : "?";
     char name[512], mod[256] = "builtins";
+    uint8_t kind = YP_C_METHOD;
     PyObject *self = fn->m_self;
     if (!self || PyModule_Check(self)) {
         const char *m = NULL;
@@ -244,13 +251,19 @@ static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
         }
         snprintf(mod, sizeof mod, "%s", m ? m : "builtins");
         snprintf(name, sizeof name, "%s", meth);
+        if (!self) kind = YP_C_STATIC;
     } else {
         /* the type that defines the method, as cProfile names it */
         PyTypeObject *tp = PyType_Check(self) ? (PyTypeObject *)self : Py_TYPE(self);
         const char *tpname = tp->tp_name;
-        if (!PyType_Check(self)) {
+        if (PyType_Check(self)) {
+            kind = YP_C_BOUND;
+        } else {
             PyObject *d = PyObject_GetAttrString((PyObject *)tp, meth);
-            if (d && Py_TYPE(d) == &PyMethodDescr_Type) tpname = ((PyDescrObject *)d)->d_type->tp_name;
+            if (d && Py_TYPE(d) == &PyMethodDescr_Type)
+                tpname = ((PyDescrObject *)d)->d_type->tp_name;
+            else if (!d)
+                kind = YP_C_BOUND;
             Py_XDECREF(d);
             PyErr_Clear();
         }
@@ -258,7 +271,7 @@ static uint32_t cfunc_id_slow(PyCFunctionObject *fn) {
         split_tp_name(tpname, mod, sizeof mod, &shortname);
         snprintf(name, sizeof name, "%s.%s", shortname, meth);
     }
-    uint32_t id = yp_rec_symbol_add(name, mod, "", 0, 1);
+    uint32_t id = yp_rec_symbol_add(name, mod, "", 0, kind);
     if (id && cfunc_put(fn->m_ml, id) != 0) {
         /* table full (no memory): this function gets a fresh id next time */
     }

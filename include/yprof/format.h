@@ -87,6 +87,10 @@ typedef struct yp_event {
 #define YP_KIND_MASK 0xFu
 #define YP_FUNC_ID_MAX 0x0FFFFFFFu /* func_id << 4 must fit 32 bits */
 
+/* A symbol's builtin byte: 0 Python code; otherwise a C function, and which
+ * of cProfile's pstats labels is its (docs/format.md, symbols). */
+enum { YP_C_METHOD = 1, YP_C_BOUND = 2, YP_C_STATIC = 3 };
+
 /* ---- file header ------------------------------------------------------- */
 
 #define YP_FILE_MAGIC "YPROF\x00\r\n"

@@ -147,3 +147,54 @@ def test_deep_recursion_with_a_raised_limit_does_not_crash(tmp_path):
     """, check=False)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["60001", "60001"]
+
+
+LABELS = """
+import collections, datetime, io, itertools, json, math, re, sys, time
+def work():
+    d = collections.deque()
+    for i in range(5):
+        d.append(i)                       # <method 'append' of 'collections.deque' objects>
+        [].append(i)                      # <method 'append' of 'list' objects>
+        int.from_bytes(b"\\x01", "big")    # <built-in method from_bytes> (bound to a type)
+        dict.fromkeys("ab")               # <built-in method fromkeys>
+        str.maketrans("a", "b")           # static: <maketrans>
+        len("abc"); math.sqrt(4.0)        # <built-in method builtins.len>, <built-in method math.sqrt>
+        io.StringIO().write("x")          # <method 'write' of '_io.StringIO' objects>
+        re.compile("a+").match("aa")      # <method 'match' of 're.Pattern' objects>
+        datetime.datetime.now()           # <built-in method now>
+        "-".join(["a", "b"]); b"ab".hex()
+        sorted([3, 1, 2]); time.perf_counter()
+        collections.OrderedDict(a=1).move_to_end("a")
+        list(itertools.islice(range(5), 2))
+        json.dumps({"a": [1, 2]})
+if sys.argv[1] == "cprofile":
+    import cProfile
+    pr = cProfile.Profile(); pr.enable(); work(); pr.disable(); pr.dump_stats("ref.pstats")
+else:
+    import yprof_record as yp
+    yp.start("l.yp"); work(); yp.stop()
+    yp.get_stats().to_pstats("live.pstats")
+"""
+
+
+def test_builtin_labels_in_pstats_are_cprofiles_exactly(tmp_path):
+    # every C function's pstats key as cProfile writes it, with its counts:
+    # methods of types outside builtins, methods bound to a type, static ones
+    run_py(tmp_path, LABELS, "cprofile", name="labels.py")
+    run_py(tmp_path, LABELS, "yprof", name="labels.py")
+    analyze(tmp_path / "l.yp", "-q", "--pstats", tmp_path / "offline.pstats")
+
+    def builtins(path):
+        st = pstats.Stats(str(path)).stats
+        return {k[2]: v[:2] for k, v in st.items() if k[0] == "~" and "disable" not in k[2]}
+
+    ref = builtins(tmp_path / "ref.pstats")
+    for key in ("<method 'append' of 'collections.deque' objects>", "<built-in method from_bytes>",
+                "<built-in method fromkeys>", "<method 'match' of 're.Pattern' objects>",
+                "<built-in method builtins.len>"):
+        assert key in ref, (key, sorted(ref))
+    for name in ("live.pstats", "offline.pstats"):
+        got = builtins(tmp_path / name)
+        mism = {k: (ref.get(k), got.get(k)) for k in set(ref) | set(got) if ref.get(k) != got.get(k)}
+        assert not mism, "%s: labels or counts differ from cProfile's: %s" % (name, mism)
