@@ -136,8 +136,10 @@ cmd_demo() {
 }
 
 cmd_test() {
-    # golang-go: go tool pprof reads the pprof export; chromium: the flame graph opened in a browser
-    apt_install build-essential pkg-config libzstd-dev libsqlite3-dev libgtest-dev clang-format-14 golang-go chromium
+    # golang-go: go tool pprof reads the pprof export; chromium: the flame graph opened in a
+    # browser; valgrind: callgrind_annotate reads the callgrind export
+    apt_install build-essential pkg-config libzstd-dev libsqlite3-dev libgtest-dev clang-format-14 golang-go chromium \
+        valgrind
     log "clang-format check"
     # shellcheck disable=SC2046
     clang-format-14 --dry-run --Werror $(git ls-files '*.c' '*.h' '*.cc')

@@ -5,6 +5,7 @@ import pstats
 import random
 import re
 import sqlite3
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -356,3 +357,54 @@ def test_a_window_splits_the_calls_exactly(trace, tmp_path):
         # its last event), its return is unmatched in the second
         assert a.get(fn, (0, 0))[0] + b.get(fn, (0, 0))[0] == total, (fn, a.get(fn), b.get(fn))
     assert a and b and a != b
+
+
+CALLGRIND_PROGRAM = """
+import yprof_record as yp
+def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)
+def main():
+    yp.start("cg.yp")   # main and <module> are open frames: entered, never counted as calls
+    for _ in range(3): fib(12)
+    yp.stop()
+main()
+"""
+
+
+def callgrind_costs(path):
+    """{function: (self ns, inclusive ns as callgrind tools add it)}, and the calls= counts."""
+    self_ns, calls_out, counts, fn = {}, {}, [], None
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("fn="):
+            fn = line[3:]
+            self_ns[fn] = self_ns.get(fn, 0) + int(lines[i + 1].split()[1])
+            i += 2
+            continue
+        if line.startswith("calls="):
+            counts.append(int(line.split("=")[1].split()[0]))
+            calls_out[fn] = calls_out.get(fn, 0) + int(lines[i + 1].split()[1])
+            i += 2
+            continue
+        i += 1
+    return {f: (s, s + calls_out.get(f, 0)) for f, s in self_ns.items()}, counts
+
+
+def test_callgrind_totals_equal_the_trace_with_open_frames_and_recursion(tmp_path):
+    run_py(tmp_path, CALLGRIND_PROGRAM)
+    analyze(tmp_path / "cg.yp", "-q", "-o", tmp_path / "cg.db", "--callgrind", tmp_path / "cg.out")
+    costs, counts = callgrind_costs(tmp_path / "cg.out")
+    con = sqlite3.connect(str(tmp_path / "cg.db"))
+    total = con.execute("SELECT sum(total_s) FROM call_tree WHERE parent_id IS NULL").fetchone()[0] * 1e9
+    fib_total = con.execute("SELECT total_s FROM function_totals WHERE name = 'fib'").fetchone()[0] * 1e9
+    con.close()
+    assert 0 not in counts  # callgrind_annotate takes a calls=0 cost for the caller's own
+    assert abs(sum(s for s, _ in costs.values()) - total) <= len(costs)  # exclusive: the trace's time, once
+    assert abs(costs["fib"][1] - fib_total) <= 2  # recursion counted once
+    assert abs(costs["<module>"][1] - total) <= 2 and abs(costs["main"][1] - total) <= 2
+    tool = shutil.which("callgrind_annotate")
+    if tool:  # the real consumer agrees
+        out = subprocess.run([tool, str(tmp_path / "cg.out")], capture_output=True, text=True).stdout
+        shown = int(re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", out).group(1).replace(",", ""))
+        assert abs(shown - total) <= len(costs)
