@@ -82,6 +82,11 @@ uint64_t yp_hook_bytes(void);
 /* Name every thread threading knows, from threading's own tables: dict
  * reads only, so no code runs (and nothing is recorded). */
 void yp_name_all_threads(void);
+/* A recording child's SIGTERM (yp_sigterm.c). */
+PyObject *yp_py_sigterm_catch(PyObject *self, PyObject *unused);
+PyObject *yp_py_sigterm_wait(PyObject *self, PyObject *unused);
+PyObject *yp_py_sigterm_die(PyObject *self, PyObject *unused);
+
 /* _start_quiet_thread(fn): run fn() in a new thread that is never
  * recorded (yp_quiet.c). */
 PyObject *yp_py_start_quiet_thread(PyObject *self, PyObject *fn);

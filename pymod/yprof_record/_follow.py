@@ -11,8 +11,12 @@ whether or not children are followed (__init__._after_fork_child).
 A process leaving through os._exit() (multiprocessing's workers do) skips
 atexit: os._exit is wrapped to finish the trace first. A child killed by
 SIGTERM (Pool.terminate(), `with Pool(...)` at its end) would lose what its
-rings hold: a child whose SIGTERM is the default gets a handler that
-finishes the trace and then dies of SIGTERM as it would have.
+rings hold: a child whose SIGTERM is the default has it caught in C
+(yp_sigterm.c) by a thread that finishes the trace and then dies of
+SIGTERM as it would have. Not a Python handler: that one runs when the
+main thread next checks for signals, and a SIGTERM that comes just before
+a blocking call (a worker reading its queue) is seen only when the call
+returns, maybe never.
 """
 import json
 import os
@@ -83,21 +87,33 @@ def guard_exit():
         os._exit = _exit
 
 
-def _on_sigterm(signum, frame):
+def _sigterm_watch():
+    """The quiet thread: SIGTERM came; the trace is finished, then the
+    process dies of it."""
+    from . import _yprof
+    _yprof._sigterm_wait()
     try:
         import yprof_record
         yprof_record._close()
+    except BaseException:
+        pass
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)  # dies of it, as without us
+        _yprof._sigterm_die()
 
 
 def guard_sigterm():
     """A child whose SIGTERM is the default (death) finishes its trace first.
-    Only from the main thread (Python's rule for signal handlers); a handler
-    the program sets later replaces this one."""
+    A handler the program sets (signal.signal) replaces this one, before or
+    after."""
+    from . import _yprof
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return  # the program's own, or ignored
     try:
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread
+        if _yprof._sigterm_catch() and _watch.get("pid") != os.getpid():
+            _watch["pid"] = os.getpid()
+            _yprof._start_quiet_thread(_sigterm_watch)
+    except Exception:
         pass
+
+
+_watch = {}  # the process whose watching thread runs

@@ -342,13 +342,11 @@ def test_thread_option_narrows_the_exports_too_and_the_database_keeps_all(trace,
 
 
 def test_a_window_splits_the_calls_exactly(trace, tmp_path):
-    analyze(trace, "-q", "-o", tmp_path / "all.db")
-    con = sqlite3.connect(str(tmp_path / "all.db"))
-    start, duration = con.execute("SELECT started_unix, duration_s FROM session").fetchone()
-    con.close()
-    # the trace's start is its header's; its events begin a little later:
-    # half of the way to the last event
-    mid = "%.6f" % (duration / 2 + 0.001)
+    # the split: when the middle one of leaf's calls began (seconds from
+    # the trace's start, as the Chrome export says)
+    full = json.loads(analyze_json(trace, tmp_path))["traceEvents"]
+    starts = sorted(e["ts"] for e in full if e.get("ph") == "X" and e["name"] == "leaf")
+    mid = "%.6f" % (starts[len(starts) // 2] / 1e6)
     analyze(trace, "-q", "-o", tmp_path / "a.db", "--until", mid)
     analyze(trace, "-q", "-o", tmp_path / "b.db", "--since", mid)
     a, b = db_counts(tmp_path / "a.db"), db_counts(tmp_path / "b.db")

@@ -246,3 +246,35 @@ def test_a_trace_named_twice_is_refused_not_counted_twice(tmp_path):
     p = analyze(a, tmp_path, check=False)  # the directory holds a.yp too
     assert p.returncode == 1 and "are the same trace" in p.stderr and len(p.stderr.splitlines()) == 1
     assert not (tmp_path / "a.db").exists()
+
+
+def test_fork_children_killed_just_as_they_block_still_finish_and_die(tmp_path):
+    # the SIGTERM comes as each child goes into a blocking call (the race a
+    # Python-level handler loses: it would wait for the call to return)
+    p = run_py(tmp_path, """
+        import os, signal, time, yprof_record as yp
+        def w(i): return i
+        yp.start("b.yp")
+        out = []
+        for k in range(20):
+            r, wfd = os.pipe()
+            never, _ = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                for i in range(300): w(i)
+                os.write(wfd, b"x")
+                os.read(never, 1)     # blocks for ever: nobody writes
+                os._exit(9)
+            os.read(r, 1)
+            os.kill(pid, signal.SIGTERM)
+            out.append((pid, os.waitpid(pid, 0)[1]))
+            os.close(r), os.close(wfd), os.close(never), os.close(_)
+        yp.stop()
+        print(" ".join("%d:%d" % (pid, st) for pid, st in out))
+    """, timeout=120)
+    for item in p.stdout.split():
+        pid, status = map(int, item.split(":"))
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, item
+        q = analyze(tmp_path / ("b.%d.yp" % pid), "-q", "-o", tmp_path / "b.db")
+        assert q.stderr == "", q.stderr
+        assert rows(tmp_path / "b.db", "SELECT ncalls FROM function_totals WHERE name = 'w'") == [(300,)]
