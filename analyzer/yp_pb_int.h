@@ -15,6 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus /* tests/unit/test_export.cc */
+extern "C" {
+#endif
+
 /* A message being built. failed: an allocation failed (the rest is ignored). */
 typedef struct yp_pb {
     uint8_t *p;
@@ -43,5 +47,9 @@ typedef struct yp_gz {
 void yp_gz_open(yp_gz *z, FILE *f); /* writes the header */
 void yp_gz_write(yp_gz *z, const void *data, size_t n);
 void yp_gz_close(yp_gz *z); /* the last block and the trailer; f stays open */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -175,3 +175,28 @@ def test_go_tool_pprof_reads_it(profile, tmp_path):
     tags = pprof("-tags")
     assert "worker-0" in tags and "worker-1" in tags and "MainThread" in tags, tags
     assert "Type: wall" in pprof("-top")
+
+
+def test_a_profile_of_several_gzip_blocks_reads_back_whole(tmp_path):
+    # 3,000 functions: the string table alone is beyond one 64 KiB stored block
+    run_py(tmp_path, """
+        import yprof_record as yp
+        ns = {}
+        exec("\\n".join("def function_with_a_long_name_%d(): return %d" % (i, i) for i in range(3000)), ns)
+        yp.start("many.yp")
+        for i in range(3000):
+            for _ in range(i % 3 + 1):
+                ns["function_with_a_long_name_%d" % i]()
+        yp.stop()
+    """)
+    analyze(tmp_path / "many.yp", "-q", "--no-db", "--pprof", tmp_path / "many.pb.gz")
+    assert (tmp_path / "many.pb.gz").stat().st_size > 3 * 65536
+    p = decode(tmp_path / "many.pb.gz")  # gzip checks every block, the CRC and the size
+    st = p["strings"]
+    name = {fid: st[f[2]] for fid, f in p["function"].items()}
+    calls = {}
+    for s in p["sample"]:
+        leaf = name[p["location"][s["loc"][0]]]
+        calls[leaf] = calls.get(leaf, 0) + s["val"][0]
+    mine = {k.rsplit("_", 1)[1]: v for k, v in calls.items() if "function_with_a_long_name_" in k}
+    assert len(mine) == 3000 and all(v == int(k) % 3 + 1 for k, v in mine.items())

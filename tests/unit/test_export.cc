@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "yp_test_util.h"
+#include "yp_pb_int.h"
 #include "yprof/analyze.h"
 
 namespace {
@@ -177,3 +178,82 @@ TEST(Export, PstatsIsAMarshalDict) {
 }
 
 } // namespace
+
+// ---- the protobuf writer and the stored-block gzip (yp_pb_int.h) ------------
+
+TEST(Protobuf, VarintsAndFieldsAsTheWireFormatSays) {
+    yp_pb b{};
+    const struct {
+        uint64_t v;
+        std::vector<uint8_t> bytes;
+    } cases[] = {{0, {0x00}},
+                 {1, {0x01}},
+                 {127, {0x7F}},
+                 {128, {0x80, 0x01}},
+                 {300, {0xAC, 0x02}},
+                 {16383, {0xFF, 0x7F}},
+                 {16384, {0x80, 0x80, 0x01}},
+                 {UINT64_MAX, {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}}};
+    for (const auto &c : cases) {
+        yp_pb_reset(&b);
+        yp_pb_varint(&b, c.v);
+        EXPECT_EQ(std::vector<uint8_t>(b.p, b.p + b.len), c.bytes) << c.v;
+    }
+    // field 1 = 150 (the protobuf documentation's example), a string, a
+    // negative int64 (ten bytes), a nested message of field 3
+    yp_pb_reset(&b);
+    yp_pb_uint(&b, 1, 150);
+    yp_pb_str(&b, 2, "testing");
+    yp_pb_sint(&b, 4, -1);
+    yp_pb m{};
+    yp_pb_uint(&m, 1, 150);
+    yp_pb_msg(&b, 3, &m);
+    std::vector<uint8_t> want = {0x08, 0x96, 0x01, 0x12, 0x07, 't',  'e',  's',  't',  'i',
+                                 'n',  'g',  0x20, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                 0xFF, 0xFF, 0x01, 0x1A, 0x03, 0x08, 0x96, 0x01};
+    EXPECT_EQ(std::vector<uint8_t>(b.p, b.p + b.len), want);
+    EXPECT_EQ(b.failed, 0);
+    yp_pb_free(&b);
+    yp_pb_free(&m);
+}
+
+TEST(Gzip, StoredBlocksAcrossTheBlockSizeWithCrcAndSize) {
+    std::string p = tmp(".gz");
+    std::vector<uint8_t> data(200000);
+    for (size_t i = 0; i < data.size(); i++) data[i] = (uint8_t)(i * 131 + (i >> 7));
+    FILE *f = fopen(p.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    yp_gz z;
+    yp_gz_open(&z, f);
+    yp_gz_write(&z, data.data(), 70000); // more than a block, in two writes
+    yp_gz_write(&z, data.data() + 70000, data.size() - 70000);
+    yp_gz_close(&z);
+    fclose(f);
+    std::string t = read_all(p);
+    const uint8_t *g = (const uint8_t *)t.data();
+    ASSERT_GE(t.size(), 18u);
+    EXPECT_EQ(g[0], 0x1F);
+    EXPECT_EQ(g[1], 0x8B);
+    EXPECT_EQ(g[2], 8); // deflate
+    // the blocks: BFINAL only on the last, LEN and its complement, the bytes
+    size_t off = 10, got = 0, blocks = 0;
+    bool last = false;
+    while (!last) {
+        ASSERT_LE(off + 5, t.size());
+        last = g[off] & 1;
+        EXPECT_EQ(g[off] >> 1, 0); // BTYPE 00: stored
+        unsigned len = g[off + 1] | g[off + 2] << 8, nlen = g[off + 3] | g[off + 4] << 8;
+        EXPECT_EQ(len ^ 0xFFFFu, nlen);
+        ASSERT_LE(off + 5 + len, t.size());
+        EXPECT_EQ(memcmp(g + off + 5, data.data() + got, len), 0);
+        got += len, off += 5 + len, blocks++;
+    }
+    EXPECT_EQ(got, data.size());
+    EXPECT_GE(blocks, 4u);
+    ASSERT_EQ(off + 8, t.size());
+    uint32_t crc = g[off] | g[off + 1] << 8 | g[off + 2] << 16 | (uint32_t)g[off + 3] << 24;
+    uint32_t size = g[off + 4] | g[off + 5] << 8 | g[off + 6] << 16 | (uint32_t)g[off + 7] << 24;
+    EXPECT_EQ(crc, yp_crc32(0, data.data(), data.size()));
+    EXPECT_EQ(size, (uint32_t)data.size());
+    remove(p.c_str());
+}
