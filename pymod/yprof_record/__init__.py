@@ -350,6 +350,7 @@ def status():
     st["hook"] = _HOOK_NAMES.get(_yprof._hook_kind(), "?")
     st["include"] = list(_options.get("include", ()))
     st["exclude"] = list(_options.get("exclude", ()))
+    st["follow_children"] = bool(_options.get("follow_children", False)) and _yprof._is_running()
     return st
 
 

@@ -36,7 +36,7 @@ def _status(ch, args):
         "version": yp.__version__, "running": st["running"], "path": st["path"], "hook": st["hook"],
         "events": st["events_written"], "dropped": st["dropped_events"], "threads": st["threads"],
         "functions": st["functions"], "error": st["error_text"], "pollution": yp.pollution(),
-        "include": st["include"], "exclude": st["exclude"],
+        "include": st["include"], "exclude": st["exclude"], "follow_children": st["follow_children"],
         "channel": {"path": ch.path, "served": ch.served, "rejected": ch.rejected, "faults": ch.faults},
     }
 
@@ -49,10 +49,12 @@ def _start(ch, args):
     builtins = _arg(args, "builtins", bool, True)
     include = _arg(args, "include", list, [], _all_str)
     exclude = _arg(args, "exclude", list, [], _all_str)
+    follow = _arg(args, "follow_children", bool, False)
     if yp.is_running():
         raise CommandError("already recording to %s" % yp.status()["path"])
     try:
-        if not yp.start(path, clock=clock, builtins=builtins, include=include, exclude=exclude):
+        if not yp.start(path, clock=clock, builtins=builtins, include=include, exclude=exclude,
+                        follow_children=follow):
             raise CommandError("already recording to %s" % yp.status()["path"])
     except OSError as e:
         raise CommandError("cannot write %s: %s" % (path, e.strerror or e))

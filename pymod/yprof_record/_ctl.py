@@ -15,7 +15,7 @@ from . import _filter
 
 CTL_USAGE = """\
 usage: yprof ctl PID start [-o PATH] [--clock wall|cpu] [--no-builtins]
-                           [--include PATTERN] [--exclude PATTERN]
+                           [--include PATTERN] [--exclude PATTERN] [--follow-children]
        yprof ctl PID stop | status | clear
        yprof ctl PID stats [--top N] [--sort KEY] [--thread T] [--json]
        yprof ctl PID save DB
@@ -26,7 +26,9 @@ Controls the profiler of running process PID through its control channel
 
   start    record to PATH (default yprof.PID.yp here) until stop; only the
            modules or files (path globs) --include names, none --exclude
-           names (repeat them, or separate patterns with commas)
+           names (repeat them, or separate patterns with commas); with
+           --follow-children, every Python process it starts meanwhile too,
+           into PATH's name with its pid
   stop     stop recording; the trace is complete
   status   the recorder's state, as JSON
   stats    the live statistics (every interval since the last clear)
@@ -150,6 +152,7 @@ def ctl_parser():
     p.add_argument("--no-builtins", action="store_true")
     p.add_argument("--include", action="append")
     p.add_argument("--exclude", action="append")
+    p.add_argument("--follow-children", action="store_true")
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--sort", choices=("total", "self", "ncalls", "avg"), default="total")
     p.add_argument("--thread")
@@ -158,7 +161,7 @@ def ctl_parser():
     return p
 
 
-_ALLOWED = {"start": {"output", "clock", "no_builtins", "include", "exclude"}, "stats": {"top", "sort", "thread", "json"},
+_ALLOWED = {"start": {"output", "clock", "no_builtins", "include", "exclude", "follow_children"}, "stats": {"top", "sort", "thread", "json"},
             "stop": set(), "status": set(), "clear": set(), "save": set()}
 
 
@@ -209,7 +212,8 @@ def _ctl(pid, cmd, opts):
     if cmd == "start":
         path = os.path.abspath(opts.output or "yprof.%d.yp" % pid)
         st = request(pid, "start", path=path, clock=opts.clock, builtins=not opts.no_builtins,
-                     include=_patterns(opts.include), exclude=_patterns(opts.exclude))
+                     include=_patterns(opts.include), exclude=_patterns(opts.exclude),
+                     follow_children=opts.follow_children)
         out.write("process %d: recording to %s (hook %s, clock %s)\n" % (pid, st["path"], st["hook"], opts.clock))
     elif cmd == "stop":
         st = request(pid, "stop")

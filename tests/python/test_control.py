@@ -770,3 +770,48 @@ def test_ctl_start_with_include_records_only_the_programs_own_module(tmp_path, r
         assert (tmp_path / "all.yp").exists()
     finally:
         stop_proc(proc)
+
+
+SPAWNER = '''
+import os, subprocess, sys
+def work(n): return n
+print(os.getpid(), flush=True)
+for line in sys.stdin:
+    if line.strip() == "spawn":  # a Python child doing 40 calls of its own
+        c = subprocess.run([sys.executable, "-c", "import os\\ndef job(i): return i\\n"
+                            "for i in range(40): job(i)\\nprint(os.getpid())"], capture_output=True, text=True)
+        for i in range(7): work(i)
+        print(c.stdout.strip(), flush=True)
+'''
+
+
+def test_ctl_start_follow_children_records_the_python_children_started_meanwhile(tmp_path, rt):
+    (tmp_path / "spawner.py").write_text(SPAWNER)
+    env = env_for(rt)
+    proc = subprocess.Popen([PY, str(tmp_path / "spawner.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+    try:
+        pid = int(proc.stdout.readline())
+        wait_channel(rt, pid, env, proc)
+        ok(ctl(env, "ctl", pid, "start", "-o", tmp_path / "s.yp",
+               "--follow-children"))
+        assert json.loads(ok(ctl(env, "ctl", pid, "status")))["follow_children"] is True
+        proc.stdin.write("spawn\n")
+        proc.stdin.flush()
+        child = int(proc.stdout.readline())
+        ok(ctl(env, "ctl", pid, "stop"))
+        assert json.loads(ok(ctl(env, "ctl", pid, "status")))["follow_children"] is False
+        proc.stdin.write("spawn\n")  # after stop: not followed
+        proc.stdin.flush()
+        late = int(proc.stdout.readline())
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert not (tmp_path / ("s.%d.yp" % late)).exists()
+    analyze(tmp_path / "s.yp", tmp_path / ("s.%d.yp" % child), "-q", "-o", tmp_path / "s.db")
+    con = sqlite3.connect(str(tmp_path / "s.db"))
+    got = dict(((p, n), c) for p, n, c in con.execute(
+        "SELECT pid, name, ncalls FROM process_function_totals WHERE name IN ('job', 'work')"))
+    procs = dict(con.execute("SELECT pid, ppid FROM processes"))
+    con.close()
+    assert got == {(child, "job"): 40, (pid, "work"): 7} and procs[child] == pid
