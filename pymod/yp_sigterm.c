@@ -10,10 +10,13 @@
  * thread waiting on it, without the GIL, finishes the trace with the GIL
  * and then dies of SIGTERM, the default action put back: the parent sees
  * the end it would have seen. A handler the program installs later
- * (signal.signal) replaces this one.
+ * (signal.signal) replaces this one. A fork child starts with the default
+ * action back (it has no waiting thread): if it records, it catches
+ * SIGTERM anew (yprof_record's after-fork handler).
  */
 #include "yp_pymod_int.h"
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <unistd.h>
@@ -30,27 +33,39 @@ static void on_sigterm(int sig) {
     errno = e;
 }
 
+static void set_action(void (*fn)(int), int flags) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = flags;
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* In a fork child: no thread waits on the semaphore there; until the
+ * child catches SIGTERM anew, it dies of it, as a child of a program
+ * without the profiler would. */
+static void child_after_fork(void) {
+    struct sigaction cur;
+    if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == on_sigterm) set_action(SIG_DFL, 0);
+    T.pid = 0;
+}
+
 /* _sigterm_catch() -> True when SIGTERM is now ours (its action was the
- * default, or ours inherited across a fork), False when the program has
- * its own (or ignores it): then nothing is changed. */
+ * default), False when the program has its own (or ignores it): then
+ * nothing is changed. */
 PyObject *yp_py_sigterm_catch(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
     struct sigaction cur;
     if (sigaction(SIGTERM, NULL, &cur) != 0) Py_RETURN_FALSE;
-    int ours = cur.sa_handler == on_sigterm;
-    if (!ours && cur.sa_handler != SIG_DFL) Py_RETURN_FALSE;
-    if (ours && T.pid == getpid()) Py_RETURN_TRUE;
+    if (cur.sa_handler == on_sigterm && T.pid == getpid()) Py_RETURN_TRUE;
+    if (cur.sa_handler != SIG_DFL) Py_RETURN_FALSE; /* the program's own, or ignored */
+    static int atfork;
+    if (!atfork && pthread_atfork(NULL, NULL, child_after_fork) != 0) Py_RETURN_FALSE;
+    atfork = 1;
     if (sem_init(&T.sem, 0, 0) != 0) Py_RETURN_FALSE;
     T.pid = getpid();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigterm;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) != 0) {
-        T.pid = 0;
-        Py_RETURN_FALSE;
-    }
+    set_action(on_sigterm, SA_RESTART);
     Py_RETURN_TRUE;
 }
 
@@ -69,11 +84,7 @@ PyObject *yp_py_sigterm_wait(PyObject *self, PyObject *unused) {
  * it ends as it would have without the profiler. */
 PyObject *yp_py_sigterm_die(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    set_action(SIG_DFL, 0);
     sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);

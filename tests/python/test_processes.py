@@ -278,3 +278,27 @@ def test_fork_children_killed_just_as_they_block_still_finish_and_die(tmp_path):
         q = analyze(tmp_path / ("b.%d.yp" % pid), "-q", "-o", tmp_path / "b.db")
         assert q.stderr == "", q.stderr
         assert rows(tmp_path / "b.db", "SELECT ncalls FROM function_totals WHERE name = 'w'") == [(300,)]
+
+
+def test_a_fork_of_a_child_that_stopped_recording_dies_of_sigterm_as_usual(tmp_path):
+    # the recording child catches SIGTERM; its own child, which records
+    # nothing (the recording stopped before the fork), must not inherit that
+    p = run_py(tmp_path, """
+        import os, signal, time, yprof_record as yp
+        yp.start("g.yp")
+        pid = os.fork()
+        if pid == 0:
+            yp.stop()
+            g = os.fork()
+            if g == 0:
+                time.sleep(30)
+                os._exit(5)
+            time.sleep(0.2)
+            os.kill(g, signal.SIGTERM)
+            _, st = os.waitpid(g, 0)
+            os._exit(0 if os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGTERM else 7)
+        _, st = os.waitpid(pid, 0)
+        yp.stop()
+        print(os.WEXITSTATUS(st))
+    """, timeout=60)
+    assert p.stdout.split() == ["0"]
