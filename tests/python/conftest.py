@@ -70,3 +70,12 @@ def _nothing_left_in_the_cwd():
     for f in new:
         os.remove(f)
     assert not new, "left in the working directory: %s" % ", ".join(new)
+
+
+def tool_env(**more):
+    """The environment for a program that is not ours (Chromium, go, perl's
+    callgrind_annotate): without the sanitizer runtime a sanitizer run
+    preloads into every process."""
+    e = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    e.update(more)
+    return e

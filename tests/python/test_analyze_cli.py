@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ANALYZE, PY, analyze, db_counts, run_py
+from conftest import ANALYZE, PY, analyze, db_counts, run_py, tool_env
 
 PROGRAM = """
 import threading, yprof_record as yp
@@ -403,6 +403,7 @@ def test_callgrind_totals_equal_the_trace_with_open_frames_and_recursion(tmp_pat
     assert abs(costs["<module>"][1] - total) <= 2 and abs(costs["main"][1] - total) <= 2
     tool = shutil.which("callgrind_annotate")
     if tool:  # the real consumer agrees
-        out = subprocess.run([tool, str(tmp_path / "cg.out")], capture_output=True, text=True).stdout
+        out = subprocess.run([tool, str(tmp_path / "cg.out")], capture_output=True, text=True, timeout=120,
+                             env=tool_env()).stdout
         shown = int(re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", out).group(1).replace(",", ""))
         assert abs(shown - total) <= len(costs)

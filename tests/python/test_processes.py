@@ -116,9 +116,10 @@ def test_a_stale_fork_child_trace_of_an_earlier_run_is_not_in_the_family(tmp_pat
     prog = tmp_path / "p.py"
     prog.write_text("import os\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n")
     yprof = os.path.join(os.path.dirname(PY), "yprof")
-    first = subprocess.run([yprof, "run", "-o", "r.yp", "p.py"], cwd=str(tmp_path), capture_output=True, text=True)
+    first = subprocess.run([yprof, "run", "-o", "r.yp", "p.py"], cwd=str(tmp_path), capture_output=True, text=True,
+                           timeout=120)
     second = subprocess.run([yprof, "run", "-o", "r.yp", "p.py"], cwd=str(tmp_path), capture_output=True,
-                            text=True)
+                            text=True, timeout=120)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert len(list(tmp_path.glob("r.*.yp"))) == 2  # a fork child each run
     assert rows(tmp_path / "r.db", "SELECT count(*) FROM processes") == [(2,)]  # this run's two
