@@ -111,15 +111,16 @@ def _empty_monitoring(on, _state=_mon_state):
 
 
 def _measure(kind, background=False):
-    """(ns per event, share) for the hook kind, or None (given up)."""
+    """(ns per event, share) for the hook kind, or None (given up, or the
+    empty hook could not be set or stay set)."""
     n = 20000
     hook = {1: _empty_monitoring, 2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
     try:
         pair = _best_pair(n, 5, hook, background)
     except Exception:
-        return (0.0, 0.0)
+        return None
     if pair is None:
-        return None if background else (0.0, 0.0)
+        return None
     base, hooked = pair
     # events per loop: n calls + n returns of f (the loop's own frame and
     # range() are constant overhead)
@@ -154,7 +155,10 @@ def interp_cost(kind=0):
     if kind not in _cost:
         if kind == 1 and _bg["pid"] == os.getpid() and not _bg["done"]:
             return (0.0, 0.0)  # still measuring, with the empty tool: not known this time
-        _cost[kind] = _measure(kind) or (0.0, 0.0)
+        r = _measure(kind)
+        if r is None:
+            return (0.0, 0.0)  # not measured this time: not kept, measured again next time
+        _cost[kind] = r
     return _cost[kind]
 
 
