@@ -5,6 +5,7 @@ import pstats
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -182,7 +183,15 @@ def test_interpreter_estimate_is_bounded_by_its_share_of_the_run(yp, tmp_path):
         g(i)
     yp.stop()
     p = yp.pollution()
-    share = _calibrate.interp_cost(yp._yprof._hook_kind())[1]
+    # a measurement that could not be made is not kept (the next one tries
+    # again): in two fresh-clone runs of the whole suite (3.8, 3.9) none
+    # could be made just after this stop(), for a cause not found; it is
+    # asked again for up to 2 s here, so that the bound below is tested
+    for _ in range(20):
+        share = _calibrate.interp_cost(yp._yprof._hook_kind())[1]
+        if share > 0:
+            break
+        time.sleep(0.1)
     assert 0 < share < 1
     assert 0 <= p["interp_s"] <= share * max(0.0, p["app_s"] - p["hook_s"]) * 1.0001, (p, share)
     yp._close()
