@@ -16,14 +16,16 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, sys, threading, time
+import json, os, sys, threading, time
 n, busy, profiled, seconds = int(sys.argv[1]), sys.argv[2] == "busy", sys.argv[3] == "1", float(sys.argv[4])
 path = sys.argv[5] if len(sys.argv) > 5 else "/tmp/yprof-bench-memory.yp"
 import yprof_record as yp
 def f(i): return i
 stop = threading.Event()
 ready = threading.Barrier(n + 1)
+ids = []
 def worker():
+    ids.append(threading.get_native_id())
     ready.wait()
     while not stop.is_set():
         if busy:
@@ -39,6 +41,11 @@ ready.wait()
 time.sleep(seconds)
 stop.set()
 for t in ts: t.join()
+# join() returns before the OS threads are gone, and a thread's ring is let go
+# only when the thread really exits: wait for that, so the end figure is the end's
+deadline = time.time() + 10
+while set(map(str, ids)) & set(os.listdir("/proc/self/task")) and time.time() < deadline:
+    time.sleep(0.005)
 with open("/proc/self/status") as fh:
     hwm = [int(l.split()[1]) for l in fh if l.startswith("VmHWM:")][0]
 out = {"hwm_kib": hwm}

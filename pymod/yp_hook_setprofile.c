@@ -97,12 +97,14 @@ static int yp_empty(PyObject *o, PyFrameObject *f, int what, PyObject *arg) {
 
 /* On (1) or off (0) in this thread (setprofile is per thread: the
  * background calibration's thread, or a stopping one, measures while other
- * threads record). On: -1 when this thread records (its hook is ours). Off:
- * 1, leaving it, when the empty hook is no longer there (a start() put ours
+ * threads record). On: -1 when this thread has a profile function already
+ * (ours, recording; or another profiler's, which the loop without the
+ * empty hook would have timed, and which must not be taken off). Off: 1,
+ * leaving it, when the empty hook is no longer there (a start() put ours
  * in its place). */
 int yp_hook_empty(int on) {
     Py_tracefunc cur = PyThreadState_Get()->c_profilefunc;
-    if (on && (cur == yp_profile_tsc || cur == yp_profile_any)) return -1;
+    if (on && cur) return -1;
     if (!on && cur != yp_empty) return 1;
     PyEval_SetProfile(on ? yp_empty : NULL, NULL);
     return 0;

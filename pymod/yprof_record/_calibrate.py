@@ -122,6 +122,11 @@ def _measure(kind, background=False):
     if pair is None:
         return None
     base, hooked = pair
+    if hooked <= base and kind != 2:
+        # an empty profile function or monitoring callback in effect costs
+        # a call per event: no slower means it was not called, not a figure
+        # (the PEP 523 evaluator's cost can be within the noise: 0 is one)
+        return None
     # events per loop: n calls + n returns of f (the loop's own frame and
     # range() are constant overhead)
     extra = max(0.0, hooked - base)

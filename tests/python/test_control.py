@@ -205,7 +205,7 @@ def test_ctl_start_stats_stop_on_an_unmodified_threaded_server_and_its_forked_ch
         assert wait_channel(rt, cpid, env)["running"] is False
         ok(ctl(env, "ctl", cpid, "start", "-o", tmp_path / "child.yp"))
         load(cport, 7)
-        cstats = json.loads(ok(ctl(env, "ctl", cpid, "stats", "--json")))
+        cstats = json.loads(ok(ctl(env, "ctl", cpid, "stats", "--json", "--top", "0")))
         assert fn_calls(cstats, "Handler.do_GET") == 7 and cstats["session"]["trace_path"] == str(tmp_path / "child.yp")
         ok(ctl(env, "ctl", cpid, "stop"))
         assert json.loads(ok(ctl(env, "ctl", proc.pid, "status")))["running"] is False
@@ -362,7 +362,7 @@ def test_yprof_record_control_idle_records_only_when_told(tmp_path, rt):
         proc.stdin.flush()  # 123 calls while idle
         time.sleep(0.2)
         ok(ctl(env, "ctl", pid, "start", "-o", tmp_path / "told.yp", "--clock", "cpu", "--no-builtins"))
-        stats = json.loads(ok(ctl(env, "ctl", pid, "stats", "--json")))
+        stats = json.loads(ok(ctl(env, "ctl", pid, "stats", "--json", "--top", "0")))
         assert fn_calls(stats, "f") == 0 and stats["session"]["clock"] == "cpu"
     finally:
         out, err = proc.communicate("\n", timeout=60)
@@ -756,7 +756,7 @@ def test_ctl_start_with_include_records_only_the_programs_own_module(tmp_path, r
         st = json.loads(ok(ctl(env, "ctl", proc.pid, "status")))
         assert st["include"] == ["__main__"] and st["exclude"] == ["*/http/*"]
         load(port, 12)
-        stats = json.loads(ok(ctl(env, "ctl", proc.pid, "stats", "--json")))
+        stats = json.loads(ok(ctl(env, "ctl", proc.pid, "stats", "--json", "--top", "0")))
         mods = {f["module"] for f in stats["functions"] if not f["builtin"] and f["ncalls"]}
         assert mods == {"__main__"}, mods
         assert fn_calls(stats, "Handler.do_GET") == 12
