@@ -39,8 +39,13 @@ void yp_agg_set_ns_per_tick(yp_agg *a, double ns) {
     if (a && ns > 0) a->ns_per_tick = ns;
 }
 
+void yp_agg_set_clock(yp_agg *a, uint32_t clock_kind) {
+    if (a) a->cpu_clock = clock_kind == YP_CLOCK_THREAD_CPU;
+}
+
 static void thread_free(yp_athread *t) {
     yp_stack_free(&t->st);
+    yp_park_free(&t->parked);
     free(t->fs);
     free(t->es);
     free(t->ns);
@@ -218,7 +223,7 @@ static int frame_open(yp_agg *a, yp_athread *t, uint32_t func_id, uint64_t ts, i
     uint32_t depth = t->st.depth;
     if (grow((void **)&t->stack, &t->stack_cap, (size_t)depth + 1, sizeof *t->stack)) return -1;
     yp_frame *top = depth ? &t->stack[depth - 1] : NULL;
-    yp_frame f = {func_id, NONE, NONE, NONE, counted, ts, 0};
+    yp_frame f = {func_id, NONE, NONE, NONE, counted, ts, 0, ts, 0};
     yp_nent *pn = cache_node(t, top);
     if (pn && pn->c_valid && pn->c_func == func_id) {
         f.fidx = pn->c_fidx;
@@ -274,7 +279,8 @@ static inline __attribute__((always_inline)) void close_frame(yp_agg_tables *tb,
                                                               uint32_t depth, uint64_t ts) {
     const yp_frame *f = &stack[depth - 1];
     uint64_t elapsed = ts > f->start ? ts - f->start : 0;
-    uint64_t self = elapsed > f->child ? elapsed - f->child : 0;
+    uint64_t inner = f->child + f->awaited; /* a coroutine's parked time is not its own */
+    uint64_t self = elapsed > inner ? elapsed - inner : 0;
     yp_fent *fe = &tb->fs[f->fidx];
     if (--fe->active == 0)
         fe->total += elapsed;
@@ -282,6 +288,7 @@ static inline __attribute__((always_inline)) void close_frame(yp_agg_tables *tb,
         fe->rec++;
     fe->ncalls += (uint64_t)f->counted;
     fe->self += self;
+    fe->awaited += f->awaited;
     if (f->eidx != NONE) {
         yp_eent *e = &tb->es[f->eidx];
         if (--e->active == 0)
@@ -297,7 +304,39 @@ static inline __attribute__((always_inline)) void close_frame(yp_agg_tables *tb,
         n->self += self;
         n->total += elapsed;
     }
-    if (depth > 1) stack[depth - 2].child += elapsed;
+    /* the caller below holds it since it last went on the stack */
+    if (depth > 1) stack[depth - 2].child += ts > f->seg ? ts - f->seg : 0;
+}
+
+void yp_agg_close_parked(yp_agg_tables *tb, const yp_parked *p, uint64_t ts, int cpu_clock) {
+    const yp_frame *f = &p->f;
+    uint64_t away = ts > p->since ? ts - p->since : 0;
+    uint64_t start = cpu_clock ? f->start + away : f->start, awaited = f->awaited + (cpu_clock ? 0 : away);
+    uint64_t elapsed = ts > start ? ts - start : 0, inner = f->child + awaited;
+    uint64_t self = elapsed > inner ? elapsed - inner : 0;
+    yp_fent *fe = &tb->fs[f->fidx];
+    if (fe->active == 0) /* no frame of it on the stack: its parked frames are not recursion */
+        fe->total += elapsed;
+    else if (f->counted)
+        fe->rec++;
+    fe->ncalls += (uint64_t)f->counted;
+    fe->self += self;
+    fe->awaited += awaited;
+    if (f->eidx != NONE) {
+        yp_eent *e = &tb->es[f->eidx];
+        if (e->active == 0)
+            e->total += elapsed;
+        else if (f->counted)
+            e->rec++;
+        e->ncalls += (uint64_t)f->counted;
+        e->self += self;
+    }
+    if (f->nidx != NONE) {
+        yp_nent *n = &tb->ns[f->nidx];
+        n->ncalls += (uint64_t)f->counted;
+        n->self += self;
+        n->total += elapsed;
+    }
 }
 
 void yp_agg_close_frame(yp_agg_tables *tb, yp_frame *stack, uint32_t depth, uint64_t ts) {
@@ -329,7 +368,60 @@ static void on_ahead(void *ctx, uint32_t func_id, uint32_t caller_depth) {
     yp_map_prefetch(&t->nmap, ((uint64_t)(t->stack[caller_depth - 1].nidx + 1u) << 32) | func_id);
 }
 
-static const yp_stack_ops k_ops = {on_open, on_close, on_ahead};
+/* A coroutine suspends: its frame leaves the stack, its entries no longer
+ * active (the same function's other coroutines are not recursion), and the
+ * frame below counts the stretch it ran as its callee's. */
+static int on_park(void *ctx, uint64_t co, uint64_t ts) {
+    yp_athread *t = ((walk_ctx *)ctx)->t;
+    uint32_t depth = t->st.depth;
+    yp_frame *f = &t->stack[depth - 1];
+    if (yp_park_put(&t->parked, co, f, ts)) return -1;
+    t->fs[f->fidx].active--;
+    if (f->eidx != NONE) t->es[f->eidx].active--;
+    if (depth > 1) t->stack[depth - 2].child += ts > f->seg ? ts - f->seg : 0;
+    return 0;
+}
+
+/* It resumes: back on top; with the wall clock the time away is awaited,
+ * with a CPU clock it is not the coroutine's at all (its start moves on). */
+static int on_unpark(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts) {
+    walk_ctx *w = ctx;
+    yp_athread *t = w->t;
+    yp_parked p;
+    if (!yp_park_take(&t->parked, co, &p)) return 0;
+    if (p.f.func_id != func_id) { /* another function's under the same name: it ended unseen */
+        yp_agg_tables tb = {t->fs, t->es, t->ns};
+        yp_agg_close_parked(&tb, &p, p.since, w->a->cpu_clock);
+        return 0;
+    }
+    uint32_t depth = t->st.depth;
+    if (grow((void **)&t->stack, &t->stack_cap, (size_t)depth + 1, sizeof *t->stack)) {
+        yp_park_put(&t->parked, co, &p.f, p.since); /* taken from there: fits again */
+        return -1;
+    }
+    uint64_t away = ts > p.since ? ts - p.since : 0;
+    if (w->a->cpu_clock)
+        p.f.start += away;
+    else
+        p.f.awaited += away;
+    p.f.seg = ts;
+    t->fs[p.f.fidx].active++;
+    if (p.f.eidx != NONE) t->es[p.f.eidx].active++;
+    t->stack[depth] = p.f;
+    return 1;
+}
+
+static void on_end_parked(void *ctx, uint64_t ts) {
+    walk_ctx *w = ctx;
+    yp_athread *t = w->t;
+    if (!t->parked.n) return;
+    yp_agg_tables tb = {t->fs, t->es, t->ns};
+    for (size_t i = 0; i < t->parked.cap; i++)
+        if (t->parked.slots[i].key) yp_agg_close_parked(&tb, &t->parked.slots[i], ts, w->a->cpu_clock);
+    yp_park_free(&t->parked);
+}
+
+static const yp_stack_ops k_ops = {on_open, on_close, on_ahead, on_park, on_unpark, on_end_parked};
 
 #define PREFETCH_MIN_SLOTS 16384 /* 256 KiB: smaller maps stay in the cache */
 
@@ -387,7 +479,7 @@ void yp_agg_clear(yp_agg *a) {
         yp_athread *t = a->threads[i];
         for (uint32_t j = 0; j < t->n_fs; j++) {
             yp_fent *f = &t->fs[j];
-            f->ncalls = f->rec = f->self = f->total = 0;
+            f->ncalls = f->rec = f->self = f->total = f->awaited = 0;
         }
         for (uint32_t j = 0; j < t->n_es; j++) {
             yp_eent *e = &t->es[j];
@@ -395,9 +487,16 @@ void yp_agg_clear(yp_agg *a) {
         }
         for (uint32_t j = 0; j < t->n_ns; j++) t->ns[j].ncalls = t->ns[j].self = t->ns[j].total = 0;
         for (uint32_t j = 0; j < t->st.depth; j++) {
-            t->stack[j].start = t->st.last_ts;
-            t->stack[j].child = 0;
+            t->stack[j].start = t->stack[j].seg = t->st.last_ts;
+            t->stack[j].child = t->stack[j].awaited = 0;
             t->stack[j].counted = 0;
+        }
+        for (size_t j = 0; j < t->parked.cap; j++) { /* from now on, as if suspended since now */
+            yp_parked *p = &t->parked.slots[j];
+            if (!p->key) continue;
+            p->since = p->f.start = p->f.seg = t->st.last_ts;
+            p->f.child = p->f.awaited = 0;
+            p->f.counted = 0;
         }
         yp_stack_clear(&t->st);
     }
@@ -413,8 +512,8 @@ uint64_t yp_agg_bytes(const yp_agg *a) {
     for (size_t i = 0; i < a->n_threads; i++) {
         const yp_athread *t = a->threads[i];
         b += sizeof *t + t->fs_cap * sizeof *t->fs + t->es_cap * sizeof *t->es + t->ns_cap * sizeof *t->ns +
-             t->stack_cap * sizeof *t->stack + yp_stack_bytes(&t->st) + yp_map_bytes(&t->fmap) +
-             yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
+             t->stack_cap * sizeof *t->stack + yp_stack_bytes(&t->st) + yp_park_bytes(&t->parked) +
+             yp_map_bytes(&t->fmap) + yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
     }
     return b;
 }

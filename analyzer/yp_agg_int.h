@@ -12,6 +12,7 @@
 typedef struct yp_fent {
     uint32_t func_id, active;
     uint64_t ncalls, rec, self, total;
+    uint64_t awaited; /* of total, the time its coroutine frames were parked */
 } yp_fent;
 
 typedef struct yp_eent {
@@ -30,7 +31,27 @@ typedef struct yp_frame {
     uint32_t func_id, fidx, eidx, nidx;
     uint32_t counted; /* 0 for frames open when recording began */
     uint64_t start, child;
+    uint64_t seg;     /* when it last went on the stack (a coroutine's resume; else start) */
+    uint64_t awaited; /* ticks it was parked so far */
 } yp_frame;
+
+/* A coroutine's frame parked between SUSPEND and RESUME (yp_park.c): an
+ * open-addressing table keyed by the coroutine (never 0 there: co + 1). */
+typedef struct yp_parked {
+    uint64_t key; /* co + 1; 0: empty slot */
+    uint64_t since;
+    yp_frame f;
+} yp_parked;
+typedef struct yp_park {
+    yp_parked *slots;
+    size_t cap, n; /* cap: 0 or a power of two */
+} yp_park;
+/* Park f under co at ts (replacing one there); -1 when out of memory. */
+int yp_park_put(yp_park *p, uint64_t co, const yp_frame *f, uint64_t ts);
+/* Take the frame parked under co into *out: 1, or 0 when none. */
+int yp_park_take(yp_park *p, uint64_t co, yp_parked *out);
+void yp_park_free(yp_park *p);
+size_t yp_park_bytes(const yp_park *p);
 
 typedef struct yp_athread {
     uint32_t id;
@@ -45,6 +66,7 @@ typedef struct yp_athread {
     yp_map fmap, emap, nmap;
     yp_frame *stack; /* the open frames' entries, as deep as st */
     size_t stack_cap;
+    yp_park parked; /* suspended coroutines' frames */
 } yp_athread;
 
 typedef struct yp_asym {
@@ -55,6 +77,7 @@ typedef struct yp_asym {
 
 struct yp_agg {
     double ns_per_tick;
+    int cpu_clock; /* a thread CPU clock: a parked frame's time adds nothing */
     yp_asym *syms;
     size_t n_syms, syms_cap;
     uint64_t str_bytes;
@@ -78,6 +101,10 @@ typedef struct yp_agg_tables {
 /* The innermost of `depth` open frames closes at ts: its time goes into
  * tb's entries and its caller's child time. */
 void yp_agg_close_frame(yp_agg_tables *tb, yp_frame *stack, uint32_t depth, uint64_t ts);
+
+/* A parked frame closes at ts (the interval ends, or a snapshot): its call
+ * counted into tb's entries; its caller's time was counted when it parked. */
+void yp_agg_close_parked(yp_agg_tables *tb, const yp_parked *p, uint64_t ts, int cpu_clock);
 
 /* A thread's name ("" when not known). */
 const char *yp_agg_thread_name(yp_agg *a, uint32_t thread_id);

@@ -86,6 +86,9 @@ static int close_copies(build *b, const yp_athread *t) {
     if (t->n_ns) memcpy(tb->ns, t->ns, t->n_ns * sizeof *tb->ns);
     if (t->st.depth) memcpy(b->stack, t->stack, t->st.depth * sizeof *b->stack);
     for (uint32_t d = t->st.depth; d; d--) yp_agg_close_frame(tb, b->stack, d, t->st.last_ts);
+    for (size_t i = 0; i < t->parked.cap; i++) /* suspended coroutines too, as if ending now */
+        if (t->parked.slots[i].key)
+            yp_agg_close_parked(tb, &t->parked.slots[i], t->st.last_ts, b->a->cpu_clock);
     return 0;
 }
 
@@ -107,8 +110,13 @@ static int fstat_rows(build *b, const yp_athread *t, uint32_t ti) {
     for (uint32_t j = 0; j < t->n_fs; j++) {
         const yp_fent *f = &b->tb.fs[j];
         if (!f->ncalls && !f->self && !f->total) continue;
-        yp_fstat o = {func_index(b, f->func_id), ti, f->ncalls, f->ncalls - f->rec, secs(b->a, f->self),
-                      secs(b->a, f->total)};
+        yp_fstat o = {func_index(b, f->func_id),
+                      ti,
+                      f->ncalls,
+                      f->ncalls - f->rec,
+                      secs(b->a, f->self),
+                      secs(b->a, f->total),
+                      secs(b->a, f->awaited)};
         if (o.func == NONE || push_arr((void **)&b->s->fstats, &b->s->n_fstats, &b->fs_cap, sizeof o, &o))
             return -1;
     }

@@ -188,6 +188,7 @@ static yp_status load(yp_reader *r, yp_agg *a, yp_load_result *res, char *errbuf
     res->hdr.python_version = res->python_version;
     res->hdr.command_line = res->command_line;
     yp_agg_set_ns_per_tick(a, res->hdr.ns_per_tick);
+    yp_agg_set_clock(a, res->hdr.clock_kind);
     yp_status last_bad = YP_OK;
     double ticks_per_s = 1e9 / res->hdr.ns_per_tick;
     window w = {0, UINT64_MAX};

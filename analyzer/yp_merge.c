@@ -134,7 +134,7 @@ static void sum_fstats(yp_stats *m) {
         yp_fstat *o = k ? &m->fstats[k - 1] : NULL, *f = &m->fstats[i];
         if (o && o->func == f->func && o->thread == f->thread) {
             o->ncalls += f->ncalls, o->primitive_calls += f->primitive_calls;
-            o->self_s += f->self_s, o->total_s += f->total_s;
+            o->self_s += f->self_s, o->total_s += f->total_s, o->awaited_s += f->awaited_s;
         } else {
             m->fstats[k++] = *f;
         }

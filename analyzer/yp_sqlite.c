@@ -31,7 +31,7 @@ static const char *const schema =
     " filename TEXT, lineno INTEGER, builtin INTEGER);"
     "CREATE TABLE function_stats(function_id INTEGER REFERENCES functions(id),"
     " thread_id INTEGER REFERENCES threads(id), ncalls INTEGER, primitive_calls INTEGER,"
-    " self_s REAL, total_s REAL, PRIMARY KEY(function_id, thread_id));"
+    " self_s REAL, total_s REAL, awaited_s REAL, PRIMARY KEY(function_id, thread_id));"
     "CREATE TABLE edges(caller_id INTEGER REFERENCES functions(id),"
     " callee_id INTEGER REFERENCES functions(id), thread_id INTEGER REFERENCES threads(id),"
     " ncalls INTEGER, primitive_calls INTEGER, self_s REAL, total_s REAL,"
@@ -42,13 +42,14 @@ static const char *const schema =
     "CREATE VIEW function_totals AS SELECT f.id AS function_id, f.name AS name,"
     " f.module AS module, f.filename AS filename, f.lineno AS lineno, f.builtin AS builtin,"
     " SUM(s.ncalls) AS ncalls, SUM(s.primitive_calls) AS primitive_calls,"
-    " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s,"
+    " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s, SUM(s.awaited_s) AS awaited_s,"
     " CASE WHEN SUM(s.ncalls) > 0 THEN SUM(s.total_s) / SUM(s.ncalls) END AS avg_s"
     " FROM function_stats s JOIN functions f ON f.id = s.function_id GROUP BY f.id;"
     "CREATE VIEW process_function_totals AS SELECT t.process_id AS process_id, p.pid AS pid,"
     " f.id AS function_id, f.name AS name, f.module AS module, f.filename AS filename,"
     " f.lineno AS lineno, f.builtin AS builtin, SUM(s.ncalls) AS ncalls,"
-    " SUM(s.primitive_calls) AS primitive_calls, SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s"
+    " SUM(s.primitive_calls) AS primitive_calls, SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s,"
+    " SUM(s.awaited_s) AS awaited_s"
     " FROM function_stats s JOIN functions f ON f.id = s.function_id"
     " JOIN threads t ON t.id = s.thread_id JOIN processes p ON p.id = t.process_id"
     " GROUP BY t.process_id, f.id;"
@@ -182,6 +183,7 @@ static void bind_fstat(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_int64(st, 4, (sqlite3_int64)f->primitive_calls);
     sqlite3_bind_double(st, 5, f->self_s);
     sqlite3_bind_double(st, 6, f->total_s);
+    sqlite3_bind_double(st, 7, f->awaited_s);
 }
 
 /* Row i of edges. */
@@ -227,7 +229,7 @@ static int write_rows(sqlite3 *db, const yp_stats *s) {
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO functions VALUES(?,?,?,?,?,?)", s, s->n_funcs, bind_func);
     if (rc == SQLITE_OK)
-        rc = insert_rows(db, "INSERT INTO function_stats VALUES(?,?,?,?,?,?)", s, s->n_fstats, bind_fstat);
+        rc = insert_rows(db, "INSERT INTO function_stats VALUES(?,?,?,?,?,?,?)", s, s->n_fstats, bind_fstat);
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO edges VALUES(?,?,?,?,?,?,?)", s, s->n_edges, bind_edge);
     if (rc == SQLITE_OK)

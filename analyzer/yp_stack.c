@@ -4,8 +4,8 @@
 #include "yp_stack_int.h"
 
 const int8_t yp_stack_step[16] = {
-    [YP_EV_CALL] = 1,    [YP_EV_C_CALL] = 1,    [YP_EV_OPEN] = 1,
-    [YP_EV_RETURN] = -1, [YP_EV_C_RETURN] = -1, [YP_EV_UNWIND] = -1,
+    [YP_EV_CALL] = 1,      [YP_EV_C_CALL] = 1,  [YP_EV_OPEN] = 1,   [YP_EV_RETURN] = -1,
+    [YP_EV_C_RETURN] = -1, [YP_EV_UNWIND] = -1, [YP_EV_RESUME] = 1, [YP_EV_SUSPEND] = -1,
 };
 
 void yp_stack_clear(yp_stack *s) {

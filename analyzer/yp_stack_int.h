@@ -16,6 +16,16 @@
  *   - REC_STOP, THREAD_END and DROPPED close every open frame at their time
  *     and end the recording interval; so does a break (yp_stack_break: a
  *     chunk's drop count, a hole in the chunk sequence), at the last event;
+ *   - a coroutine (docs/format.md, "Coroutines"): CORO names the coroutine
+ *     of the SUSPEND or RESUME that follows. SUSPEND parks the innermost
+ *     open frame of its function (frames inside it close) under that name:
+ *     it leaves the stack but is not closed; RESUME puts the frame parked
+ *     under its name back on top of the stack. A RESUME with no frame
+ *     parked under its name (recording began while it was suspended, or
+ *     the name was lost) opens a frame like OPEN; a SUSPEND or RESUME with
+ *     no CORO before it is a RETURN or an OPEN. Parked frames close when
+ *     the interval ends. A user without `park` sees SUSPEND as RETURN and
+ *     RESUME as CALL (a timeline's slices are the running stretches);
  *   - any other kind (THREAD_START, REC_START, a kind this reader does not
  *     know) changes no frame; the first event after an interval ended opens
  *     the next one.
@@ -46,6 +56,8 @@ typedef struct yp_stack {
     uint64_t events;    /* events walked */
     uint64_t dropped;   /* events lost: DROPPED records and breaks */
     uint64_t unmatched; /* returns with no open frame of their function */
+    uint64_t coro;      /* the last CORO record's coroutine ... */
+    int has_coro;       /* ... not yet used by a SUSPEND or RESUME */
 } yp_stack;
 
 /* What the user of a walk does with a frame. */
@@ -59,6 +71,15 @@ typedef struct yp_stack_ops {
     /* May be NULL: a call of func_id is coming soon, whose caller is the
      * frame now at depth caller_depth (1-based); for prefetching. */
     void (*ahead)(void *ctx, uint32_t func_id, uint32_t caller_depth);
+    /* May be NULL (then SUSPEND is a RETURN, RESUME a CALL): the innermost
+     * open frame is parked at ts under coroutine co, replacing one parked
+     * there before; 0, or -1 when out of memory (the frame is closed). */
+    int (*park)(void *ctx, uint64_t co, uint64_t ts);
+    /* The frame of func_id parked under co goes back on top at ts: 1, or 0
+     * when there is none, -1 when out of memory. */
+    int (*unpark)(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts);
+    /* Every parked frame closes at ts (the interval ends). */
+    void (*end_parked)(void *ctx, uint64_t ts);
 } yp_stack_ops;
 
 /* How an event moves the stack depth (unwinding aside), by kind. */
@@ -72,6 +93,8 @@ static inline void yp_stack_close_all(yp_stack *s, const yp_stack_ops *ops, void
 /* The recording interval ends at ts: every frame closes. */
 static inline void yp_stack_end(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts) {
     yp_stack_close_all(s, ops, ctx, ts);
+    if (ops->end_parked) ops->end_parked(ctx, ts);
+    s->has_coro = 0;
     if (s->in_interval) s->wall += ts > s->ival_start ? ts - s->ival_start : 0;
     s->in_interval = 0;
 }
@@ -105,6 +128,43 @@ static inline void yp_stack_return(yp_stack *s, const yp_stack_ops *ops, void *c
     for (; s->depth >= d; s->depth--) ops->close(ctx, ts);
 }
 
+/* A coroutine's frame suspends: parked under the coroutine named before it
+ * (a RETURN without a name, or without `park`). */
+static inline void yp_stack_suspend(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint32_t id,
+                                    uint64_t ts) {
+    int named = s->has_coro;
+    s->has_coro = 0;
+    if (!named || !ops->park) {
+        yp_stack_return(s, ops, ctx, id, ts);
+        return;
+    }
+    uint32_t d = s->depth;
+    while (d && s->ids[d - 1] != id) d--;
+    if (!d) {
+        s->unmatched++;
+        return;
+    }
+    for (; s->depth > d; s->depth--) ops->close(ctx, ts);
+    if (ops->park(ctx, s->coro, ts)) ops->close(ctx, ts);
+    s->depth--;
+}
+
+/* A coroutine's frame resumes: its parked frame back on top (a CALL
+ * without `park`; an OPEN when none is parked under the name). */
+static inline int yp_stack_resume(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint32_t id, uint64_t ts) {
+    int named = s->has_coro;
+    s->has_coro = 0;
+    if (!ops->park) return yp_stack_open(s, ops, ctx, id, ts, 1);
+    if (!named) return yp_stack_open(s, ops, ctx, id, ts, 0);
+    if (s->depth == s->cap && yp_grow((void **)&s->ids, &s->cap, (size_t)s->depth + 1, sizeof *s->ids, 64))
+        return -1;
+    int found = ops->unpark(ctx, s->coro, id, ts);
+    if (found < 0) return -1;
+    if (!found) return yp_stack_open(s, ops, ctx, id, ts, 0);
+    s->ids[s->depth++] = id;
+    return 0;
+}
+
 /* One event; -1 when a frame could not be opened (out of memory). */
 static inline int yp_stack_event(yp_stack *s, const yp_stack_ops *ops, void *ctx, const yp_event *e) {
     uint64_t ts = e->ts < s->last_ts ? s->last_ts : e->ts;
@@ -124,6 +184,12 @@ static inline int yp_stack_event(yp_stack *s, const yp_stack_ops *ops, void *ctx
     case YP_EV_RETURN:
     case YP_EV_C_RETURN:
     case YP_EV_UNWIND: yp_stack_return(s, ops, ctx, e->func_id, ts); return 0;
+    case YP_EV_CORO:
+        s->coro = yp_event_coro(e);
+        s->has_coro = 1;
+        return 0;
+    case YP_EV_SUSPEND: yp_stack_suspend(s, ops, ctx, e->func_id, ts); return 0;
+    case YP_EV_RESUME: return yp_stack_resume(s, ops, ctx, e->func_id, ts);
     case YP_EV_REC_STOP: yp_stack_end(s, ops, ctx, ts); return 0;
     case YP_EV_THREAD_END:
         yp_stack_end(s, ops, ctx, ts);

@@ -47,6 +47,7 @@ yp_fstat *yp_stats_totals(const yp_stats *s, uint32_t thread, yp_sort sort, size
         o->primitive_calls += f->primitive_calls;
         o->self_s += f->self_s;
         o->total_s += f->total_s;
+        o->awaited_s += f->awaited_s;
         used[f->func] = 1;
     }
     size_t k = 0;

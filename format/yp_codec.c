@@ -1,11 +1,12 @@
 /*
  * yp_codec.c — the on-disk coding of EVENTS payloads.
  *
- * In memory an event is 16 bytes. On disk (format version 2) a chunk of n
+ * In memory an event is 16 bytes. On disk (format versions 2 and 3) a chunk of n
  * events is two columns of LEB128 varints:
  *
  *   n x varint(ts - prev_ts)          prev_ts starts at the chunk's first_ts
- *   n x varint(func_id << 4 | kind)   kind in the low 4 bits
+ *   n x varint(func_id << 4 | kind)   kind in the low 4 bits (a CORO
+ *                                     record: its 56-bit identity << 4)
  *
  * Columns, not interleaved pairs: the id column repeats the program's call
  * patterns and zstd finds them when the timing noise is not in between (the
@@ -23,7 +24,7 @@
 static_assert(sizeof(yp_event) == 16, "yp_event is the 16-byte ring record");
 static_assert(YP_EV_KIND_COUNT <= (1u << YP_KIND_BITS), "kind must fit 4 bits");
 
-size_t yp_events_encode_bound(size_t n) { return n * 15u; }
+size_t yp_events_encode_bound(size_t n) { return n * 18u; } /* 10 (ts) + 8 (a CORO's 60 bits) */
 
 static inline uint8_t *put_varint(uint8_t *p, uint64_t v) {
     while (v >= 0x80) {
@@ -47,8 +48,10 @@ size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, unsigne
     }
     if (ts_bytes) *ts_bytes = (size_t)(p - out);
     for (size_t i = 0; i < n; i++) {
-        uint32_t id = ev[i].func_id > YP_FUNC_ID_MAX ? YP_FUNC_ID_MAX : ev[i].func_id;
-        p = put_varint(p, ((uint64_t)id << YP_KIND_BITS) | (ev[i].kind & YP_KIND_MASK));
+        uint64_t id = ev[i].kind == YP_EV_CORO         ? yp_event_coro(&ev[i])
+                      : ev[i].func_id > YP_FUNC_ID_MAX ? YP_FUNC_ID_MAX
+                                                       : ev[i].func_id;
+        p = put_varint(p, (id << YP_KIND_BITS) | (ev[i].kind & YP_KIND_MASK));
     }
     return (size_t)(p - out);
 }
@@ -71,11 +74,16 @@ static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v
 }
 
 static inline int set_id_kind(yp_event *e, uint64_t idk) {
-    if (idk >> 32) return -1;
     unsigned kind = (unsigned)(idk & YP_KIND_MASK);
     if (kind == YP_EV_NONE || kind >= YP_EV_KIND_COUNT) return -1;
-    e->func_id = (uint32_t)(idk >> YP_KIND_BITS);
     e->kind = (uint8_t)kind;
+    if (kind == YP_EV_CORO) { /* a 56-bit identity */
+        if (idk >> (56 + YP_KIND_BITS)) return -1;
+        yp_event_set_coro(e, idk >> YP_KIND_BITS);
+        return 0;
+    }
+    if (idk >> 32) return -1;
+    e->func_id = (uint32_t)(idk >> YP_KIND_BITS);
     e->pad[0] = e->pad[1] = e->pad[2] = 0;
     return 0;
 }

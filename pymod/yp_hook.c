@@ -39,7 +39,7 @@ yp_ring *yp_hook_ring_slow(uint64_t wall) {
  * sample this event's hook time (the clock read on entry here: the fast
  * path's cost up to its push) and count it SAMPLE_EVERY times. An event
  * that took another slow path (typical 0) is not typical: sample the next. */
-int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint8_t kind, int typical) {
+int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint32_t kind, int typical) {
     uint64_t t1 = wall_ticks();
     if (!yp_rec_push_slow(r, ts, id, kind)) return 0;
     uint64_t next = yp_ring_head(r);
@@ -88,7 +88,7 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
     }
 #endif
     for (int i = n - 1; i >= 0; i--) {
-        uint32_t id = code_id(chain[i]);
+        uint32_t id = code_id(chain[i]) & ~YP_CORO_BIT;
         if (id && id != IGNORED_ID) yp_rec_push(r, ts, id, YP_EV_OPEN);
     }
     for (int i = 0; i < n; i++) Py_DECREF(chain[i]);

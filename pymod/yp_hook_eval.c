@@ -53,6 +53,22 @@ static inline void eval_push(uint32_t id, uint8_t kind, int typical) {
     if (r) (void)record(r, wall, ev_ts(wall), id, kind, typical);
 }
 
+/* A coroutine's frame: started or resumed, then returned or suspended. */
+__attribute__((noinline)) static PyObject *eval_coro(PyThreadState *ts, yp_evalframe *f, int throwflag,
+                                                     uint32_t id) {
+    uint64_t wall = wall_ticks();
+    yp_ring *r = get_ring(wall);
+    if (r) yp_coro_push(r, wall, id, yp_coro_eval_starts(f) ? YP_EV_CALL : YP_EV_RESUME, f);
+    PyObject *res = g_prev_eval(ts, f, throwflag);
+    if (__builtin_expect(H.running && H.kind == YP_HOOK_EVAL, 1)) {
+        wall = wall_ticks();
+        r = get_ring(wall);
+        uint8_t kind = !res ? YP_EV_UNWIND : yp_coro_eval_suspended(f) ? YP_EV_SUSPEND : YP_EV_RETURN;
+        if (r) yp_coro_push(r, wall, id, kind, f);
+    }
+    return res;
+}
+
 static PyObject *yp_eval(PyThreadState *ts, yp_evalframe *f, int throwflag) {
     if (__builtin_expect(!H.running || yp_hook_tls.in_slow, 0)) return g_prev_eval(ts, f, throwflag);
     PyCodeObject *co = evalframe_code(f);
@@ -60,6 +76,7 @@ static PyObject *yp_eval(PyThreadState *ts, yp_evalframe *f, int throwflag) {
     int typical = id != 0;
     if (!typical) id = yp_code_id_slow(evalframe_obj(f), co, evalframe_globals(f));
     if (id == 0 || id == IGNORED_ID || evalframe_makes_generator(f, co)) return g_prev_eval(ts, f, throwflag);
+    if (id & YP_CORO_BIT) return eval_coro(ts, f, throwflag, id & ~YP_CORO_BIT);
     eval_push(id, YP_EV_CALL, typical);
     PyObject *res = g_prev_eval(ts, f, throwflag);
     /* after a stop() (and maybe a start() onto another hook, which reports

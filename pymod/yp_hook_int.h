@@ -28,6 +28,7 @@
 #endif
 
 #define IGNORED_ID YP_FUNC_ID_MAX /* stored on code we don't record */
+#define YP_CORO_BIT 0x80000000u   /* on a coroutine's stored id: its events go to yp_hook_coro.c */
 #define SAMPLE_EVERY 64           /* hook time is sampled on one event in 64 */
 #define SAMPLE_MAX_NS 20000.0     /* a sample longer than this caught a preemption: the next is taken */
 #define YP_HIDDEN __attribute__((visibility("hidden")))
@@ -178,9 +179,11 @@ static inline uint32_t code_id_of(PyCodeObject *co, PyFrameObject *frame, PyObje
  * (yp_filter.c). */
 int yp_filter_admits(const char *module, const char *filename) YP_HIDDEN;
 
-/* An id that needs the slow path (0: none yet) or is not recorded, in one
- * compare. */
+/* An id that needs the slow path (0: none yet; a coroutine's) or is not
+ * recorded, in one compare. */
 YP_HOT int id_unusual(uint32_t id) { return id - 1u >= IGNORED_ID - 1u; }
+/* The same for the caller of a C function: a coroutine's code is as usual. */
+YP_HOT int caller_unusual(uint32_t id) { return id_unusual(id & ~YP_CORO_BIT); }
 
 /* A C function called from code that is not recorded (the tool's own:
  * yprof_record's start() and stop(), its command line) is not recorded
@@ -189,7 +192,7 @@ YP_HOT int id_unusual(uint32_t id) { return id - 1u >= IGNORED_ID - 1u; }
 int yp_caller_ignored_slow(PyCodeObject *co, PyFrameObject *frame, uint32_t id) YP_HIDDEN;
 YP_HOT int caller_ignored(PyCodeObject *co, PyFrameObject *frame) {
     uint32_t id = code_id_fast(co);
-    return __builtin_expect(!id_unusual(id), 1) ? 0 : yp_caller_ignored_slow(co, frame, id);
+    return __builtin_expect(!caller_unusual(id), 1) ? 0 : yp_caller_ignored_slow(co, frame, id);
 }
 
 /* The rest of a C function's event whose caller's id is unusual (not seen
@@ -244,14 +247,30 @@ static inline yp_ring *get_ring(uint64_t wall) {
 
 /* The ring's slow path, for an event whose hook started at `wall`; 0. An
  * event that took another slow path (typical 0) is not sampled. */
-int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint8_t kind, int typical)
+int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint32_t kind, int typical)
     __attribute__((noinline)) YP_HIDDEN;
 
 /* Push; 0 (a return value the callers tail-call the slow path for). */
-YP_HOT int record(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint8_t kind, int typical) {
+YP_HOT int record(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint32_t kind, int typical) {
     if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) return 0;
     return yp_hook_push_slow(r, wall, ts, id, kind, typical);
 }
+
+/* ---- coroutines (yp_hook_coro.c) ------------------------------------------------------ */
+
+/* Code whose frames are coroutines (one call per coroutine object). */
+int yp_code_is_coro(PyCodeObject *co) YP_HIDDEN;
+/* A coroutine's event: kind CALL (first start), RESUME, SUSPEND, RETURN or
+ * UNWIND; frame names it (RESUME, SUSPEND). 0. */
+int yp_coro_push(yp_ring *r, uint64_t wall, uint32_t id, uint8_t kind, const void *frame) YP_HIDDEN;
+/* A setprofile CALL or RETURN of a coroutine's frame (id without the bit). 0. */
+int yp_coro_profile(yp_ring *r, uint64_t wall, PyFrameObject *f, int what, PyObject *arg,
+                    uint32_t id) YP_HIDDEN;
+/* The frame evaluator's: a first start (else a resume); suspended after it ran. */
+int yp_coro_eval_starts(void *frame) YP_HIDDEN;
+int yp_coro_eval_suspended(void *frame) YP_HIDDEN;
+/* sys.monitoring's: the frame running now. */
+const void *yp_coro_current_frame(void) YP_HIDDEN;
 
 /* ---- the event sources ---------------------------------------------------------------- */
 

@@ -31,11 +31,16 @@ static inline PyObject *mon_ignored(int local) {
     Py_RETURN_NONE;
 }
 
-__attribute__((noinline)) static PyObject *mon_code_slow(PyCodeObject *co, uint8_t kind, uint64_t wall,
-                                                         int local) {
+/* ckind: what the event is for a coroutine's frame (RESUME, SUSPEND...). */
+__attribute__((noinline)) static PyObject *mon_code_slow(PyCodeObject *co, uint8_t kind, uint8_t ckind,
+                                                         uint64_t wall, int local) {
     yp_ring *r = get_ring(wall);
     uint32_t id = r ? code_id_of(co, NULL, NULL) : 0;
     if (id == IGNORED_ID) return mon_ignored(local);
+    if (id & YP_CORO_BIT) {
+        yp_coro_push(r, wall, id & ~YP_CORO_BIT, ckind, yp_coro_current_frame());
+        Py_RETURN_NONE;
+    }
     if (id != 0) record(r, wall, ev_ts(wall), id, kind, 0);
     Py_RETURN_NONE;
 }
@@ -46,9 +51,10 @@ __attribute__((noinline)) static PyObject *mon_push_slow(yp_ring *r, uint64_t wa
     Py_RETURN_NONE;
 }
 
-/* A Python function event (args[0]: its code object), as kind; local: the
- * event can be disabled. */
-YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t kind, int tsc, int local) {
+/* A Python function event (args[0]: its code object), as kind (ckind for a
+ * coroutine's frame); local: the event can be disabled. */
+YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t kind, uint8_t ckind, int tsc,
+                                int local) {
     if (PyVectorcall_NARGS(nargsf) < 1 || !PyCode_Check(args[0])) Py_RETURN_NONE;
     uint64_t wall = now_wall(tsc);
     PyCodeObject *co = (PyCodeObject *)args[0];
@@ -56,7 +62,7 @@ YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t ki
     uint32_t id = code_id_fast(co);
     if (__builtin_expect(!r || id_unusual(id), 0)) {
         if (id == IGNORED_ID) return mon_ignored(local);
-        return mon_code_slow(co, kind, wall, local);
+        return mon_code_slow(co, kind, ckind, wall, local);
     }
     uint64_t ts = now_ts(wall, tsc);
     if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) Py_RETURN_NONE;
@@ -115,7 +121,7 @@ YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind,
     /* not recorded: yprof_record's own, or called by yprof_record's code */
     if (id == 0 || !PyCode_Check(args[0])) Py_RETURN_NONE;
     uint32_t caller = code_id_fast((PyCodeObject *)args[0]);
-    if (__builtin_expect(id_unusual(caller), 0)) {
+    if (__builtin_expect(caller_unusual(caller), 0)) {
         if (caller == IGNORED_ID) return mon_ignored(local);
         yp_c_event_unusual_caller(r, wall, (PyCodeObject *)args[0], NULL, id, kind);
         Py_RETURN_NONE;
@@ -131,23 +137,33 @@ YP_HOT PyObject *mon_c_event(PyObject *const *args, size_t nargsf, uint8_t kind,
         (void)kwnames;                                                                             \
         return body;                                                                               \
     }
-YP_MON_CB(mon_start_tsc, mon_code_event(args, nargsf, YP_EV_CALL, 1, 1))
-YP_MON_CB(mon_throw_tsc, mon_code_event(args, nargsf, YP_EV_CALL, 1, 0))
-YP_MON_CB(mon_return_tsc, mon_code_event(args, nargsf, YP_EV_RETURN, 1, 1))
-YP_MON_CB(mon_unwind_tsc, mon_code_event(args, nargsf, YP_EV_UNWIND, 1, 0))
+#define CALL YP_EV_CALL
+#define RET YP_EV_RETURN
+YP_MON_CB(mon_start_tsc, mon_code_event(args, nargsf, CALL, CALL, 1, 1))
+YP_MON_CB(mon_resume_tsc, mon_code_event(args, nargsf, CALL, YP_EV_RESUME, 1, 1))
+YP_MON_CB(mon_throw_tsc, mon_code_event(args, nargsf, CALL, YP_EV_RESUME, 1, 0))
+YP_MON_CB(mon_return_tsc, mon_code_event(args, nargsf, RET, RET, 1, 1))
+YP_MON_CB(mon_yield_tsc, mon_code_event(args, nargsf, RET, YP_EV_SUSPEND, 1, 1))
+YP_MON_CB(mon_unwind_tsc, mon_code_event(args, nargsf, YP_EV_UNWIND, YP_EV_UNWIND, 1, 0))
 YP_MON_CB(mon_ccall_tsc, mon_c_event(args, nargsf, YP_EV_C_CALL, 1, 1))
 YP_MON_CB(mon_creturn_tsc, mon_c_event(args, nargsf, YP_EV_C_RETURN, 1, 0))
-YP_MON_CB(mon_start_any, mon_code_event(args, nargsf, YP_EV_CALL, 0, 1))
-YP_MON_CB(mon_throw_any, mon_code_event(args, nargsf, YP_EV_CALL, 0, 0))
-YP_MON_CB(mon_return_any, mon_code_event(args, nargsf, YP_EV_RETURN, 0, 1))
-YP_MON_CB(mon_unwind_any, mon_code_event(args, nargsf, YP_EV_UNWIND, 0, 0))
+YP_MON_CB(mon_start_any, mon_code_event(args, nargsf, CALL, CALL, 0, 1))
+YP_MON_CB(mon_resume_any, mon_code_event(args, nargsf, CALL, YP_EV_RESUME, 0, 1))
+YP_MON_CB(mon_throw_any, mon_code_event(args, nargsf, CALL, YP_EV_RESUME, 0, 0))
+YP_MON_CB(mon_return_any, mon_code_event(args, nargsf, RET, RET, 0, 1))
+YP_MON_CB(mon_yield_any, mon_code_event(args, nargsf, RET, YP_EV_SUSPEND, 0, 1))
+YP_MON_CB(mon_unwind_any, mon_code_event(args, nargsf, YP_EV_UNWIND, YP_EV_UNWIND, 0, 0))
 YP_MON_CB(mon_ccall_any, mon_c_event(args, nargsf, YP_EV_C_CALL, 0, 1))
 YP_MON_CB(mon_creturn_any, mon_c_event(args, nargsf, YP_EV_C_RETURN, 0, 0))
+#undef CALL
+#undef RET
 
-static const vectorcallfunc g_mon_tsc[YP_MON_N] = {mon_start_tsc,  mon_throw_tsc, mon_return_tsc,
-                                                   mon_unwind_tsc, mon_ccall_tsc, mon_creturn_tsc};
-static const vectorcallfunc g_mon_any[YP_MON_N] = {mon_start_any,  mon_throw_any, mon_return_any,
-                                                   mon_unwind_any, mon_ccall_any, mon_creturn_any};
+static const vectorcallfunc g_mon_tsc[YP_MON_N] = {mon_start_tsc,  mon_resume_tsc, mon_throw_tsc,
+                                                   mon_return_tsc, mon_yield_tsc,  mon_unwind_tsc,
+                                                   mon_ccall_tsc,  mon_creturn_tsc};
+static const vectorcallfunc g_mon_any[YP_MON_N] = {mon_start_any,  mon_resume_any, mon_throw_any,
+                                                   mon_return_any, mon_yield_any,  mon_unwind_any,
+                                                   mon_ccall_any,  mon_creturn_any};
 static const vectorcallfunc g_mon_off[YP_MON_N] = {NULL};
 
 void yp_hook_set_missing(PyObject *missing) {

@@ -19,6 +19,7 @@ __attribute__((noinline)) static int profile_slow(PyFrameObject *frame, int what
     uint8_t kind;
     if (what == PyTrace_CALL || what == PyTrace_RETURN) {
         id = code_id(frame);
+        if (id & YP_CORO_BIT) return yp_coro_profile(r, wall, frame, what, arg, id & ~YP_CORO_BIT);
         kind = what == PyTrace_CALL ? YP_EV_CALL : arg ? YP_EV_RETURN : YP_EV_UNWIND;
     } else {
         id = caller_ignored(frame_code(frame), frame) ? 0 : yp_cfunc_id(arg);
@@ -42,7 +43,7 @@ YP_HOT int profile_c_event(PyFrameObject *frame, int what, PyObject *arg, uint64
     /* not recorded: yprof_record's own, or called by yprof_record's code */
     if (id == 0) return 0;
     uint8_t kind = what == PyTrace_C_CALL ? YP_EV_C_CALL : YP_EV_C_RETURN;
-    if (__builtin_expect(id_unusual(code_id_fast(frame_code(frame))), 0))
+    if (__builtin_expect(caller_unusual(code_id_fast(frame_code(frame))), 0))
         return yp_c_event_unusual_caller(r, wall, frame_code(frame), frame, id, kind);
     return record(r, wall, now_ts(wall, tsc), id, kind, 1);
 }

@@ -173,6 +173,7 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
         pthread_mutex_lock(&M.agg_mu);
         M.agg = yp_agg_new();
         yp_agg_set_ns_per_tick(M.agg, nspt);
+        yp_agg_set_clock(M.agg, (uint32_t)ck);
         pthread_mutex_unlock(&M.agg_mu);
     }
     if (interp_per_event >= 0) M.interp_per_event = interp_per_event;
@@ -371,8 +372,9 @@ static PyObject *py_stats_data(PyObject *self, PyObject *cap) {
     }
     for (size_t i = 0; i < s->n_fstats; i++) {
         const yp_fstat *f = &s->fstats[i];
-        PyObject *o = Py_BuildValue("(IIKKdd)", f->func, f->thread, (unsigned long long)f->ncalls,
-                                    (unsigned long long)f->primitive_calls, f->self_s, f->total_s);
+        PyObject *o =
+            Py_BuildValue("(IIKKddd)", f->func, f->thread, (unsigned long long)f->ncalls,
+                          (unsigned long long)f->primitive_calls, f->self_s, f->total_s, f->awaited_s);
         if (!o) goto fail;
         PyList_SET_ITEM(fstats, (Py_ssize_t)i, o);
     }

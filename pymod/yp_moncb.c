@@ -64,8 +64,9 @@ static int add(PyObject *m, const char *attr, int slot) {
 
 int yp_moncb_add(PyObject *m) {
     if (PyType_Ready(&moncb_type) < 0) return -1;
-    return add(m, "_mon_start", YP_MON_START) || add(m, "_mon_throw", YP_MON_THROW) ||
-                   add(m, "_mon_return", YP_MON_RETURN) || add(m, "_mon_unwind", YP_MON_UNWIND) ||
+    return add(m, "_mon_start", YP_MON_START) || add(m, "_mon_resume", YP_MON_RESUME) ||
+                   add(m, "_mon_throw", YP_MON_THROW) || add(m, "_mon_return", YP_MON_RETURN) ||
+                   add(m, "_mon_yield", YP_MON_YIELD) || add(m, "_mon_unwind", YP_MON_UNWIND) ||
                    add(m, "_mon_ccall", YP_MON_CCALL) || add(m, "_mon_creturn", YP_MON_CRETURN) ||
                    add(m, "_mon_noop", -1)
                ? -1

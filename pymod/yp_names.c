@@ -202,6 +202,7 @@ uint32_t yp_code_id_slow(PyFrameObject *frame, PyCodeObject *co, PyObject *globa
                 id = IGNORED_ID;
             } else if (!sym) {
                 sym = id = code_symbol(frame, co, module, filename);
+                if (sym && yp_code_is_coro(co)) sym = id = sym | YP_CORO_BIT;
                 if (sym) extra_set(co, H.sym_idx, sym);
             }
             Py_XDECREF(mod);

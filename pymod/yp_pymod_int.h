@@ -52,7 +52,17 @@ int yp_hook_empty_eval(int on);
  * as _mon_start, _mon_throw, _mon_return, _mon_unwind, _mon_ccall, _mon_creturn (and
  * the calibration's _mon_noop). -1 with an exception set on failure. */
 int yp_moncb_add(PyObject *module);
-enum { YP_MON_START, YP_MON_THROW, YP_MON_RETURN, YP_MON_UNWIND, YP_MON_CCALL, YP_MON_CRETURN, YP_MON_N };
+enum {
+    YP_MON_START,
+    YP_MON_RESUME,
+    YP_MON_THROW,
+    YP_MON_RETURN,
+    YP_MON_YIELD,
+    YP_MON_UNWIND,
+    YP_MON_CCALL,
+    YP_MON_CRETURN,
+    YP_MON_N
+};
 #if PY_VERSION_HEX >= 0x030C0000
 /* What each callback object calls, in the order above; NULL: nothing. */
 void yp_moncb_select(const vectorcallfunc fns[YP_MON_N]);

@@ -64,7 +64,7 @@ static void drop(yp_rthread *t) {
 }
 
 /* A full ring: wait, grow, or drop. */
-static void push_full(yp_rthread *t, uint64_t ts, uint32_t func_id, uint8_t kind) {
+static void push_full(yp_rthread *t, uint64_t ts, uint32_t func_id, uint32_t kind) {
     yp_ring *r = &t->ring;
     int grow = yp_ring_can_grow(r);
     uint64_t used = wait_for_room(r, grow);
@@ -77,7 +77,7 @@ static void push_full(yp_rthread *t, uint64_t ts, uint32_t func_id, uint8_t kind
 }
 
 /* Dropping: go on until half the ring is free, then DROPPED and the event. */
-static void push_dropping(yp_rthread *t, uint64_t ts, uint32_t func_id, uint8_t kind) {
+static void push_dropping(yp_rthread *t, uint64_t ts, uint32_t func_id, uint32_t kind) {
     yp_ring *r = &t->ring;
     uint64_t cap = yp_ring_capacity(r);
     if (cap - yp_ring_used(r) < cap / 2) {
@@ -90,7 +90,7 @@ static void push_dropping(yp_rthread *t, uint64_t ts, uint32_t func_id, uint8_t 
     (void)yp_ring_put(r, ts, func_id, kind);
 }
 
-int yp_rec_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+int yp_rec_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint32_t kind) {
     yp_rthread *t = yp_rthread_of(r);
     uint64_t h = yp_ring_head(r);
     int at_check = h >= t->check_at;

@@ -116,14 +116,14 @@ uint64_t yp_ring_used(yp_ring *r) {
     return atomic_load_explicit(&r->head, memory_order_relaxed) - r->tail_cache;
 }
 
-int yp_ring_put(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+int yp_ring_put(yp_ring *r, uint64_t ts, uint32_t func_id, uint32_t kindw) {
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     if (h - r->tail_cache >= yp_ring_capacity(r) - 1 && yp_ring_used(r) >= yp_ring_capacity(r) - 1)
         return YP_RING_FULL;
     yp_event *e = &r->ev[h & atomic_load_explicit(&r->mask, memory_order_relaxed)];
     e->ts = ts;
     e->func_id = func_id;
-    e->kind = kind;
+    yp_event_put_kindw(e, kindw);
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
     return YP_RING_OK;
 }

@@ -42,6 +42,9 @@ void yp_agg_free(yp_agg *a); /* accepts NULL */
 
 /* Tick length in ns (default 1.0). */
 void yp_agg_set_ns_per_tick(yp_agg *a, double ns_per_tick);
+/* The trace's clock (yp_clock_kind): with a thread CPU clock a suspended
+ * coroutine's time away adds nothing to it (no awaited time). */
+void yp_agg_set_clock(yp_agg *a, uint32_t clock_kind);
 
 /* Copies the strings. Re-adding an id replaces the earlier description. */
 yp_status yp_agg_symbol(yp_agg *a, const yp_symbol *s);
@@ -90,6 +93,7 @@ typedef struct yp_fstat {
     uint32_t func, thread;
     uint64_t ncalls, primitive_calls;
     double self_s, total_s;
+    double awaited_s; /* of total_s, the time its coroutines were suspended (wall clock) */
 } yp_fstat;
 
 typedef struct yp_edge {
@@ -214,7 +218,7 @@ const yp_session *yp_stats_proc(const yp_stats *s, size_t i);
 
 /* The schema's version, stored as the database's PRAGMA user_version: raised
  * on any change a reader could notice (docs/schema.md says what changed). */
-#define YP_SCHEMA_VERSION 2
+#define YP_SCHEMA_VERSION 3
 
 /* Write the SQLite database (replacing path). Schema: docs/schema.md. */
 yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen);

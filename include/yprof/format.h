@@ -19,7 +19,8 @@
  *
  * In memory an event is the fixed 16-byte yp_event; on disk an EVENTS chunk
  * stores, per event, varint(ts - previous ts) then varint(func_id << 4 | kind),
- * the first delta taken against the chunk header's first_ts.
+ * the first delta taken against the chunk header's first_ts; a CORO record
+ * stores its 56-bit identity in place of func_id (format version 3).
  *
  * Thread safety: a writer or a reader is used by one thread at a time.
  * Errors: every call returns a yp_status; nothing aborts or exits.
@@ -34,7 +35,7 @@
 extern "C" {
 #endif
 
-#define YP_FORMAT_VERSION 2u     /* written */
+#define YP_FORMAT_VERSION 3u     /* written */
 #define YP_FORMAT_VERSION_MIN 1u /* oldest read */
 
 /* ---- status ------------------------------------------------------------- */
@@ -72,6 +73,12 @@ typedef enum yp_event_kind {
     YP_EV_DROPPED = 10,     /* func_id = number of events lost just before */
     YP_EV_OPEN = 11,        /* frame already on the stack when recording
                                started: pushed, never counted as a call */
+    YP_EV_CORO = 12,        /* names the coroutine of the SUSPEND or RESUME
+                               that follows: func_id and pad hold its
+                               identity (yp_event_coro); ts is that event's */
+    YP_EV_SUSPEND = 13,     /* a coroutine's frame suspended (await, yield):
+                               kept, not closed; func_id its function */
+    YP_EV_RESUME = 14,      /* a suspended coroutine's frame resumed */
     YP_EV_KIND_COUNT
 } yp_event_kind;
 
@@ -82,6 +89,29 @@ typedef struct yp_event {
     uint8_t kind;     /* yp_event_kind */
     uint8_t pad[3];
 } yp_event;
+
+/* The kind word a ring push stores: the kind in bits 0-7, a CORO record's
+ * identity bits 32-55 in bits 8-31 (pad); one 4-byte store. */
+static inline void yp_event_put_kindw(yp_event *e, uint32_t kindw) {
+    e->kind = (uint8_t)kindw;
+    e->pad[0] = (uint8_t)(kindw >> 8);
+    e->pad[1] = (uint8_t)(kindw >> 16);
+    e->pad[2] = (uint8_t)(kindw >> 24);
+}
+static inline uint32_t yp_coro_kindw(uint64_t co) { return YP_EV_CORO | (uint32_t)(co >> 32) << 8; }
+
+/* A CORO record's coroutine identity: 56 bits, func_id then pad. */
+#define YP_CORO_ID_MAX ((1ull << 56) - 1)
+static inline uint64_t yp_event_coro(const yp_event *e) {
+    return (uint64_t)e->func_id | (uint64_t)e->pad[0] << 32 | (uint64_t)e->pad[1] << 40 |
+           (uint64_t)e->pad[2] << 48;
+}
+static inline void yp_event_set_coro(yp_event *e, uint64_t co) {
+    e->func_id = (uint32_t)co;
+    e->pad[0] = (uint8_t)(co >> 32);
+    e->pad[1] = (uint8_t)(co >> 40);
+    e->pad[2] = (uint8_t)(co >> 48);
+}
 
 #define YP_KIND_BITS 4u
 #define YP_KIND_MASK 0xFu

@@ -66,12 +66,12 @@ static inline uint64_t yp_clock_ticks(uint32_t kind) {
  * every quarter ring (at most 16Ki events). Returns 1 when this event is
  * at or past the check point (yp_rec_set_check), which stays until moved.
  * r must be a recorder's ring (yp_rec_ring). */
-int yp_rec_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
+int yp_rec_push_slow(yp_ring *r, uint64_t ts, uint32_t func_id, uint32_t kindw);
 
 /* Push one event; returns what yp_rec_push_slow returns, else 0. */
-static inline int yp_rec_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
-    if (__builtin_expect(yp_ring_try_push(r, ts, func_id, kind), 1)) return 0;
-    return yp_rec_push_slow(r, ts, func_id, kind);
+static inline int yp_rec_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint32_t kindw) {
+    if (__builtin_expect(yp_ring_try_push(r, ts, func_id, kindw), 1)) return 0;
+    return yp_rec_push_slow(r, ts, func_id, kindw);
 }
 
 /* Have the push of event number `at` (counted as the ring's head counts)

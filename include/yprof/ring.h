@@ -85,13 +85,13 @@ enum { YP_RING_OK = 0, YP_RING_FULL = 1 };
 /* The fast path of a push: 1 when the event is stored, 0 when the ring is
  * full by the producer's last view of tail, or the producer's caller's stop
  * is reached (yp_ring_set_stop). One compare, no lock, no call. Producer. */
-static inline int yp_ring_try_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind) {
+static inline int yp_ring_try_push(yp_ring *r, uint64_t ts, uint32_t func_id, uint32_t kindw) {
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     if (__builtin_expect(h >= r->limit, 0)) return 0;
     yp_event *e = &r->ev[h & atomic_load_explicit(&r->mask, memory_order_relaxed)];
     e->ts = ts;
     e->func_id = func_id;
-    e->kind = kind;
+    yp_event_put_kindw(e, kindw); /* kind (and pad: yp_event_put_kindw) */
     /* release: the consumer that sees head h+1 sees this event written */
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
     return 1;
@@ -99,7 +99,7 @@ static inline int yp_ring_try_push(yp_ring *r, uint64_t ts, uint32_t func_id, ui
 
 /* Store one event whatever the stop, if there is room (tail re-read):
  * YP_RING_OK, or YP_RING_FULL with nothing stored. Producer. */
-int yp_ring_put(yp_ring *r, uint64_t ts, uint32_t func_id, uint8_t kind);
+int yp_ring_put(yp_ring *r, uint64_t ts, uint32_t func_id, uint32_t kindw);
 
 /* Have yp_ring_try_push fail from event number `at` on (counted as head
  * counts; 0: on every push). Producer. */

@@ -72,9 +72,9 @@ def _monitoring_on(builtins):
     E = mon.events
     # PY_THROW apart from PY_START: code left out by a filter answers its
     # local events with DISABLE, which PY_THROW (not local) must never get
-    table = [(E.PY_START, _yprof._mon_start), (E.PY_RESUME, _yprof._mon_start),
+    table = [(E.PY_START, _yprof._mon_start), (E.PY_RESUME, _yprof._mon_resume),
              (E.PY_THROW, _yprof._mon_throw), (E.PY_RETURN, _yprof._mon_return),
-             (E.PY_YIELD, _yprof._mon_return), (E.PY_UNWIND, _yprof._mon_unwind)]
+             (E.PY_YIELD, _yprof._mon_yield), (E.PY_UNWIND, _yprof._mon_unwind)]
     if builtins:
         table += [(E.CALL, _yprof._mon_ccall), (E.C_RETURN, _yprof._mon_creturn),
                   (E.C_RAISE, _yprof._mon_creturn)]

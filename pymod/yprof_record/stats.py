@@ -11,13 +11,14 @@ class FunctionStats:
     """One function's statistics (over all threads, or one thread)."""
 
     __slots__ = ("id", "name", "module", "filename", "lineno", "builtin",
-                 "ncalls", "primitive_calls", "self_s", "total_s")
+                 "ncalls", "primitive_calls", "self_s", "total_s", "awaited_s")
 
-    def __init__(self, fn, ncalls=0, primitive_calls=0, self_s=0.0, total_s=0.0):
+    def __init__(self, fn, ncalls=0, primitive_calls=0, self_s=0.0, total_s=0.0, awaited_s=0.0):
         self.id, self.name, self.module, self.filename, self.lineno, builtin = fn
         self.builtin = bool(builtin)
         self.ncalls, self.primitive_calls = ncalls, primitive_calls
         self.self_s, self.total_s = self_s, total_s
+        self.awaited_s = awaited_s  # of total_s, the time its coroutines were suspended
 
     @property
     def avg_s(self):
@@ -72,16 +73,17 @@ class Stats:
         funcs, threads, fstats, edges, session = _yprof._stats_data(self._cap)
         tstats = [ThreadStats(t) for t in threads]
         totals = {}
-        for fi, ti, ncalls, prim, self_s, total_s in fstats:
-            tstats[ti].functions.append(FunctionStats(funcs[fi], ncalls, prim, self_s, total_s))
+        for fi, ti, ncalls, prim, self_s, total_s, awaited_s in fstats:
+            tstats[ti].functions.append(FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s))
             t = totals.get(fi)
             if t is None:
-                totals[fi] = FunctionStats(funcs[fi], ncalls, prim, self_s, total_s)
+                totals[fi] = FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s)
             else:
                 t.ncalls += ncalls
                 t.primitive_calls += prim
                 t.self_s += self_s
                 t.total_s += total_s
+                t.awaited_s += awaited_s
         self._rows = (sorted(totals.values(), key=lambda f: -f.total_s), tstats, session, funcs, edges)
         return self._rows
 
@@ -141,6 +143,7 @@ class Stats:
             agg.primitive_calls += f.primitive_calls
             agg.self_s += f.self_s
             agg.total_s += f.total_s
+            agg.awaited_s += f.awaited_s
         return agg
 
     def thread(self, which):

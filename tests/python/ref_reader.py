@@ -19,6 +19,8 @@ FILE_MAGIC, CHUNK_MAGIC = b"YPROF\0\r\n", b"YPCK"
 EVENTS, SYMBOLS, THREADS = 1, 2, 3
 CALL, RETURN, C_CALL, C_RETURN, UNWIND = 1, 2, 3, 4, 5
 THREAD_END, REC_STOP, DROPPED, OPEN = 7, 9, 10, 11
+CORO, SUSPEND, RESUME = 12, 13, 14
+CLOCK_THREAD_CPU = 2
 CAP = 64 << 20
 
 _zstd = ctypes.CDLL(ctypes.util.find_library("zstd") or "libzstd.so.1")
@@ -68,7 +70,7 @@ def decode_events(raw, n, first_ts, version):
     events, ts = [], first_ts
     for d, c in zip(deltas, codes):
         ts += d
-        if not 1 <= c & 15 <= 11:
+        if not 1 <= c & 15 <= 14:
             raise ValueError("unknown kind")
         events.append((ts, c >> 4, c & 15))
     return events
@@ -122,13 +124,16 @@ def chunks(data, version):
 
 
 class Thread:
-    def __init__(self):
-        self.stack = []  # [func, start, counted, child, caller]
+    def __init__(self, cpu_clock=False):
+        self.stack = []  # [func, start, counted, child, caller, on_stack_since, awaited]
+        self.parked = {}  # coroutine -> (frame, suspended at)
+        self.coro = None  # named by the last CORO, not used yet
+        self.cpu_clock = cpu_clock
         self.last = None
         self.in_ival = False
         self.ival_start = self.wall = 0
         self.events = self.dropped = self.unmatched = self.open_frames = 0
-        self.funcs, self.edges = {}, {}  # key -> [ncalls, recursive, self, total]
+        self.funcs, self.edges = {}, {}  # key -> [ncalls, recursive, self, total, awaited]
 
     def event(self, ts, func, kind):
         if self.last is not None and ts < self.last:
@@ -136,39 +141,80 @@ class Thread:
         self.last = ts
         if not self.in_ival:
             self.in_ival, self.ival_start = True, ts
-        if kind in (CALL, C_CALL, OPEN):
-            caller = self.stack[-1][0] if self.stack else None
-            self.stack.append([func, ts, kind != OPEN, 0, caller])
-        elif kind in (RETURN, C_RETURN, UNWIND):
+        co = None
+        if kind in (SUSPEND, RESUME):
+            co, self.coro = self.coro, None
+        if kind == CORO:
+            self.coro = func
+        elif kind == RESUME and co is not None:
+            parked = self.parked.pop(co, None)
+            if parked is not None and parked[0][0] != func:  # another function's: it ended unseen
+                self.close_parked(*parked, parked[1])
+                parked = None
+            if parked is None:
+                self.open(func, ts, False)
+            else:
+                frame, since = parked
+                if self.cpu_clock:
+                    frame[1] += ts - since
+                else:
+                    frame[6] += ts - since
+                frame[5] = ts
+                self.stack.append(frame)
+        elif kind in (CALL, C_CALL, OPEN, RESUME):
+            self.open(func, ts, kind != OPEN and (kind != RESUME or co is None))
+        elif kind in (RETURN, C_RETURN, UNWIND, SUSPEND):
             ids = [f[0] for f in self.stack]
             if func not in ids:
                 self.unmatched += 1
                 return
             depth = len(ids) - ids[::-1].index(func)  # innermost frame of func, 1-based
-            while len(self.stack) >= depth:
+            while len(self.stack) > depth:
+                self.close(ts)
+            if kind == SUSPEND and co is not None:
+                frame = self.stack.pop()
+                if self.stack:
+                    self.stack[-1][3] += ts - frame[5]
+                self.parked[co] = (frame, ts)
+            else:
                 self.close(ts)
         elif kind in (REC_STOP, THREAD_END, DROPPED):
             self.end(ts)
             if kind == DROPPED:
                 self.dropped += func
 
+    def open(self, func, ts, counted):
+        caller = self.stack[-1][0] if self.stack else None
+        self.stack.append([func, ts, counted, 0, caller, ts, 0])
+
     def close(self, ts):
-        func, start, counted, child, caller = self.stack.pop()
-        elapsed = ts - start
-        self_t = max(elapsed - child, 0)
+        func, start, counted, child, caller, since, awaited = self.stack.pop()
         if self.stack:
-            self.stack[-1][3] += elapsed
+            self.stack[-1][3] += ts - since  # the stretch since it went on the stack
+        self.account(func, caller, counted, ts - start, child, awaited)
+
+    def close_parked(self, frame, since, ts):
+        func, start, counted, child, caller, _, awaited = frame
+        if self.cpu_clock:
+            start += ts - since
+        else:
+            awaited += ts - since
+        self.account(func, caller, counted, ts - start, child, awaited)
+
+    def account(self, func, caller, counted, elapsed, child, awaited):
+        self_t = max(elapsed - child - awaited, 0)
         still = any(f[0] == func for f in self.stack)
-        self.add(self.funcs, func, counted, self_t, elapsed, still)
+        self.add(self.funcs, func, counted, self_t, elapsed, still, awaited)
         if caller is not None:
             still = any(f[0] == func and f[4] == caller for f in self.stack)
-            self.add(self.edges, (caller, func), counted, self_t, elapsed, still)
+            self.add(self.edges, (caller, func), counted, self_t, elapsed, still, awaited)
 
     @staticmethod
-    def add(table, key, counted, self_t, elapsed, still_open):
-        row = table.setdefault(key, [0, 0, 0, 0])
+    def add(table, key, counted, self_t, elapsed, still_open, awaited):
+        row = table.setdefault(key, [0, 0, 0, 0, 0])
         row[0] += counted
         row[2] += self_t
+        row[4] += awaited
         if not still_open:
             row[3] += elapsed
         elif counted:
@@ -177,6 +223,10 @@ class Thread:
     def end(self, ts):
         while self.stack:
             self.close(ts)
+        for frame, since in self.parked.values():
+            self.close_parked(frame, since, ts)
+        self.parked.clear()
+        self.coro = None
         if self.in_ival:
             self.wall += ts - self.ival_start
         self.in_ival = False
@@ -193,12 +243,13 @@ def read(path):
         raise ValueError("not a yprof trace")
     version = struct.unpack_from("<I", data, 8)[0]
     ns_per_tick = struct.unpack_from("<d", data, 24)[0]
+    cpu_clock = struct.unpack_from("<I", data, 16)[0] == CLOCK_THREAD_CPU
     threads, names, next_seq = {}, {}, {}
     for status, h, body in chunks(data, version):
         if h is None:
             continue
         if h["kind"] == EVENTS:
-            t = threads.setdefault(h["tid"], Thread())
+            t = threads.setdefault(h["tid"], Thread(cpu_clock))
             hole = h["seq"] > next_seq.get(h["tid"], 0) or status != "ok"
             next_seq[h["tid"]] = h["seq"] + 1
             if hole:
@@ -217,11 +268,13 @@ def read(path):
                 pos += 30
                 names[tid] = body[pos:pos + nlen].decode("utf-8", "replace")
                 pos += nlen + 1
-                threads.setdefault(tid, Thread())
+                threads.setdefault(tid, Thread(cpu_clock))
     for t in threads.values():  # the end of the stream
         t.open_frames = len(t.stack)
         while t.stack:
             t.close(t.last)
+        for frame, since in t.parked.values():
+            t.close_parked(frame, since, t.last)
         if t.in_ival:
             t.wall += t.last - t.ival_start
     return {"ns_per_tick": ns_per_tick, "threads": threads, "names": names}
@@ -236,6 +289,6 @@ if __name__ == "__main__":
     for tid, t in sorted(r["threads"].items()):
         print("thread %d %s: events %d dropped %d unmatched %d wall %.6f s" %
               (tid, r["names"].get(tid, ""), t.events, t.dropped, t.unmatched, secs(t.wall, r["ns_per_tick"])))
-        for func, (n, rec, s, tot) in sorted(t.funcs.items()):
+        for func, (n, rec, s, tot, _aw) in sorted(t.funcs.items()):
             print("  %6d  ncalls %d/%d self %.6f total %.6f" %
                   (func, n, n - rec, secs(s, r["ns_per_tick"]), secs(tot, r["ns_per_tick"])))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import workload_mix
 from conftest import PY, analyze, db_counts, run_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,6 +41,18 @@ HOOKS = [(True, "", "sys.monitoring" if sys.version_info >= (3, 12) else "setpro
          (False, "setprofile", "setprofile")]
 
 
+def with_coroutine_calls(ref):
+    """cProfile's counts with the coroutines' made one per object (each of
+    workload_mix's resumes at least once more, which cProfile counts)."""
+    out = dict(ref)
+    for k, (nc, cc) in ref.items():
+        n = workload_mix.COROUTINES.get(k[2])
+        if n is not None:
+            assert nc > n and cc > n, (k, nc, n)
+            out[k] = (n, n)
+    return out
+
+
 def load(path):
     st = pstats.Stats(str(path)).stats
     out = {}
@@ -57,6 +70,7 @@ def test_counts_equal_cprofile_for_every_python_function(tmp_path, builtins, env
     analyze(tmp_path / "mix.yp", "--pstats", tmp_path / "offline.pstats", "-q")
     ref = {k: v for k, v in load(tmp_path / "cprofile.pstats").items() if k[0] == "workload_mix.py"}
     assert len(ref) >= 15
+    ref = with_coroutine_calls(ref)
     for name in ("live.pstats", "offline.pstats"):
         got = {k: v for k, v in load(tmp_path / name).items() if k[0] == "workload_mix.py"}
         mism = {k: (ref.get(k), got.get(k)) for k in set(ref) | set(got) if ref.get(k) != got.get(k)}

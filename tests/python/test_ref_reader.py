@@ -43,7 +43,7 @@ yp.stop()
 def db_rows(db):
     con = sqlite3.connect(str(db))
     funcs = {(r[1], r[0]): r[2:] for r in con.execute(
-        "SELECT function_id, thread_id, ncalls, primitive_calls, self_s, total_s FROM function_stats")}
+        "SELECT function_id, thread_id, ncalls, primitive_calls, self_s, total_s, awaited_s FROM function_stats")}
     edges = {(r[2], r[0], r[1]): r[3:] for r in con.execute(
         "SELECT caller_id, callee_id, thread_id, ncalls, primitive_calls, self_s, total_s FROM edges")}
     threads = {r[0]: r[1:] for r in con.execute(
@@ -59,9 +59,10 @@ def ref_rows(trace):
     for tid, t in r["threads"].items():
         threads[tid] = (ref_reader.secs(t.wall, k), t.events, t.dropped, t.unmatched, t.open_frames)
         for table, out, key in ((t.funcs, funcs, lambda f: (tid, f)), (t.edges, edges, lambda e: (tid,) + e)):
-            for f, (n, rec, s, tot) in table.items():
+            for f, (n, rec, s, tot, aw) in table.items():
                 if n or s or tot:
-                    out[key(f)] = (n, n - rec, ref_reader.secs(s, k), ref_reader.secs(tot, k))
+                    row = (n, n - rec, ref_reader.secs(s, k), ref_reader.secs(tot, k))
+                    out[key(f)] = row + (ref_reader.secs(aw, k),) if table is t.funcs else row
     return funcs, edges, threads
 
 

@@ -54,6 +54,11 @@ def catcher():
         return "caught"
 
 
+# The coroutine objects main() makes: yprof counts one call per coroutine
+# object, cProfile one per resume (docs/api.md, "Coroutines").
+COROUTINES = {"sub": 5, "amain": 1}
+
+
 async def sub(i):
     await asyncio.sleep(0)
     return leaf(i)

@@ -46,6 +46,7 @@ struct Snap {
             out.primitive_calls += f.primitive_calls;
             out.self_s += f.self_s;
             out.total_s += f.total_s;
+            out.awaited_s += f.awaited_s;
             found = true;
         }
         return found ? &out : nullptr;
@@ -59,6 +60,62 @@ struct Snap {
         return nullptr;
     }
 };
+
+// Coroutines: two coroutine objects of "b" (ids 1 and 2) suspend and resume
+// interleaved under "a"; each is one call from first start to end, its
+// suspended time awaited, not self; the frame below counts only the stretches
+// they ran.
+static yp_event Coro(uint64_t ts, uint64_t co) {
+    yp_event e = E(ts, 0, YP_EV_CORO);
+    yp_event_set_coro(&e, co);
+    return e;
+}
+
+TEST(Agg, CoroutinesAreOneCallEachWithAwaitedTime) {
+    const uint8_t S = YP_EV_SUSPEND, U = YP_EV_RESUME;
+    const uint64_t big = 0xABCDEF12345678ull; // 56 bits: func_id and pad
+    Agg g;
+    g.feed(1, {E(0, 1, C),  E(1, 2, C),  Coro(3, 7),    E(3, 2, S),  E(4, 2, C),  Coro(5, big),
+               E(5, 2, S),  E(9, 1, R), // a ends; the two b are parked
+               E(10, 4, C), Coro(10, 7), E(10, 2, U),   E(12, 3, C), E(13, 3, R), E(14, 2, R),
+               E(15, 4, R), E(20, 4, C), Coro(20, big), E(20, 2, U), E(26, 2, R), E(27, 4, R)});
+    Snap s(g.a);
+    auto *b = s.fn("b");
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->ncalls, 2u);
+    EXPECT_EQ(b->primitive_calls, 2u);              // parked frames are not recursion
+    EXPECT_DOUBLE_EQ(b->total_s, 13 + 22);          // 1..14 and 4..26
+    EXPECT_DOUBLE_EQ(b->awaited_s, 7 + 15);         // 3..10 and 5..20
+    EXPECT_DOUBLE_EQ(b->self_s, 2 + 2 + 1 + 1 + 6); // 1..3, 10..12, 13..14 (not c); 4..5, 20..26
+    EXPECT_DOUBLE_EQ(s.fn("a")->self_s, 9 - 2 - 1);
+    EXPECT_DOUBLE_EQ(s.fn("d")->self_s, 1 + 1); // 14..15 and 26..27: the resumed b's stretches are not d's
+    ASSERT_TRUE(s.edge("a", "b"));              // its caller: who first started it
+    EXPECT_EQ(s.edge("a", "b")->ncalls, 2u);
+    EXPECT_FALSE(s.edge("d", "b"));
+}
+
+TEST(Agg, CoroutineParkedAtTheEndCloses_CpuClockLeavesSuspendedTimeOut) {
+    const uint8_t S = YP_EV_SUSPEND, U = YP_EV_RESUME;
+    for (int cpu = 0; cpu < 2; cpu++) {
+        Agg g;
+        yp_agg_set_clock(g.a, cpu ? YP_CLOCK_THREAD_CPU : YP_CLOCK_MONOTONIC);
+        // b suspends at 2, resumes at 10 (running 2 more), suspends; stop at 20;
+        // a RESUME with no name, and one with a name never parked: uncounted frames
+        g.feed(1,
+               {E(0, 2, C), Coro(2, 9), E(2, 2, S), Coro(10, 9), E(10, 2, U), Coro(12, 9), E(12, 2, S),
+                E(13, 3, U), E(14, 3, S), Coro(15, 5), E(15, 1, U), E(16, 1, R), E(20, 0, YP_EV_REC_STOP)});
+        Snap s(g.a);
+        auto *b = s.fn("b");
+        ASSERT_TRUE(b);
+        EXPECT_EQ(b->ncalls, 1u);
+        EXPECT_DOUBLE_EQ(b->self_s, 4);
+        EXPECT_DOUBLE_EQ(b->awaited_s, cpu ? 0 : 16);
+        EXPECT_DOUBLE_EQ(b->total_s, cpu ? 4 : 20);
+        EXPECT_EQ(s.fn("c")->ncalls, 0u);
+        EXPECT_EQ(s.fn("a")->ncalls, 0u);
+        EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 1);
+    }
+}
 
 TEST(Agg, SimpleChain) {
     Agg g;

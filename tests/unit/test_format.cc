@@ -118,6 +118,25 @@ TEST(Codec, RoundTripAndStrictness) {
     EXPECT_EQ(yp_events_decode(buf.data(), len, ev.size() + 1, ev[0].ts, back.data()), YP_ERR_CORRUPT);
 }
 
+// A CORO record's identity is 56 bits: func_id and the padding.
+TEST(Codec, CoroIdentityRoundTrips) {
+    std::vector<yp_event> ev(3);
+    ev[0] = {10, 5, YP_EV_CALL, {0}};
+    ev[1] = {12, 0, YP_EV_CORO, {0}};
+    yp_event_set_coro(&ev[1], 0xFEDCBA98765432ull);
+    ev[2] = {12, 5, YP_EV_SUSPEND, {0}};
+    std::vector<uint8_t> buf(yp_events_encode_bound(ev.size()));
+    size_t len = yp_events_encode(ev.data(), ev.size(), 10, 0, buf.data(), buf.size(), nullptr);
+    ASSERT_GT(len, 0u);
+    std::vector<yp_event> back(ev.size());
+    ASSERT_EQ(yp_events_decode(buf.data(), len, ev.size(), 10, back.data()), YP_OK);
+    EXPECT_EQ(back[1].kind, YP_EV_CORO);
+    EXPECT_EQ(yp_event_coro(&back[1]), 0xFEDCBA98765432ull);
+    EXPECT_EQ(back[1].ts, 12u);
+    EXPECT_EQ(back[2].kind, YP_EV_SUSPEND);
+    EXPECT_EQ(back[2].func_id, 5u);
+}
+
 // Format version 1 interleaved (Δts, id<<4|kind) pairs; version 2 traces
 // hold two columns. Old traces must stay readable.
 TEST(Codec, Version1PayloadStillDecodes) {
