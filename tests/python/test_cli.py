@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -141,10 +142,20 @@ def test_run_sh_sees_a_removed_but_not_purged_package_as_missing(tmp_path):
     def installed():
         return subprocess.run(["bash", "-c", check], env=env).returncode == 0
 
+    def dpkg(*args):
+        # an apt-get elsewhere on the machine holds dpkg's lock for a while: wait for it
+        deadline = time.monotonic() + 300
+        while True:
+            p = subprocess.run(["dpkg"] + list(args), capture_output=True, text=True, env=env)
+            if p.returncode == 0 or "lock" not in p.stderr or time.monotonic() > deadline:
+                assert p.returncode == 0, p.stderr
+                return
+            time.sleep(1)
+
     try:
-        subprocess.run(["dpkg", "-i", str(deb)], check=True, capture_output=True, env=env)
+        dpkg("-i", str(deb))
         assert installed()
-        subprocess.run(["dpkg", "-r", "yprof-test-dummy"], check=True, capture_output=True, env=env)
+        dpkg("-r", "yprof-test-dummy")
         # removed, its conffile kept: dpkg -s still succeeds, the files are gone
         assert subprocess.run(["dpkg", "-s", "yprof-test-dummy"], capture_output=True, env=env).returncode == 0
         assert not installed()
