@@ -222,7 +222,7 @@ def _body(name):
 # the bodies of pyperformance's programs the peer table and the pollution
 # figures are measured on (issue 20), beside richards and deltablue above
 BODIES = ("raytrace", "nbody", "chaos", "go", "float", "nqueens", "json_dumps", "json_loads", "generators",
-          "coroutines", "deepcopy", "logging")
+          "coroutines", "deepcopy", "logging", "async_tree")
 
 WORKLOADS = {
     "fib": fib_work,

@@ -37,8 +37,9 @@ __attribute__((noinline)) static PyObject *mon_code_slow(PyCodeObject *co, uint8
     yp_ring *r = get_ring(wall);
     uint32_t id = r ? code_id_of(co, NULL, NULL) : 0;
     if (id == IGNORED_ID) return mon_ignored(local);
-    if (id & YP_CORO_BIT) {
-        yp_coro_push(r, wall, id & ~YP_CORO_BIT, ckind, yp_coro_current_frame());
+    if (id & YP_CORO_BIT) { /* only a resume or a suspension needs its name */
+        int named = ckind == YP_EV_RESUME || ckind == YP_EV_SUSPEND;
+        yp_coro_push(r, wall, id & ~YP_CORO_BIT, ckind, named ? yp_coro_current_frame() : NULL);
         Py_RETURN_NONE;
     }
     if (id != 0) record(r, wall, ev_ts(wall), id, kind, 0);

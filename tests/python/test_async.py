@@ -2,10 +2,12 @@
 end, with the time it spent suspended as awaited_s (wall clock) or left out
 (CPU clock); live statistics equal to the analyzer's; on every hook."""
 import json
+import os
 import sqlite3
+import subprocess
 
 import pytest
-from conftest import analyze, run_py
+from conftest import PY, analyze, run_py
 from test_counts import HOOKS
 
 # The issue's program: 10 concurrent handlers, each burns 5 ms of CPU,
@@ -184,3 +186,22 @@ def test_only_coroutines_change_counting_generators_keep_cprofiles(tmp_path, bui
     assert got["agen"] == ref["agen"] and got["plain"] == ref["plain"] == 4 * 3
     assert got["legacy"] == 4 and ref["legacy"] == 4 * 2  # cProfile: each resume
     assert got["user"] == 4 and ref["user"] > 4
+
+
+def test_the_async_server_example_counts_each_request_once(tmp_path):
+    # examples/async_server.py: 20 clients of 10 requests, every 5th SLOW
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "async_server.py")
+    p = subprocess.run([PY, example, "--trace", str(tmp_path / "a.yp")], capture_output=True, text=True,
+                       timeout=120, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["handle_request"]["ncalls"] == 200 and out["fetch"]["ncalls"] == 200
+    assert out["digest"]["ncalls"] == 40 and out["serve_client"]["ncalls"] == 20
+    # 160 waits of 2 ms and 40 of 20 ms at least
+    assert out["handle_request"]["awaited_s"] >= 160 * 0.002 + 40 * 0.02
+    assert out["handle_request"]["self_s"] < out["handle_request"]["total_s"] - out["handle_request"]["awaited_s"]
+    analyze(tmp_path / "a.yp", "-q")
+    con = sqlite3.connect(str(tmp_path / "a.db"))
+    row = con.execute("SELECT ncalls, awaited_s FROM function_totals WHERE name = 'handle_request'").fetchone()
+    con.close()
+    assert row[0] == 200 and row[1] == pytest.approx(out["handle_request"]["awaited_s"], abs=1e-3)
