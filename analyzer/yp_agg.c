@@ -46,6 +46,8 @@ void yp_agg_set_clock(yp_agg *a, uint32_t clock_kind) {
 static void thread_free(yp_athread *t) {
     yp_stack_free(&t->st);
     yp_park_free(&t->parked);
+    free(t->gs);
+    yp_map_free(&t->gmap);
     free(t->fs);
     free(t->es);
     free(t->ns);
@@ -223,7 +225,7 @@ static int frame_open(yp_agg *a, yp_athread *t, uint32_t func_id, uint64_t ts, i
     uint32_t depth = t->st.depth;
     if (grow((void **)&t->stack, &t->stack_cap, (size_t)depth + 1, sizeof *t->stack)) return -1;
     yp_frame *top = depth ? &t->stack[depth - 1] : NULL;
-    yp_frame f = {func_id, NONE, NONE, NONE, counted, ts, 0, ts, 0};
+    yp_frame f = {func_id, NONE, NONE, NONE, counted, NONE, ts, 0, ts, 0};
     yp_nent *pn = cache_node(t, top);
     if (pn && pn->c_valid && pn->c_func == func_id) {
         f.fidx = pn->c_fidx;
@@ -289,6 +291,16 @@ static inline __attribute__((always_inline)) void close_frame(yp_agg_tables *tb,
     fe->ncalls += (uint64_t)f->counted;
     fe->self += self;
     fe->awaited += f->awaited;
+    if (__builtin_expect(f->gidx != NONE, 0)) {
+        yp_gent *g = &tb->gs[f->gidx];
+        if (--g->active == 0)
+            g->total += elapsed;
+        else if (f->counted)
+            g->rec++;
+        g->ncalls += (uint64_t)f->counted;
+        g->self += self;
+        g->awaited += f->awaited;
+    }
     if (f->eidx != NONE) {
         yp_eent *e = &tb->es[f->eidx];
         if (--e->active == 0)
@@ -322,6 +334,16 @@ void yp_agg_close_parked(yp_agg_tables *tb, const yp_parked *p, uint64_t ts, int
     fe->ncalls += (uint64_t)f->counted;
     fe->self += self;
     fe->awaited += awaited;
+    if (f->gidx != NONE) {
+        yp_gent *g = &tb->gs[f->gidx];
+        if (g->active == 0)
+            g->total += elapsed;
+        else if (f->counted)
+            g->rec++;
+        g->ncalls += (uint64_t)f->counted;
+        g->self += self;
+        g->awaited += awaited;
+    }
     if (f->eidx != NONE) {
         yp_eent *e = &tb->es[f->eidx];
         if (e->active == 0)
@@ -350,15 +372,38 @@ typedef struct walk_ctx {
     yp_athread *t;
 } walk_ctx;
 
+/* The entry of func_id under tag, made on first sight; NONE when out of memory. */
+static uint32_t gentry(yp_athread *t, uint32_t func_id, uint32_t tag) {
+    uint32_t idx;
+    uint64_t key = ((uint64_t)tag << 32) | func_id;
+    if (yp_map_get(&t->gmap, key, &idx)) return idx;
+    if (grow((void **)&t->gs, &t->gs_cap, t->n_gs + 1, sizeof *t->gs) || yp_map_put(&t->gmap, key, t->n_gs))
+        return NONE;
+    memset(&t->gs[t->n_gs], 0, sizeof *t->gs);
+    t->gs[t->n_gs].func_id = func_id;
+    t->gs[t->n_gs].tag = tag;
+    return t->n_gs++;
+}
+
+/* A frame opened under a tag: its (function, tag) entry too. */
+__attribute__((noinline)) static void open_tagged(yp_athread *t, yp_frame *f) {
+    uint32_t g = gentry(t, f->func_id, t->st.tag);
+    if (g == NONE) return; /* out of memory: counted without its tag */
+    f->gidx = g;
+    t->gs[g].active++;
+}
+
 static inline __attribute__((always_inline)) int on_open(void *ctx, uint32_t func_id, uint64_t ts,
                                                          int counted) {
     walk_ctx *w = ctx;
-    return frame_open(w->a, w->t, func_id, ts, counted);
+    int rc = frame_open(w->a, w->t, func_id, ts, counted);
+    if (__builtin_expect(rc == 0 && w->t->st.tag != 0, 0)) open_tagged(w->t, &w->t->stack[w->t->st.depth]);
+    return rc;
 }
 
 static inline __attribute__((always_inline)) void on_close(void *ctx, uint64_t ts) {
     yp_athread *t = ((walk_ctx *)ctx)->t;
-    yp_agg_tables tb = {t->fs, t->es, t->ns};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
     close_frame(&tb, t->stack, t->st.depth, ts);
 }
 
@@ -378,6 +423,7 @@ static int on_park(void *ctx, uint64_t co, uint64_t ts) {
     if (yp_park_put(&t->parked, co, f, ts)) return -1;
     t->fs[f->fidx].active--;
     if (f->eidx != NONE) t->es[f->eidx].active--;
+    if (f->gidx != NONE) t->gs[f->gidx].active--;
     if (depth > 1) t->stack[depth - 2].child += ts > f->seg ? ts - f->seg : 0;
     return 0;
 }
@@ -390,7 +436,7 @@ static int on_unpark(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts) {
     yp_parked p;
     if (!yp_park_take(&t->parked, co, &p)) return 0;
     if (p.f.func_id != func_id) { /* another function's under the same name: it ended unseen */
-        yp_agg_tables tb = {t->fs, t->es, t->ns};
+        yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
         yp_agg_close_parked(&tb, &p, p.since, w->a->cpu_clock);
         return 0;
     }
@@ -407,6 +453,7 @@ static int on_unpark(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts) {
     p.f.seg = ts;
     t->fs[p.f.fidx].active++;
     if (p.f.eidx != NONE) t->es[p.f.eidx].active++;
+    if (p.f.gidx != NONE) t->gs[p.f.gidx].active++;
     t->stack[depth] = p.f;
     return 1;
 }
@@ -415,7 +462,7 @@ static void on_end_parked(void *ctx, uint64_t ts) {
     walk_ctx *w = ctx;
     yp_athread *t = w->t;
     if (!t->parked.n) return;
-    yp_agg_tables tb = {t->fs, t->es, t->ns};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
     for (size_t i = 0; i < t->parked.cap; i++)
         if (t->parked.slots[i].key) yp_agg_close_parked(&tb, &t->parked.slots[i], ts, w->a->cpu_clock);
     yp_park_free(&t->parked);
@@ -486,6 +533,10 @@ void yp_agg_clear(yp_agg *a) {
             e->ncalls = e->rec = e->self = e->total = 0;
         }
         for (uint32_t j = 0; j < t->n_ns; j++) t->ns[j].ncalls = t->ns[j].self = t->ns[j].total = 0;
+        for (uint32_t j = 0; j < t->n_gs; j++) {
+            yp_gent *g = &t->gs[j];
+            g->ncalls = g->rec = g->self = g->total = g->awaited = 0;
+        }
         for (uint32_t j = 0; j < t->st.depth; j++) {
             t->stack[j].start = t->stack[j].seg = t->st.last_ts;
             t->stack[j].child = t->stack[j].awaited = 0;
@@ -513,7 +564,8 @@ uint64_t yp_agg_bytes(const yp_agg *a) {
         const yp_athread *t = a->threads[i];
         b += sizeof *t + t->fs_cap * sizeof *t->fs + t->es_cap * sizeof *t->es + t->ns_cap * sizeof *t->ns +
              t->stack_cap * sizeof *t->stack + yp_stack_bytes(&t->st) + yp_park_bytes(&t->parked) +
-             yp_map_bytes(&t->fmap) + yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
+             t->gs_cap * sizeof *t->gs + yp_map_bytes(&t->gmap) + yp_map_bytes(&t->fmap) +
+             yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
     }
     return b;
 }

@@ -15,6 +15,12 @@ typedef struct yp_fent {
     uint64_t awaited; /* of total, the time its coroutine frames were parked */
 } yp_fent;
 
+/* A function's calls under one tag (TAG events). */
+typedef struct yp_gent {
+    uint32_t func_id, tag, active, pad;
+    uint64_t ncalls, rec, self, total, awaited;
+} yp_gent;
+
 typedef struct yp_eent {
     uint32_t caller, callee, active, pad;
     uint64_t ncalls, rec, self, total;
@@ -30,6 +36,7 @@ typedef struct yp_nent {
 typedef struct yp_frame {
     uint32_t func_id, fidx, eidx, nidx;
     uint32_t counted; /* 0 for frames open when recording began */
+    uint32_t gidx;    /* its tag's entry (NONE: no tag) */
     uint64_t start, child;
     uint64_t seg;     /* when it last went on the stack (a coroutine's resume; else start) */
     uint64_t awaited; /* ticks it was parked so far */
@@ -67,6 +74,10 @@ typedef struct yp_athread {
     yp_frame *stack; /* the open frames' entries, as deep as st */
     size_t stack_cap;
     yp_park parked; /* suspended coroutines' frames */
+    yp_gent *gs;    /* per (function, tag) */
+    size_t gs_cap;
+    uint32_t n_gs;
+    yp_map gmap;
 } yp_athread;
 
 typedef struct yp_asym {
@@ -96,6 +107,7 @@ typedef struct yp_agg_tables {
     yp_fent *fs;
     yp_eent *es;
     yp_nent *ns;
+    yp_gent *gs;
 } yp_agg_tables;
 
 /* The innermost of `depth` open frames closes at ts: its time goes into

@@ -22,6 +22,7 @@ void yp_stats_free(yp_stats *s) {
     free(s->fstats);
     free(s->edges);
     free(s->nodes);
+    free(s->tagstats);
     free(s->strings);
     free(s->session_strings);
     free(s->procs);
@@ -36,7 +37,7 @@ typedef struct build {
     yp_stats *s;
     yp_strbuf sb;
     yp_map fidx;
-    size_t funcs_cap, fs_cap, es_cap, ns_cap;
+    size_t funcs_cap, fs_cap, es_cap, ns_cap, gs_cap;
     yp_agg_tables tb; /* copies of one thread's tables */
     yp_frame *stack;
 } build;
@@ -75,12 +76,15 @@ static int close_copies(build *b, const yp_athread *t) {
     free(tb->fs);
     free(tb->es);
     free(tb->ns);
+    free(tb->gs);
     free(b->stack);
     tb->fs = malloc((t->n_fs + 1) * sizeof *tb->fs);
     tb->es = malloc((t->n_es + 1) * sizeof *tb->es);
     tb->ns = malloc((t->n_ns + 1) * sizeof *tb->ns);
+    tb->gs = malloc((t->n_gs + 1) * sizeof *tb->gs);
     b->stack = malloc(((size_t)t->st.depth + 1) * sizeof *b->stack);
-    if (!tb->fs || !tb->es || !tb->ns || !b->stack) return -1;
+    if (!tb->fs || !tb->es || !tb->ns || !tb->gs || !b->stack) return -1;
+    if (t->n_gs) memcpy(tb->gs, t->gs, t->n_gs * sizeof *tb->gs);
     if (t->n_fs) memcpy(tb->fs, t->fs, t->n_fs * sizeof *tb->fs);
     if (t->n_es) memcpy(tb->es, t->es, t->n_es * sizeof *tb->es);
     if (t->n_ns) memcpy(tb->ns, t->ns, t->n_ns * sizeof *tb->ns);
@@ -118,6 +122,21 @@ static int fstat_rows(build *b, const yp_athread *t, uint32_t ti) {
                       secs(b->a, f->total),
                       secs(b->a, f->awaited)};
         if (o.func == NONE || push_arr((void **)&b->s->fstats, &b->s->n_fstats, &b->fs_cap, sizeof o, &o))
+            return -1;
+    }
+    return 0;
+}
+
+/* Rows of thread ti's calls made under a tag. */
+static int tag_rows(build *b, const yp_athread *t, uint32_t ti) {
+    for (uint32_t j = 0; j < t->n_gs; j++) {
+        const yp_gent *g = &b->tb.gs[j];
+        if (!g->ncalls && !g->self && !g->total) continue;
+        yp_tagstat o = {func_index(b, g->tag),
+                        {func_index(b, g->func_id), ti, g->ncalls, g->ncalls - g->rec, secs(b->a, g->self),
+                         secs(b->a, g->total), secs(b->a, g->awaited)}};
+        if (o.tag == NONE || o.f.func == NONE ||
+            push_arr((void **)&b->s->tagstats, &b->s->n_tagstats, &b->gs_cap, sizeof o, &o))
             return -1;
     }
     return 0;
@@ -180,7 +199,8 @@ static int thread_rows(build *b) {
         if (close_copies(b, t)) return -1;
         thread_row(b, t, &s->threads[ti]);
         s->n_threads++;
-        if (fstat_rows(b, t, (uint32_t)ti) || edge_rows(b, t, (uint32_t)ti) || node_rows(b, t, (uint32_t)ti))
+        if (fstat_rows(b, t, (uint32_t)ti) || edge_rows(b, t, (uint32_t)ti) ||
+            node_rows(b, t, (uint32_t)ti) || tag_rows(b, t, (uint32_t)ti))
             return -1;
         s->session.events += t->st.events;
         s->session.dropped_events += t->st.dropped;
@@ -219,6 +239,7 @@ static void build_free(build *b) {
     free(b->tb.fs);
     free(b->tb.es);
     free(b->tb.ns);
+    free(b->tb.gs);
     free(b->stack);
     yp_map_free(&b->fidx);
 }

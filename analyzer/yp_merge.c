@@ -109,6 +109,11 @@ static int add_rows(merge *g, const yp_stats *s, const uint32_t *fm, uint32_t pr
         if (n.parent != NONE) n.parent += n0;
         m->nodes[m->n_nodes++] = n;
     }
+    for (size_t i = 0; i < s->n_tagstats; i++) {
+        yp_tagstat t = s->tagstats[i];
+        t.tag = fm[t.tag], t.f.func = fm[t.f.func], t.f.thread += t0;
+        m->tagstats[m->n_tagstats++] = t;
+    }
     return g->sb.failed ? -1 : 0;
 }
 
@@ -125,6 +130,27 @@ static int edge_cmp(const void *x, const void *y) {
     if (a->thread != b->thread) return a->thread < b->thread ? -1 : 1;
     if (a->caller != b->caller) return a->caller < b->caller ? -1 : 1;
     return a->callee < b->callee ? -1 : a->callee > b->callee;
+}
+
+static int tagstat_cmp(const void *x, const void *y) {
+    const yp_tagstat *a = x, *b = y;
+    if (a->tag != b->tag) return a->tag < b->tag ? -1 : 1;
+    return fstat_cmp(&a->f, &b->f);
+}
+
+static void sum_tagstats(yp_stats *m) {
+    qsort(m->tagstats, m->n_tagstats, sizeof *m->tagstats, tagstat_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_tagstats; i++) {
+        yp_tagstat *o = k ? &m->tagstats[k - 1] : NULL, *t = &m->tagstats[i];
+        if (o && !tagstat_cmp(o, t)) {
+            o->f.ncalls += t->f.ncalls, o->f.primitive_calls += t->f.primitive_calls;
+            o->f.self_s += t->f.self_s, o->f.total_s += t->f.total_s, o->f.awaited_s += t->f.awaited_s;
+        } else {
+            m->tagstats[k++] = *t;
+        }
+    }
+    m->n_tagstats = k;
 }
 
 static void sum_fstats(yp_stats *m) {
@@ -232,7 +258,8 @@ static int alloc_rows(yp_stats *m, const yp_stats *a, const yp_stats *b) {
     m->fstats = malloc((a->n_fstats + b->n_fstats + 1) * sizeof *m->fstats);
     m->edges = malloc((a->n_edges + b->n_edges + 1) * sizeof *m->edges);
     m->nodes = malloc((a->n_nodes + b->n_nodes + 1) * sizeof *m->nodes);
-    return m->threads && m->fstats && m->edges && m->nodes ? 0 : -1;
+    m->tagstats = malloc((a->n_tagstats + b->n_tagstats + 1) * sizeof *m->tagstats);
+    return m->threads && m->fstats && m->edges && m->nodes && m->tagstats ? 0 : -1;
 }
 
 /* Offsets into the strings become pointers. */
@@ -266,6 +293,7 @@ yp_stats *yp_stats_merge(const yp_stats *a, const yp_stats *b) {
     }
     sum_fstats(m);
     sum_edges(m);
+    sum_tagstats(m);
     m->nodes_truncated = a->nodes_truncated + b->nodes_truncated;
     fix_strings(m, g.sb.p);
     sum_session(m);
@@ -295,6 +323,11 @@ static void thread_rows(yp_stats *m, const yp_stats *s, uint32_t ti, uint32_t *m
         map[i] = (uint32_t)m->n_nodes;
         m->nodes[m->n_nodes++] = n;
     }
+    for (size_t i = 0; i < s->n_tagstats; i++)
+        if (s->tagstats[i].f.thread == ti) {
+            m->tagstats[m->n_tagstats] = s->tagstats[i];
+            m->tagstats[m->n_tagstats++].f.thread = 0;
+        }
 }
 
 yp_stats *yp_stats_thread(const yp_stats *s, uint32_t ti) {

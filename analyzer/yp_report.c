@@ -103,20 +103,46 @@ static void print_threads(const yp_stats *s, FILE *out) {
     fputc('\n', out);
 }
 
+/* One row per tag: its functions, calls and the time they ran (self time
+ * summed: each moment once; waits are not summed, nested coroutines share
+ * them). */
+static void print_tags(const yp_stats *s, FILE *out) {
+    fprintf(out, "%-24s %9s %12s %12s\n", "tag", "functions", "calls", "ran_s");
+    size_t shown = 0;
+    for (size_t g = 0; g < s->n_funcs; g++) {
+        if (!YP_SYM_IS_TAG(s->funcs[g].builtin)) continue;
+        size_t n;
+        yp_fstat *rows = yp_stats_tag_totals(s, (uint32_t)g, UINT32_MAX, YP_SORT_TOTAL, &n);
+        if (!rows) continue;
+        uint64_t calls = 0;
+        double ran = 0;
+        for (size_t i = 0; i < n; i++) calls += rows[i].ncalls, ran += rows[i].self_s;
+        free(rows);
+        if (!n) continue;
+        fprintf(out, "%-24.200s %9zu %12" PRIu64 " %12.6f\n", s->funcs[g].name, n, calls, ran);
+        shown++;
+    }
+    if (!shown) fprintf(out, "  (no calls under a tag)\n");
+    fputc('\n', out);
+}
+
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
     print_session(s, out);
     if (o->show_procs) print_procs(s, out);
+    if (o->show_tags) print_tags(s, out);
     if (o->show_threads) print_threads(s, out);
 
     uint32_t thread = o->thread >= 0 ? (uint32_t)o->thread : UINT32_MAX;
     size_t n;
-    yp_fstat *rows = yp_stats_totals(s, thread, o->sort, &n);
+    yp_fstat *rows = o->tag >= 0 ? yp_stats_tag_totals(s, (uint32_t)o->tag, thread, o->sort, &n)
+                                 : yp_stats_totals(s, thread, o->sort, &n);
     if (!rows) {
         fprintf(out, "(out of memory)\n");
         return;
     }
     if (thread != UINT32_MAX)
         fprintf(out, "thread %u (%s):\n", s->threads[thread].id, s->threads[thread].name);
+    if (o->tag >= 0) fprintf(out, "tag %s: the calls made under it\n", s->funcs[o->tag].name);
     static const char *const sort_names[] = {"total", "self", "ncalls", "avg"};
     fprintf(out, "top %d functions by %s time%s\n", o->top > 0 ? o->top : 20, sort_names[o->sort],
             o->sort == YP_SORT_NCALLS ? " (calls)" : "");

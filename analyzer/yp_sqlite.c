@@ -53,6 +53,16 @@ static const char *const schema =
     " FROM function_stats s JOIN functions f ON f.id = s.function_id"
     " JOIN threads t ON t.id = s.thread_id JOIN processes p ON p.id = t.process_id"
     " GROUP BY t.process_id, f.id;"
+    "CREATE TABLE tags(id INTEGER PRIMARY KEY, value TEXT, is_int INTEGER);"
+    "CREATE TABLE tag_function_stats(tag_id INTEGER REFERENCES tags(id),"
+    " function_id INTEGER REFERENCES functions(id), thread_id INTEGER REFERENCES threads(id),"
+    " ncalls INTEGER, primitive_calls INTEGER, self_s REAL, total_s REAL, awaited_s REAL,"
+    " PRIMARY KEY(tag_id, function_id, thread_id));"
+    "CREATE VIEW tag_function_totals AS SELECT g.value AS tag, g.id AS tag_id, f.id AS function_id,"
+    " f.name AS name, f.module AS module, SUM(s.ncalls) AS ncalls, SUM(s.primitive_calls) AS primitive_calls,"
+    " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s, SUM(s.awaited_s) AS awaited_s"
+    " FROM tag_function_stats s JOIN tags g ON g.id = s.tag_id JOIN functions f ON f.id = s.function_id"
+    " GROUP BY s.tag_id, s.function_id;"
     "CREATE INDEX threads_process ON threads(process_id);"
     "CREATE INDEX function_stats_thread ON function_stats(thread_id, self_s);"
     "CREATE INDEX edges_callee ON edges(callee_id);"
@@ -172,6 +182,29 @@ static void bind_func(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_text(st, 4, f->filename, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, f->lineno);
     sqlite3_bind_int(st, 6, f->builtin != 0);
+    sqlite3_bind_int(st, 7, YP_SYM_IS_TAG(f->builtin)); /* a tag: in tags, not here */
+}
+
+/* Row i of funcs into tags, when it is a tag's value. */
+static void bind_tag(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_func *f = &s->funcs[i];
+    sqlite3_bind_int64(st, 1, f->id);
+    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, f->builtin == YP_SYM_TAG_INT);
+    sqlite3_bind_int(st, 4, YP_SYM_IS_TAG(f->builtin));
+}
+
+/* Row i of tag_function_stats. */
+static void bind_tagstat(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_tagstat *t = &s->tagstats[i];
+    sqlite3_bind_int64(st, 1, s->funcs[t->tag].id);
+    sqlite3_bind_int64(st, 2, s->funcs[t->f.func].id);
+    sqlite3_bind_int64(st, 3, s->threads[t->f.thread].id);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)t->f.ncalls);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)t->f.primitive_calls);
+    sqlite3_bind_double(st, 6, t->f.self_s);
+    sqlite3_bind_double(st, 7, t->f.total_s);
+    sqlite3_bind_double(st, 8, t->f.awaited_s);
 }
 
 /* Row i of function_stats. */
@@ -227,7 +260,13 @@ static int write_rows(sqlite3 *db, const yp_stats *s) {
         rc = insert_rows(db, "INSERT INTO threads VALUES(?,?,?,?,?,?,?,?,?,?,?)", s, s->n_threads,
                          bind_thread);
     if (rc == SQLITE_OK)
-        rc = insert_rows(db, "INSERT INTO functions VALUES(?,?,?,?,?,?)", s, s->n_funcs, bind_func);
+        rc = insert_rows(db, "INSERT INTO functions SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE ?7 = 0", s,
+                         s->n_funcs, bind_func);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO tags SELECT ?1, ?2, ?3 WHERE ?4 = 1", s, s->n_funcs, bind_tag);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO tag_function_stats VALUES(?,?,?,?,?,?,?,?)", s, s->n_tagstats,
+                         bind_tagstat);
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO function_stats VALUES(?,?,?,?,?,?,?)", s, s->n_fstats, bind_fstat);
     if (rc == SQLITE_OK)

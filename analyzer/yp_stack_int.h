@@ -26,6 +26,9 @@
  *     no CORO before it is a RETURN or an OPEN. Parked frames close when
  *     the interval ends. A user without `park` sees SUSPEND as RETURN and
  *     RESUME as CALL (a timeline's slices are the running stretches);
+ *   - TAG sets the thread's tag: a frame belongs to the tag in effect when
+ *     it opened (the user reads s->tag in `open`); an interval's end sets
+ *     it back to none;
  *   - any other kind (THREAD_START, REC_START, a kind this reader does not
  *     know) changes no frame; the first event after an interval ended opens
  *     the next one.
@@ -56,6 +59,7 @@ typedef struct yp_stack {
     uint64_t events;    /* events walked */
     uint64_t dropped;   /* events lost: DROPPED records and breaks */
     uint64_t unmatched; /* returns with no open frame of their function */
+    uint32_t tag;       /* the tag in effect (the last TAG's; 0 after an interval's end) */
     uint64_t coro;      /* the last CORO record's coroutine ... */
     int has_coro;       /* ... not yet used by a SUSPEND or RESUME */
 } yp_stack;
@@ -95,6 +99,7 @@ static inline void yp_stack_end(yp_stack *s, const yp_stack_ops *ops, void *ctx,
     yp_stack_close_all(s, ops, ctx, ts);
     if (ops->end_parked) ops->end_parked(ctx, ts);
     s->has_coro = 0;
+    s->tag = 0;
     if (s->in_interval) s->wall += ts > s->ival_start ? ts - s->ival_start : 0;
     s->in_interval = 0;
 }
@@ -189,6 +194,7 @@ static inline int yp_stack_event(yp_stack *s, const yp_stack_ops *ops, void *ctx
         s->has_coro = 1;
         return 0;
     case YP_EV_SUSPEND: yp_stack_suspend(s, ops, ctx, e->func_id, ts); return 0;
+    case YP_EV_TAG: s->tag = e->func_id; return 0;
     case YP_EV_RESUME: return yp_stack_resume(s, ops, ctx, e->func_id, ts);
     case YP_EV_REC_STOP: yp_stack_end(s, ops, ctx, ts); return 0;
     case YP_EV_THREAD_END:

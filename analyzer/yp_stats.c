@@ -26,7 +26,8 @@ static int cmp(const void *x, const void *y) {
     return a->func < b->func ? -1 : a->func > b->func;
 }
 
-yp_fstat *yp_stats_totals(const yp_stats *s, uint32_t thread, yp_sort sort, size_t *n) {
+/* The rows of s's fstats (tag NONE) or of its calls under tag. */
+static yp_fstat *totals(const yp_stats *s, uint32_t tag, uint32_t thread, yp_sort sort, size_t *n) {
     *n = 0;
     yp_fstat *out = calloc(s->n_funcs ? s->n_funcs : 1, sizeof *out);
     if (!out) return NULL;
@@ -37,8 +38,10 @@ yp_fstat *yp_stats_totals(const yp_stats *s, uint32_t thread, yp_sort sort, size
     }
     /* Sum over threads: total time adds up across threads since recursion
      * never spans threads. */
-    for (size_t i = 0; i < s->n_fstats; i++) {
-        const yp_fstat *f = &s->fstats[i];
+    size_t rows = tag == UINT32_MAX ? s->n_fstats : s->n_tagstats;
+    for (size_t i = 0; i < rows; i++) {
+        if (tag != UINT32_MAX && s->tagstats[i].tag != tag) continue;
+        const yp_fstat *f = tag == UINT32_MAX ? &s->fstats[i] : &s->tagstats[i].f;
         if (thread != UINT32_MAX && f->thread != thread) continue;
         yp_fstat *o = &out[f->func];
         o->func = f->func;
@@ -58,6 +61,20 @@ yp_fstat *yp_stats_totals(const yp_stats *s, uint32_t thread, yp_sort sort, size
     qsort(out, k, sizeof *out, cmp);
     *n = k;
     return out;
+}
+
+yp_fstat *yp_stats_totals(const yp_stats *s, uint32_t thread, yp_sort sort, size_t *n) {
+    return totals(s, UINT32_MAX, thread, sort, n);
+}
+
+yp_fstat *yp_stats_tag_totals(const yp_stats *s, uint32_t tag, uint32_t thread, yp_sort sort, size_t *n) {
+    return totals(s, tag, thread, sort, n);
+}
+
+int64_t yp_stats_find_tag(const yp_stats *s, const char *value) {
+    for (size_t i = 0; i < s->n_funcs; i++)
+        if (YP_SYM_IS_TAG(s->funcs[i].builtin) && !strcmp(s->funcs[i].name, value)) return (int64_t)i;
+    return -1;
 }
 
 void yp_stats_set_session(yp_stats *s, const char *trace_path, const yp_load_result *res) {

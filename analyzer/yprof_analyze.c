@@ -47,6 +47,9 @@ static void usage(FILE *f) {
           "                       --threads; the database keeps every thread)\n"
           "      --threads        also print the per-thread table\n"
           "      --processes      also print the per-process table\n"
+          "      --tags           also print the per-tag table (yprof_record.set_tag, tag)\n"
+          "      --tag VALUE      report the calls made under tag VALUE only (the database\n"
+          "                       and the exports keep every call)\n"
           "  -p, --process PID    report and export only process PID (the database\n"
           "                       keeps every process)\n"
           "  -w, --width N        fit function rows in N columns, cutting the middle of\n"
@@ -105,7 +108,8 @@ static char *default_db(const char *trace) {
 typedef struct cli {
     char **args; /* the traces and directories named */
     int n_args;
-    const char *db, *thread, *process, *pstats, *callgrind, *collapsed, *chrome, *flame, *pprof, *perfetto;
+    const char *db, *thread, *process, *tag, *pstats, *callgrind, *collapsed, *chrome, *flame, *pprof,
+        *perfetto;
     int no_db, quiet;
     yp_report_opts ro;
     yp_timeline_opts tl;
@@ -125,7 +129,9 @@ enum {
     O_SINCE,
     O_UNTIL,
     O_MINDUR,
-    O_MAXSIZE
+    O_MAXSIZE,
+    O_TAG,
+    O_TAGS
 };
 
 /* A number >= 0 (seconds, microseconds) for option opt: 0, or 2 with the
@@ -240,6 +246,8 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"thread", required_argument, 0, 't'},
                                          {"threads", no_argument, 0, O_THREADS},
                                          {"processes", no_argument, 0, O_PROCS},
+                                         {"tag", required_argument, 0, O_TAG},
+                                         {"tags", no_argument, 0, O_TAGS},
                                          {"process", required_argument, 0, 'p'},
                                          {"width", required_argument, 0, 'w'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -267,6 +275,8 @@ static int parse_args(int argc, char **argv, cli *o) {
         case 't': o->thread = optarg; break;
         case O_THREADS: o->ro.show_threads = 1; break;
         case O_PROCS: o->ro.show_procs = 1; break;
+        case O_TAG: o->tag = optarg; break;
+        case O_TAGS: o->ro.show_tags = 1; break;
         case 'p': o->process = optarg; break;
         case 'w': rc = parse_width(optarg, &o->ro); break;
         case 'q': o->quiet = 1; break;
@@ -490,7 +500,7 @@ static int load_all(cli *o, yp_stats **all, yp_stats **rep, const char **trace) 
 
 int main(int argc, char **argv) {
     cli o = {0};
-    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width(), 0};
+    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width(), 0, 0, -1};
     o.tl = (yp_timeline_opts){0, 0, 0, UINT32_MAX, 1ull << 30};
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
@@ -499,7 +509,10 @@ int main(int argc, char **argv) {
     if ((rc = load_all(&o, &all, &s, &trace)) >= 0) return rc;
     if (o.thread && (o.ro.thread = pick_thread(s, o.thread, trace)) < 0)
         rc = 2;
-    else {
+    else if (o.tag && (o.ro.tag = yp_stats_find_tag(s, o.tag)) < 0) {
+        fprintf(stderr, "yprof-analyze: no calls under tag '%s' in %s (see --tags)\n", o.tag, trace);
+        rc = 2;
+    } else {
         if (!o.quiet) yp_report_print(s, &o.ro, stdout);
         rc = write_outputs(all, s, trace, &o);
     }

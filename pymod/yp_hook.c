@@ -131,6 +131,7 @@ int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kin
         if (open_frames) push_open_frames(r, ts);
     }
     H.running = 1;
+    H.epoch++; /* every thread's next TAG is sent anew (an interval's end forgot it) */
     H.kind = kind;
     if (kind == YP_HOOK_EVAL && (builtins || yp_eval_install(1) != 0)) H.kind = YP_HOOK_SETPROFILE;
     H.profile_fn = H.clock == YP_CLOCK_TSC ? yp_profile_tsc : yp_profile_any;

@@ -39,11 +39,15 @@ int yp_code_is_coro(PyCodeObject *co) {
 
 int yp_coro_push(yp_ring *r, uint64_t wall, uint32_t id, uint8_t kind, const void *frame) {
     uint64_t ts = ev_ts(wall);
+    int enters = kind == YP_EV_CALL || kind == YP_EV_RESUME;
+    if (H.tags_used && enters) yp_tag_coro_enter(r, wall, ts); /* its frame opens under its context's tag */
     if (kind == YP_EV_RESUME || kind == YP_EV_SUSPEND) {
         uint64_t co = ((uint64_t)(uintptr_t)frame >> 3) & YP_CORO_ID_MAX;
         record(r, wall, ts, (uint32_t)co, yp_coro_kindw(co), 0);
     }
-    return record(r, wall, ts, id, kind, 0);
+    record(r, wall, ts, id, kind, 0);
+    if (H.tags_used && !enters) yp_tag_coro_leave(r, wall, ts);
+    return 0;
 }
 
 #if !YP_PUBLIC_API_ONLY

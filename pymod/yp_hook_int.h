@@ -67,6 +67,10 @@ typedef struct yp_hook_state {
     YP_ATOMIC(uint64_t) cfuncs_bytes; /* its size, for the flusher (yp_hook_bytes) */
     char ignore_prefix[1024];         /* code under this path is not recorded (yprof_record's) */
     size_t ignore_len;
+    PyObject *tag_var; /* yprof_record's ContextVar of the tag (yp_hook_tag.c) */
+    PyObject *tag_ids; /* tag value -> its symbol id */
+    int tags_used;     /* a tag was ever set: coroutines read the ContextVar */
+    uint32_t epoch;    /* start() count: a thread's sent tag is from this recording? */
     PyObject *missing; /* sys.monitoring.MISSING (3.12+) */
     PyObject *disable; /* sys.monitoring.DISABLE (3.12+) */
 } yp_hook_state;
@@ -83,11 +87,17 @@ typedef struct yp_cpuclock {
 
 /* The hook's per-thread state (the ring, yp_tls_ring, is the recorder's). */
 typedef struct yp_hook_thread {
-    int in_slow;      /* inside a slow path that may run Python code (the frame
-                         evaluator lets those frames pass) */
-    int name_pending; /* events left to retry the thread's name on; 0: named */
-    int quiet;        /* never recorded: the control channel's thread (yp_quiet.c) */
-    yp_cpuclock cpu;  /* clock="cpu" only */
+    int in_slow;       /* inside a slow path that may run Python code (the frame
+                          evaluator lets those frames pass) */
+    int name_pending;  /* events left to retry the thread's name on; 0: named */
+    int quiet;         /* never recorded: the control channel's thread (yp_quiet.c) */
+    yp_cpuclock cpu;   /* clock="cpu" only */
+    uint32_t tag;      /* the tag in effect (a symbol id; 0: none) */
+    uint32_t tag_sent; /* the last TAG event's, in recording tag_epoch */
+    uint32_t tag_epoch;
+    uint32_t tag_base; /* the thread's own tag, outside any asyncio task's step */
+    uint32_t co_depth; /* coroutines entered (started, resumed) and not left, in recording co_epoch */
+    uint32_t co_epoch;
 } yp_hook_thread;
 extern YP_THREAD_LOCAL yp_hook_thread yp_hook_tls YP_HIDDEN;
 
@@ -271,6 +281,14 @@ int yp_coro_eval_starts(void *frame) YP_HIDDEN;
 int yp_coro_eval_suspended(void *frame) YP_HIDDEN;
 /* sys.monitoring's: the frame running now. */
 const void *yp_coro_current_frame(void) YP_HIDDEN;
+
+/* ---- tags (yp_hook_tag.c) -------------------------------------------------------------- */
+
+/* A coroutine enters (kind CALL, RESUME: its context's tag, from the
+ * ContextVar) or leaves (SUSPEND, RETURN, UNWIND: the outermost one gives
+ * the thread its own tag back). */
+void yp_tag_coro_enter(yp_ring *r, uint64_t wall, uint64_t ts) YP_HIDDEN;
+void yp_tag_coro_leave(yp_ring *r, uint64_t wall, uint64_t ts) YP_HIDDEN;
 
 /* ---- the event sources ---------------------------------------------------------------- */
 

@@ -404,6 +404,29 @@ fail:
     return NULL;
 }
 
+/* A snapshot's rows of calls under tags: (tag, function, thread, ncalls,
+ * primitive, self_s, total_s, awaited_s), tag and function as indexes into
+ * _stats_data's functions. */
+static PyObject *py_tag_data(PyObject *self, PyObject *cap) {
+    (void)self;
+    yp_stats *s = get_stats(cap);
+    if (!s) return NULL;
+    PyObject *rows = PyList_New((Py_ssize_t)s->n_tagstats);
+    if (!rows) return NULL;
+    for (size_t i = 0; i < s->n_tagstats; i++) {
+        const yp_tagstat *t = &s->tagstats[i];
+        PyObject *o = Py_BuildValue("(IIIKKddd)", t->tag, t->f.func, t->f.thread,
+                                    (unsigned long long)t->f.ncalls, (unsigned long long)t->f.primitive_calls,
+                                    t->f.self_s, t->f.total_s, t->f.awaited_s);
+        if (!o) {
+            Py_DECREF(rows);
+            return NULL;
+        }
+        PyList_SET_ITEM(rows, (Py_ssize_t)i, o);
+    }
+    return rows;
+}
+
 static PyObject *py_stats_save(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cap;
@@ -479,7 +502,7 @@ static PyObject *py_stats_report(PyObject *self, PyObject *args) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return PyErr_NoMemory();
-    yp_report_opts o = {top, (yp_sort)sort, thread, show_threads, width > 0 ? width : 0, 0};
+    yp_report_opts o = {top, (yp_sort)sort, thread, show_threads, width > 0 ? width : 0, 0, 0, -1};
     yp_report_print(s, &o, f);
     fclose(f);
     PyObject *r = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
@@ -677,6 +700,10 @@ static PyMethodDef methods[] = {
     {"_pollution", py_pollution, METH_NOARGS, "profiler's own cost"},
     {"_set_ignore_prefix", py_set_ignore_prefix, METH_O, "do not record code under this path"},
     {"_start_quiet_thread", yp_py_start_quiet_thread, METH_O, "run fn() in a thread that is never recorded"},
+    {"_set_tag_var", yp_py_set_tag_var, METH_O, "the ContextVar holding the tag"},
+    {"_set_tag", yp_py_set_tag, METH_VARARGS,
+     "_set_tag(value, in_task=False): the context's tag is now value"},
+    {"_tag_data", py_tag_data, METH_O, "a snapshot's calls under tags"},
     {"_sigterm_catch", yp_py_sigterm_catch, METH_NOARGS,
      "SIGTERM to a semaphore, if its action is the default"},
     {"_sigterm_wait", yp_py_sigterm_wait, METH_NOARGS, "until SIGTERM comes"},

@@ -100,6 +100,8 @@ PyObject *yp_py_sigterm_die(PyObject *self, PyObject *unused);
 /* _start_quiet_thread(fn): run fn() in a new thread that is never
  * recorded (yp_quiet.c). */
 PyObject *yp_py_start_quiet_thread(PyObject *self, PyObject *fn);
+PyObject *yp_py_set_tag_var(PyObject *self, PyObject *var); /* yp_hook_tag.c */
+PyObject *yp_py_set_tag(PyObject *self, PyObject *value);
 /* Forget everything in a forked child. */
 void yp_hook_after_fork_child(void);
 /* Install (1) or remove (0) an empty hook in this thread, to measure what

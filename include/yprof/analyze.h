@@ -96,6 +96,14 @@ typedef struct yp_fstat {
     double awaited_s; /* of total_s, the time its coroutines were suspended (wall clock) */
 } yp_fstat;
 
+/* One function's calls in one thread under one tag (docs/api.md, "Tags"):
+ * tag indexes funcs too (an entry whose builtin is a YP_SYM_TAG_* kind, its
+ * name the value). */
+typedef struct yp_tagstat {
+    uint32_t tag;
+    yp_fstat f;
+} yp_tagstat;
+
 typedef struct yp_edge {
     uint32_t caller, callee, thread;
     uint64_t ncalls, primitive_calls;
@@ -140,8 +148,10 @@ typedef struct yp_stats {
     yp_node *nodes; /* parents come before children */
     size_t n_nodes;
     uint32_t nodes_truncated; /* call paths beyond the cap, folded */
-    char *strings;            /* owns every string above */
-    char *session_strings;    /* owns session's strings */
+    yp_tagstat *tagstats;     /* calls made under a tag; none without tags */
+    size_t n_tagstats;
+    char *strings;         /* owns every string above */
+    char *session_strings; /* owns session's strings */
     /* The processes, when several traces were merged (yp_stats_merge): each
      * one's own session figures; session then sums them. 0 and NULL for one
      * process: session is that process. */
@@ -160,6 +170,10 @@ void yp_stats_free(yp_stats *s); /* accepts NULL */
  * sort key, descending. */
 typedef enum yp_sort { YP_SORT_TOTAL, YP_SORT_SELF, YP_SORT_NCALLS, YP_SORT_AVG } yp_sort;
 yp_fstat *yp_stats_totals(const yp_stats *s, uint32_t thread, yp_sort sort, size_t *n);
+/* The same over the calls made under one tag (tag: its index in funcs). */
+yp_fstat *yp_stats_tag_totals(const yp_stats *s, uint32_t tag, uint32_t thread, yp_sort sort, size_t *n);
+/* The funcs index of the tag whose value's text is value, or -1. */
+int64_t yp_stats_find_tag(const yp_stats *s, const char *value);
 
 /* ---- loading a trace ------------------------------------------------------ */
 
@@ -231,6 +245,8 @@ typedef struct yp_report_opts {
     int width;        /* fit function rows in this many columns (names cut in
                          the middle, never the function's own name); 0: no cut */
     int show_procs;   /* print the per-process table (several processes) */
+    int show_tags;    /* print the per-tag table */
+    int64_t tag;      /* the function table of this tag's calls (a funcs index); -1: all */
 } yp_report_opts;
 
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out);

@@ -79,6 +79,8 @@ typedef enum yp_event_kind {
     YP_EV_SUSPEND = 13,     /* a coroutine's frame suspended (await, yield):
                                kept, not closed; func_id its function */
     YP_EV_RESUME = 14,      /* a suspended coroutine's frame resumed */
+    YP_EV_TAG = 15,         /* the thread's calls from here on belong to tag
+                               func_id (a symbol of kind YP_SYM_TAG_*); 0: none */
     YP_EV_KIND_COUNT
 } yp_event_kind;
 
@@ -120,6 +122,10 @@ static inline void yp_event_set_coro(yp_event *e, uint64_t co) {
 /* A symbol's builtin byte: 0 Python code; otherwise a C function, and which
  * of cProfile's pstats labels is its (docs/format.md, symbols). */
 enum { YP_C_METHOD = 1, YP_C_BOUND = 2, YP_C_STATIC = 3 };
+/* A symbol that is a tag's value, not a function (its name is the value's
+ * text): a str or an int tag (docs/api.md, "Tags"). */
+enum { YP_SYM_TAG_STR = 4, YP_SYM_TAG_INT = 5 };
+#define YP_SYM_IS_TAG(builtin) ((builtin) == YP_SYM_TAG_STR || (builtin) == YP_SYM_TAG_INT)
 
 /* ---- file header ------------------------------------------------------- */
 

@@ -15,6 +15,9 @@ reported by status() and by a warning at stop().
 """
 
 import atexit
+import contextvars
+import functools
+import inspect
 import os
 import sys
 import threading
@@ -25,7 +28,8 @@ from .stats import FunctionStats, Stats, ThreadStats
 
 __all__ = [
     "start", "stop", "is_running", "get_stats", "clear_stats", "pollution",
-    "status", "profile", "serve_control", "control_path", "Stats", "FunctionStats", "ThreadStats",
+    "status", "profile", "serve_control", "control_path", "set_tag", "tag", "Stats", "FunctionStats",
+    "ThreadStats",
 ]
 __version__ = _yprof.__version__  # pyproject.toml's, compiled in
 
@@ -33,6 +37,13 @@ _CLOCKS = ("wall", "cpu")
 _lock = threading.RLock()
 _options = {}          # options of the current/last start(), for fork children
 _warned = set()
+
+# The tag in effect (docs/api.md, "Tags"): a ContextVar, so every thread
+# and every asyncio task has its own; the hook reads it in C where it can
+# change (yp_hook_tag.c).
+_tag_var = contextvars.ContextVar("yprof_tag", default=None)
+_yprof._set_tag_var(_tag_var)
+_tags = {"used": False}
 
 # Our own Python code is not profiled.
 _yprof._set_ignore_prefix(os.path.dirname(os.path.abspath(__file__)) + os.sep)
@@ -263,10 +274,78 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
         if started and kind != _HOOK_SETPROFILE and _yprof._hook_kind() == _HOOK_SETPROFILE:
             _set_thread_hook(thread_profile)  # the frame evaluator could not be used
         if started:
+            if _tags["used"]:  # this thread's tag, for the new recording
+                _tell_tag(_tag_var.get())
             _follow.guard_exit()
             if follow_children:
                 _follow.export(path, clock, builtins, _options["include"], _options["exclude"])
         return started
+
+
+def _in_task():
+    """Whether an asyncio task's step runs in this thread now (its tag is
+    then the task's, not the thread's own)."""
+    aio = sys.modules.get("asyncio")
+    if aio is None:
+        return False
+    try:
+        return aio.current_task() is not None
+    except RuntimeError:  # no running event loop
+        return False
+
+
+def _tell_tag(value):
+    _yprof._set_tag(value, _in_task())
+
+
+def _check_tag(value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+        raise TypeError("a tag is a str or an int (or None), not %s" % type(value).__name__)
+
+
+def set_tag(value):
+    """The tag of the calls this context (thread, asyncio task) starts from
+    now on: a str or an int; None clears it."""
+    _check_tag(value)
+    _tags["used"] = True
+    _tag_var.set(value)
+    _tell_tag(value)
+
+
+class tag:
+    """`with tag(value):` or `@tag(value)`: the calls started inside have
+    this tag, the one before is back after (async functions too)."""
+
+    def __init__(self, value):
+        _check_tag(value)
+        self.value = value
+        self._tokens = []
+
+    def __enter__(self):
+        _tags["used"] = True
+        self._tokens.append(_tag_var.set(self.value))
+        _tell_tag(self.value)
+        return self
+
+    def __exit__(self, *exc):
+        _tag_var.reset(self._tokens.pop())
+        _tell_tag(_tag_var.get())
+        return False
+
+    def __call__(self, fn):
+        value = self.value
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def tagged_coroutine(*args, **kwargs):
+                with tag(value):
+                    return await fn(*args, **kwargs)
+            return tagged_coroutine
+
+        @functools.wraps(fn)
+        def tagged(*args, **kwargs):
+            with tag(value):
+                return fn(*args, **kwargs)
+        return tagged
 
 
 def stop():

@@ -66,6 +66,7 @@ class Stats:
         # cheap for a monitor thread competing for the GIL with busy threads.
         self._cap = capsule
         self._rows = None
+        self._tagged = None
 
     def _load(self):
         if self._rows is not None:
@@ -86,6 +87,34 @@ class Stats:
                 t.awaited_s += awaited_s
         self._rows = (sorted(totals.values(), key=lambda f: -f.total_s), tstats, session, funcs, edges)
         return self._rows
+
+    def _tag_rows(self):
+        """{tag value: (FunctionStats over threads by function index, {thread index: [FunctionStats]})}."""
+        if self._tagged is None:
+            funcs = self._load()[3]
+            out = {}
+            for gi, fi, ti, ncalls, prim, self_s, total_s, awaited_s in _yprof._tag_data(self._cap):
+                g = funcs[gi]
+                value = int(g[1]) if g[5] == 5 else g[1]  # builtin 5: an int tag
+                totals, per_thread = out.setdefault(value, ({}, {}))
+                per_thread.setdefault(ti, []).append(
+                    FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s))
+                t = totals.get(fi)
+                if t is None:
+                    totals[fi] = FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s)
+                else:
+                    t.ncalls += ncalls
+                    t.primitive_calls += prim
+                    t.self_s += self_s
+                    t.total_s += total_s
+                    t.awaited_s += awaited_s
+            self._tagged = out
+        return self._tagged
+
+    @property
+    def tags(self):
+        """The tags calls were made under (set_tag, tag), str and int values."""
+        return sorted(self._tag_rows(), key=lambda v: (isinstance(v, str), v))
 
     @property
     def functions(self):
@@ -110,11 +139,20 @@ class Stats:
         rows = self.thread(thread).functions if thread is not None else self.functions
         return sorted(rows, key=_key(sort), reverse=True)
 
-    def filter(self, *, thread=None, module=None, name=None):
+    def filter(self, *, thread=None, module=None, name=None, tag=None):
         """Functions matching all given criteria: thread (name, id or
         ThreadStats), module (exact), name (exact qualified name, or a
-        substring when it starts with '*')."""
-        rows = self.thread(thread).functions if thread is not None else self.functions
+        substring when it starts with '*'), tag (the calls made under that
+        tag alone)."""
+        if tag is not None:
+            totals, per_thread = self._tag_rows().get(tag, ({}, {}))
+            if thread is not None:
+                ti = self.threads.index(self.thread(thread))
+                rows = per_thread.get(ti, [])
+            else:
+                rows = sorted(totals.values(), key=lambda f: -f.total_s)
+        else:
+            rows = self.thread(thread).functions if thread is not None else self.functions
         out = []
         for f in rows:
             if module is not None and f.module != module:
@@ -128,10 +166,10 @@ class Stats:
             out.append(f)
         return out
 
-    def function(self, name, thread=None):
+    def function(self, name, thread=None, tag=None):
         """The FunctionStats of the function with this qualified name (the
-        sum if several share it), or None."""
-        rows = self.filter(thread=thread, name=name)
+        sum if several share it; under `tag` alone if given), or None."""
+        rows = self.filter(thread=thread, name=name, tag=tag)
         if not rows:
             return None
         if len(rows) == 1:

@@ -70,7 +70,7 @@ def decode_events(raw, n, first_ts, version):
     events, ts = [], first_ts
     for d, c in zip(deltas, codes):
         ts += d
-        if not 1 <= c & 15 <= 14:
+        if not 1 <= c & 15 <= 15:
             raise ValueError("unknown kind")
         events.append((ts, c >> 4, c & 15))
     return events

@@ -37,9 +37,12 @@ def source(*paths):
 
 APP = """
 import sys, threading
+import yprof_record as yp
 def handle(n): return sum(i * i for i in range(n))
 def serve():
-    for _ in range(50): handle(200)
+    for _ in range(50):
+        with yp.tag("request"):  # for the docs' queries of tags
+            handle(200)
 ts = [threading.Thread(target=serve) for _ in range(2)]
 for t in ts: t.start()
 for t in ts: t.join()

@@ -117,6 +117,28 @@ TEST(Agg, CoroutineParkedAtTheEndCloses_CpuClockLeavesSuspendedTimeOut) {
     }
 }
 
+// Tags: a frame counts under the tag in effect when it opened; an interval's
+// end puts it back to none.
+TEST(Agg, TaggedCallsCountUnderTheirTag) {
+    Agg g;
+    yp_symbol t{9, 0, YP_SYM_TAG_STR, "req", "", ""};
+    ASSERT_EQ(yp_agg_symbol(g.a, &t), YP_OK);
+    const uint8_t T = YP_EV_TAG;
+    g.feed(1, {E(0, 9, T), E(0, 1, C), E(1, 2, C), E(3, 2, R), E(4, 0, T), E(5, 2, C), E(6, 2, R), E(8, 1, R),
+               E(9, 9, T), E(9, 0, YP_EV_REC_STOP), E(10, 2, C), E(11, 2, R)});
+    Snap s(g.a);
+    ASSERT_EQ(s.s->n_tagstats, 2u);
+    for (size_t i = 0; i < s.s->n_tagstats; i++) {
+        const yp_tagstat &r = s.s->tagstats[i];
+        EXPECT_STREQ(s.s->funcs[r.tag].name, "req");
+        EXPECT_EQ(s.s->funcs[r.tag].builtin, YP_SYM_TAG_STR);
+        const char *fn = s.s->funcs[r.f.func].name;
+        EXPECT_EQ(r.f.ncalls, 1u) << fn;
+        EXPECT_DOUBLE_EQ(r.f.total_s, !strcmp(fn, "a") ? 8 : 2) << fn; // b's untagged call at 5 is not here
+    }
+    EXPECT_EQ(s.fn("b")->ncalls, 3u); // all of them, tagged or not
+}
+
 TEST(Agg, SimpleChain) {
     Agg g;
     g.feed(1, {E(0, 1, C), E(10, 2, C), E(15, 3, C), E(18, 3, R), E(30, 2, R), E(35, 1, R)});
