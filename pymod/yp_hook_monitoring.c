@@ -63,7 +63,11 @@ YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t ki
     uint32_t id = code_id_fast(co);
     if (__builtin_expect(!r || id_unusual(id), 0)) {
         if (id == IGNORED_ID) return mon_ignored(local);
-        return mon_code_slow(co, kind, ckind, wall, local);
+        /* a coroutine's first start or end is any function's call or return
+         * (kind == ckind: a constant), unless tags follow coroutines */
+        if (kind != ckind || !r || !(id & YP_CORO_BIT) || H.tags_used || id_unusual(id & ~YP_CORO_BIT))
+            return mon_code_slow(co, kind, ckind, wall, local);
+        id &= ~YP_CORO_BIT;
     }
     uint64_t ts = now_ts(wall, tsc);
     if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) Py_RETURN_NONE;
