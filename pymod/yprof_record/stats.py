@@ -46,6 +46,19 @@ class ThreadStats:
         return "<ThreadStats %s id=%d events=%d>" % (self.name, self.id, self.events)
 
 
+def _add_row(totals, fi, fn, ncalls, prim, self_s, total_s, awaited_s):
+    """Add a thread's row of function fi into totals (by function index)."""
+    t = totals.get(fi)
+    if t is None:
+        totals[fi] = FunctionStats(fn, ncalls, prim, self_s, total_s, awaited_s)
+        return
+    t.ncalls += ncalls
+    t.primitive_calls += prim
+    t.self_s += self_s
+    t.total_s += total_s
+    t.awaited_s += awaited_s
+
+
 def _key(sort):
     if sort not in _SORTS:
         raise ValueError("sort must be one of %s, not %r" % (", ".join(_SORTS), sort))
@@ -74,17 +87,9 @@ class Stats:
         funcs, threads, fstats, edges, session = _yprof._stats_data(self._cap)
         tstats = [ThreadStats(t) for t in threads]
         totals = {}
-        for fi, ti, ncalls, prim, self_s, total_s, awaited_s in fstats:
-            tstats[ti].functions.append(FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s))
-            t = totals.get(fi)
-            if t is None:
-                totals[fi] = FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s)
-            else:
-                t.ncalls += ncalls
-                t.primitive_calls += prim
-                t.self_s += self_s
-                t.total_s += total_s
-                t.awaited_s += awaited_s
+        for fi, ti, *row in fstats:
+            tstats[ti].functions.append(FunctionStats(funcs[fi], *row))
+            _add_row(totals, fi, funcs[fi], *row)
         self._rows = (sorted(totals.values(), key=lambda f: -f.total_s), tstats, session, funcs, edges)
         return self._rows
 
@@ -93,21 +98,12 @@ class Stats:
         if self._tagged is None:
             funcs = self._load()[3]
             out = {}
-            for gi, fi, ti, ncalls, prim, self_s, total_s, awaited_s in _yprof._tag_data(self._cap):
+            for gi, fi, ti, *row in _yprof._tag_data(self._cap):
                 g = funcs[gi]
                 value = int(g[1]) if g[5] == 5 else g[1]  # builtin 5: an int tag
                 totals, per_thread = out.setdefault(value, ({}, {}))
-                per_thread.setdefault(ti, []).append(
-                    FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s))
-                t = totals.get(fi)
-                if t is None:
-                    totals[fi] = FunctionStats(funcs[fi], ncalls, prim, self_s, total_s, awaited_s)
-                else:
-                    t.ncalls += ncalls
-                    t.primitive_calls += prim
-                    t.self_s += self_s
-                    t.total_s += total_s
-                    t.awaited_s += awaited_s
+                per_thread.setdefault(ti, []).append(FunctionStats(funcs[fi], *row))
+                _add_row(totals, fi, funcs[fi], *row)
             self._tagged = out
         return self._tagged
 
