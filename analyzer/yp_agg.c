@@ -45,7 +45,7 @@ void yp_agg_set_clock(yp_agg *a, uint32_t clock_kind) {
 
 static void thread_free(yp_athread *t) {
     yp_stack_free(&t->st);
-    yp_park_free(&t->parked);
+    yp_ktab_free(&t->parked);
     free(t->gs);
     yp_map_free(&t->gmap);
     free(t->fs);
@@ -413,6 +413,14 @@ static void on_ahead(void *ctx, uint32_t func_id, uint32_t caller_depth) {
     yp_map_prefetch(&t->nmap, ((uint64_t)(t->stack[caller_depth - 1].nidx + 1u) << 32) | func_id);
 }
 
+/* A frame's entries gain or lose an activation (it leaves the stack or
+ * comes back: neither is a call). */
+static inline void entries_active(const yp_agg_tables *tb, const yp_frame *f, int delta) {
+    tb->fs[f->fidx].active += (uint32_t)delta;
+    if (f->eidx != NONE) tb->es[f->eidx].active += (uint32_t)delta;
+    if (f->gidx != NONE) tb->gs[f->gidx].active += (uint32_t)delta;
+}
+
 /* A coroutine suspends: its frame leaves the stack, its entries no longer
  * active (the same function's other coroutines are not recursion), and the
  * frame below counts the stretch it ran as its callee's. */
@@ -421,9 +429,8 @@ static int on_park(void *ctx, uint64_t co, uint64_t ts) {
     uint32_t depth = t->st.depth;
     yp_frame *f = &t->stack[depth - 1];
     if (yp_park_put(&t->parked, co, f, ts)) return -1;
-    t->fs[f->fidx].active--;
-    if (f->eidx != NONE) t->es[f->eidx].active--;
-    if (f->gidx != NONE) t->gs[f->gidx].active--;
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    entries_active(&tb, f, -1);
     if (depth > 1) t->stack[depth - 2].child += ts > f->seg ? ts - f->seg : 0;
     return 0;
 }
@@ -451,9 +458,8 @@ static int on_unpark(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts) {
     else
         p.f.awaited += away;
     p.f.seg = ts;
-    t->fs[p.f.fidx].active++;
-    if (p.f.eidx != NONE) t->es[p.f.eidx].active++;
-    if (p.f.gidx != NONE) t->gs[p.f.gidx].active++;
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    entries_active(&tb, &p.f, +1);
     t->stack[depth] = p.f;
     return 1;
 }
@@ -463,12 +469,53 @@ static void on_end_parked(void *ctx, uint64_t ts) {
     yp_athread *t = w->t;
     if (!t->parked.n) return;
     yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
-    for (size_t i = 0; i < t->parked.cap; i++)
-        if (t->parked.slots[i].key) yp_agg_close_parked(&tb, &t->parked.slots[i], ts, w->a->cpu_clock);
-    yp_park_free(&t->parked);
+    for (size_t i = 0; i < t->parked.cap; i++) {
+        const yp_parked *p = yp_ktab_at(&t->parked, i);
+        if (p->key) yp_agg_close_parked(&tb, p, ts, w->a->cpu_clock);
+    }
+    yp_ktab_free(&t->parked);
 }
 
-static const yp_stack_ops k_ops = {on_open, on_close, on_ahead, on_park, on_unpark, on_end_parked};
+void yp_agg_frames_back(yp_agg_tables *tb, yp_frame *fr, uint32_t depth, uint64_t away, int cpu_clock) {
+    for (uint32_t d = 0; d < depth; d++) {
+        yp_frame *f = &fr[d];
+        entries_active(tb, f, +1);
+        if (cpu_clock)
+            f->start += away;
+        else
+            f->awaited += away;
+        f->seg += away; /* its caller's child time is what it ran */
+    }
+}
+
+/* A greenlet is switched out: its frames go with it (what the walker's
+ * user keeps), their entries no longer active, as in another thread. */
+static int on_glet_out(void *ctx, uint64_t ts, void **user, size_t *user_cap) {
+    yp_athread *t = ((walk_ctx *)ctx)->t;
+    (void)ts;
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    for (uint32_t d = 0; d < t->st.depth; d++) entries_active(&tb, &t->stack[d], -1);
+    *user = t->stack;
+    *user_cap = t->stack_cap;
+    t->stack = NULL;
+    t->stack_cap = 0;
+    return 0;
+}
+
+/* It is back: the time away is its open frames' awaited time (with a CPU
+ * clock, not theirs at all). */
+static void on_glet_in(void *ctx, const yp_glet *g, uint64_t ts) {
+    walk_ctx *w = ctx;
+    yp_athread *t = w->t;
+    free(t->stack);
+    t->stack = g->user;
+    t->stack_cap = g->user_cap;
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    yp_agg_frames_back(&tb, t->stack, g->depth, ts > g->since ? ts - g->since : 0, w->a->cpu_clock);
+}
+
+static const yp_stack_ops k_ops = {on_open,   on_close,      on_ahead,    on_park,
+                                   on_unpark, on_end_parked, on_glet_out, on_glet_in};
 
 #define PREFETCH_MIN_SLOTS 16384 /* 256 KiB: smaller maps stay in the cache */
 
@@ -543,11 +590,22 @@ void yp_agg_clear(yp_agg *a) {
             t->stack[j].counted = 0;
         }
         for (size_t j = 0; j < t->parked.cap; j++) { /* from now on, as if suspended since now */
-            yp_parked *p = &t->parked.slots[j];
+            yp_parked *p = yp_ktab_at(&t->parked, j);
             if (!p->key) continue;
             p->since = p->f.start = p->f.seg = t->st.last_ts;
             p->f.child = p->f.awaited = 0;
             p->f.counted = 0;
+        }
+        for (size_t j = 0; j < t->st.glets.cap; j++) { /* switched out: as if since now */
+            yp_glet *g = yp_ktab_at(&t->st.glets, j);
+            if (!g->key || g->closed) continue;
+            g->since = t->st.last_ts;
+            for (uint32_t k = 0; k < g->depth; k++) {
+                yp_frame *f = &((yp_frame *)g->user)[k];
+                f->start = f->seg = t->st.last_ts;
+                f->child = f->awaited = 0;
+                f->counted = 0;
+            }
         }
         yp_stack_clear(&t->st);
     }
@@ -556,6 +614,16 @@ void yp_agg_clear(yp_agg *a) {
 
 uint64_t yp_agg_events_seen(const yp_agg *a) { return a ? a->events : 0; }
 
+/* What the switched-out greenlets' frames hold. */
+static size_t yp_agg_glet_bytes(const yp_stack *s) {
+    size_t b = 0;
+    for (size_t i = 0; i < s->glets.cap; i++) {
+        const yp_glet *g = yp_ktab_at(&s->glets, i);
+        if (g->key) b += g->user_cap * sizeof(yp_frame);
+    }
+    return b;
+}
+
 uint64_t yp_agg_bytes(const yp_agg *a) {
     if (!a) return 0;
     uint64_t b = sizeof *a + a->syms_cap * sizeof *a->syms + a->str_bytes + yp_map_bytes(&a->symmap) +
@@ -563,9 +631,9 @@ uint64_t yp_agg_bytes(const yp_agg *a) {
     for (size_t i = 0; i < a->n_threads; i++) {
         const yp_athread *t = a->threads[i];
         b += sizeof *t + t->fs_cap * sizeof *t->fs + t->es_cap * sizeof *t->es + t->ns_cap * sizeof *t->ns +
-             t->stack_cap * sizeof *t->stack + yp_stack_bytes(&t->st) + yp_park_bytes(&t->parked) +
-             t->gs_cap * sizeof *t->gs + yp_map_bytes(&t->gmap) + yp_map_bytes(&t->fmap) +
-             yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
+             t->stack_cap * sizeof *t->stack + yp_stack_bytes(&t->st) + yp_agg_glet_bytes(&t->st) +
+             yp_ktab_bytes(&t->parked) + t->gs_cap * sizeof *t->gs + yp_map_bytes(&t->gmap) +
+             yp_map_bytes(&t->fmap) + yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
     }
     return b;
 }

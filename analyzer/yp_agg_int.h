@@ -4,6 +4,7 @@
 
 #define YP_AGG_NONE UINT32_MAX
 
+#include "yp_ktab_int.h"
 #include "yp_stack_int.h"
 #include "yprof/containers.h"
 #include "yprof/analyze.h"
@@ -42,23 +43,18 @@ typedef struct yp_frame {
     uint64_t awaited; /* ticks it was parked so far */
 } yp_frame;
 
-/* A coroutine's frame parked between SUSPEND and RESUME (yp_park.c): an
- * open-addressing table keyed by the coroutine (never 0 there: co + 1). */
+/* A coroutine's frame parked between SUSPEND and RESUME (yp_park.c): a
+ * keyed table (yp_ktab_int.h) under the coroutine (co + 1: never 0). */
 typedef struct yp_parked {
-    uint64_t key; /* co + 1; 0: empty slot */
+    uint64_t key; /* co + 1 */
     uint64_t since;
     yp_frame f;
 } yp_parked;
-typedef struct yp_park {
-    yp_parked *slots;
-    size_t cap, n; /* cap: 0 or a power of two */
-} yp_park;
+typedef yp_ktab yp_park;
 /* Park f under co at ts (replacing one there); -1 when out of memory. */
 int yp_park_put(yp_park *p, uint64_t co, const yp_frame *f, uint64_t ts);
 /* Take the frame parked under co into *out: 1, or 0 when none. */
 int yp_park_take(yp_park *p, uint64_t co, yp_parked *out);
-void yp_park_free(yp_park *p);
-size_t yp_park_bytes(const yp_park *p);
 
 typedef struct yp_athread {
     uint32_t id;
@@ -117,6 +113,11 @@ void yp_agg_close_frame(yp_agg_tables *tb, yp_frame *stack, uint32_t depth, uint
 /* A parked frame closes at ts (the interval ends, or a snapshot): its call
  * counted into tb's entries; its caller's time was counted when it parked. */
 void yp_agg_close_parked(yp_agg_tables *tb, const yp_parked *p, uint64_t ts, int cpu_clock);
+
+/* A switched-out greenlet's `depth` frames come back after `away` ticks:
+ * their entries active again, the time away awaited (a wall clock) or
+ * not theirs (a CPU clock). */
+void yp_agg_frames_back(yp_agg_tables *tb, yp_frame *fr, uint32_t depth, uint64_t away, int cpu_clock);
 
 /* A thread's name ("" when not known). */
 const char *yp_agg_thread_name(yp_agg *a, uint32_t thread_id);

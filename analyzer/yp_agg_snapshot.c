@@ -70,6 +70,23 @@ static uint32_t func_index(build *b, uint32_t func_id) {
 
 static double secs(const yp_agg *a, uint64_t ticks) { return (double)ticks * a->ns_per_tick * 1e-9; }
 
+/* Switched-out greenlets' frames close too, as if switched back in and
+ * ending now. */
+static int close_glets(build *b, const yp_athread *t) {
+    uint64_t ts = t->st.last_ts;
+    for (size_t i = 0; i < t->st.glets.cap; i++) {
+        const yp_glet *g = yp_ktab_at(&t->st.glets, i);
+        if (!g->key || g->closed || !g->depth) continue;
+        yp_frame *fr = malloc(g->depth * sizeof *fr);
+        if (!fr) return -1;
+        memcpy(fr, g->user, g->depth * sizeof *fr);
+        yp_agg_frames_back(&b->tb, fr, g->depth, ts > g->since ? ts - g->since : 0, b->a->cpu_clock);
+        for (uint32_t d = g->depth; d; d--) yp_agg_close_frame(&b->tb, fr, d, ts);
+        free(fr);
+    }
+    return 0;
+}
+
 /* The thread's tables copied, its open frames closed at its last event. */
 static int close_copies(build *b, const yp_athread *t) {
     yp_agg_tables *tb = &b->tb;
@@ -90,10 +107,11 @@ static int close_copies(build *b, const yp_athread *t) {
     if (t->n_ns) memcpy(tb->ns, t->ns, t->n_ns * sizeof *tb->ns);
     if (t->st.depth) memcpy(b->stack, t->stack, t->st.depth * sizeof *b->stack);
     for (uint32_t d = t->st.depth; d; d--) yp_agg_close_frame(tb, b->stack, d, t->st.last_ts);
-    for (size_t i = 0; i < t->parked.cap; i++) /* suspended coroutines too, as if ending now */
-        if (t->parked.slots[i].key)
-            yp_agg_close_parked(tb, &t->parked.slots[i], t->st.last_ts, b->a->cpu_clock);
-    return 0;
+    for (size_t i = 0; i < t->parked.cap; i++) { /* suspended coroutines too, as if ending now */
+        const yp_parked *p = yp_ktab_at(&t->parked, i);
+        if (p->key) yp_agg_close_parked(tb, p, t->st.last_ts, b->a->cpu_clock);
+    }
+    return close_glets(b, t);
 }
 
 static void thread_row(build *b, const yp_athread *t, yp_thread_stat *ts) {
@@ -107,6 +125,10 @@ static void thread_row(build *b, const yp_athread *t, yp_thread_stat *ts) {
     ts->dropped = t->st.dropped;
     ts->unmatched = t->st.unmatched;
     ts->open_frames = t->st.depth;
+    for (size_t i = 0; i < t->st.glets.cap; i++) {
+        const yp_glet *g = yp_ktab_at(&t->st.glets, i);
+        if (g->key && !g->closed) ts->open_frames += g->depth;
+    }
 }
 
 /* Rows of the functions of thread ti that were called or took time. */

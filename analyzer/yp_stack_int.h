@@ -26,6 +26,16 @@
  *     no CORO before it is a RETURN or an OPEN. Parked frames close when
  *     the interval ends. A user without `park` sees SUSPEND as RETURN and
  *     RESUME as CALL (a timeline's slices are the running stretches);
+ *   - greenlets (docs/format.md, "Greenlets"): each greenlet's frames are
+ *     a stack of their own. A SWITCH with YP_SWITCH_FROM names the greenlet
+ *     the thread leaves, the SWITCH after it the one it enters: the open
+ *     frames leave with the first (kept, not closed: `glet_out`), and the
+ *     second's come back (`glet_in`), or a new greenlet starts with none. A
+ *     greenlet that leaves no frame open is forgotten (it ended, or its
+ *     identity may be reused). Without a name for the one left the frames
+ *     close. Kept frames close when the interval ends. A user without
+ *     `glet_out` sees its frames close at the switch out and open again,
+ *     uncounted, at the switch back in (a timeline's running stretches);
  *   - TAG sets the thread's tag: a frame belongs to the tag in effect when
  *     it opened (the user reads s->tag in `open`); an interval's end sets
  *     it back to none;
@@ -43,8 +53,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "yp_ktab_int.h"
 #include "yprof/containers.h"
 #include "yprof/format.h"
+
+/* A greenlet's open frames while it is switched out (yp_stack.c). */
+typedef struct yp_glet {
+    uint64_t key;    /* the greenlet + 1 */
+    uint64_t since;  /* switched out then */
+    uint32_t *ids;   /* its frames' function ids, outermost first */
+    size_t cap;      /* of ids */
+    uint32_t depth;  /* frames */
+    uint32_t closed; /* they were closed at the switch out (no glet_out) */
+    void *user;      /* what the user keeps for them (glet_out) */
+    size_t user_cap;
+} yp_glet;
 
 /* One thread's open frames and timing. */
 typedef struct yp_stack {
@@ -62,6 +85,10 @@ typedef struct yp_stack {
     uint32_t tag;       /* the tag in effect (the last TAG's; 0 after an interval's end) */
     uint64_t coro;      /* the last CORO record's coroutine ... */
     int has_coro;       /* ... not yet used by a SUSPEND or RESUME */
+    yp_ktab glets;      /* switched-out greenlets' stacks (yp_glet) */
+    uint64_t glet;      /* the greenlet running (0: not named yet) */
+    uint64_t glet_from; /* the last SWITCH FROM's greenlet ... */
+    int has_from;       /* ... not yet used by a SWITCH */
 } yp_stack;
 
 /* What the user of a walk does with a frame. */
@@ -84,6 +111,14 @@ typedef struct yp_stack_ops {
     int (*unpark)(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts);
     /* Every parked frame closes at ts (the interval ends). */
     void (*end_parked)(void *ctx, uint64_t ts);
+    /* May be NULL (see the rules): the s->depth open frames leave with the
+     * greenlet switched out at ts; the user hands over what it keeps for
+     * them (one malloc'd block, or NULL). 0, or -1 when out of memory (they
+     * close). */
+    int (*glet_out)(void *ctx, uint64_t ts, void **user, size_t *user_cap);
+    /* A greenlet's frames, switched out at g->since, are back at ts as the
+     * stack's s->depth open frames; the user takes back what it kept. */
+    void (*glet_in)(void *ctx, const yp_glet *g, uint64_t ts);
 } yp_stack_ops;
 
 /* How an event moves the stack depth (unwinding aside), by kind. */
@@ -94,9 +129,16 @@ static inline void yp_stack_close_all(yp_stack *s, const yp_stack_ops *ops, void
     for (; s->depth; s->depth--) ops->close(ctx, ts);
 }
 
+/* The thread switches to greenlet g (yp_stack.c); -1 when a frame could
+ * not be opened again (out of memory). */
+int yp_stack_switch(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t g, uint64_t ts);
+/* Every switched-out greenlet's frames close at ts (yp_stack.c). */
+void yp_stack_end_glets(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts);
+
 /* The recording interval ends at ts: every frame closes. */
 static inline void yp_stack_end(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts) {
     yp_stack_close_all(s, ops, ctx, ts);
+    if (s->glets.n || s->glet) yp_stack_end_glets(s, ops, ctx, ts);
     if (ops->end_parked) ops->end_parked(ctx, ts);
     s->has_coro = 0;
     s->tag = 0;
@@ -195,6 +237,13 @@ static inline int yp_stack_event(yp_stack *s, const yp_stack_ops *ops, void *ctx
         return 0;
     case YP_EV_SUSPEND: yp_stack_suspend(s, ops, ctx, e->func_id, ts); return 0;
     case YP_EV_TAG: s->tag = e->func_id; return 0;
+    case YP_EV_SWITCH: {
+        uint64_t g = yp_event_coro(e);
+        if (!(g & YP_SWITCH_FROM)) return yp_stack_switch(s, ops, ctx, g, ts);
+        s->glet_from = g & YP_GLET_ID_MAX;
+        s->has_from = 1;
+        return 0;
+    }
     case YP_EV_RESUME: return yp_stack_resume(s, ops, ctx, e->func_id, ts);
     case YP_EV_REC_STOP: yp_stack_end(s, ops, ctx, ts); return 0;
     case YP_EV_THREAD_END:

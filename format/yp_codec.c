@@ -1,12 +1,12 @@
 /*
  * yp_codec.c — the on-disk coding of EVENTS payloads.
  *
- * In memory an event is 16 bytes. On disk (format versions 2 and 3) a chunk of n
+ * In memory an event is 16 bytes. On disk (format versions 2 to 4) a chunk of n
  * events is two columns of LEB128 varints:
  *
  *   n x varint(ts - prev_ts)          prev_ts starts at the chunk's first_ts
  *   n x varint(func_id << 4 | kind)   kind in the low 4 bits (a CORO
- *                                     record: its 56-bit identity << 4)
+ *                                     or SWITCH record: its 56-bit identity << 4)
  *
  * Columns, not interleaved pairs: the id column repeats the program's call
  * patterns and zstd finds them when the timing noise is not in between (the
@@ -48,7 +48,7 @@ size_t yp_events_encode(const yp_event *ev, size_t n, uint64_t first_ts, unsigne
     }
     if (ts_bytes) *ts_bytes = (size_t)(p - out);
     for (size_t i = 0; i < n; i++) {
-        uint64_t id = ev[i].kind == YP_EV_CORO         ? yp_event_coro(&ev[i])
+        uint64_t id = yp_kind_has_identity(ev[i].kind) ? yp_event_coro(&ev[i])
                       : ev[i].func_id > YP_FUNC_ID_MAX ? YP_FUNC_ID_MAX
                                                        : ev[i].func_id;
         p = put_varint(p, (id << YP_KIND_BITS) | (ev[i].kind & YP_KIND_MASK));
@@ -75,9 +75,9 @@ static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v
 
 static inline int set_id_kind(yp_event *e, uint64_t idk) {
     unsigned kind = (unsigned)(idk & YP_KIND_MASK);
-    if (kind == YP_EV_NONE || kind >= YP_EV_KIND_COUNT) return -1;
+    if (kind >= YP_EV_KIND_COUNT) return -1;
     e->kind = (uint8_t)kind;
-    if (kind == YP_EV_CORO) { /* a 56-bit identity */
+    if (yp_kind_has_identity(kind)) { /* a 56-bit identity */
         if (idk >> (56 + YP_KIND_BITS)) return -1;
         yp_event_set_coro(e, idk >> YP_KIND_BITS);
         return 0;

@@ -20,7 +20,8 @@
  * In memory an event is the fixed 16-byte yp_event; on disk an EVENTS chunk
  * stores, per event, varint(ts - previous ts) then varint(func_id << 4 | kind),
  * the first delta taken against the chunk header's first_ts; a CORO record
- * stores its 56-bit identity in place of func_id (format version 3).
+ * stores its 56-bit identity in place of func_id (format version 3), and so
+ * does a SWITCH record (version 4).
  *
  * Thread safety: a writer or a reader is used by one thread at a time.
  * Errors: every call returns a yp_status; nothing aborts or exits.
@@ -35,7 +36,7 @@
 extern "C" {
 #endif
 
-#define YP_FORMAT_VERSION 3u     /* written */
+#define YP_FORMAT_VERSION 4u     /* written */
 #define YP_FORMAT_VERSION_MIN 1u /* oldest read */
 
 /* ---- status ------------------------------------------------------------- */
@@ -60,7 +61,10 @@ const char *yp_status_str(yp_status st);
 /* ---- events ------------------------------------------------------------- */
 
 typedef enum yp_event_kind {
-    YP_EV_NONE = 0,
+    YP_EV_SWITCH = 0,       /* the thread switches greenlets (format version
+                               4): func_id and pad hold a greenlet's identity
+                               (yp_event_coro); with YP_SWITCH_FROM the one
+                               left, then one without it: the one entered */
     YP_EV_CALL = 1,         /* Python function entered (or generator resumed) */
     YP_EV_RETURN = 2,       /* Python function returned (or generator yielded) */
     YP_EV_C_CALL = 3,       /* C function entered */
@@ -101,9 +105,14 @@ static inline void yp_event_put_kindw(yp_event *e, uint32_t kindw) {
     e->pad[2] = (uint8_t)(kindw >> 24);
 }
 static inline uint32_t yp_coro_kindw(uint64_t co) { return YP_EV_CORO | (uint32_t)(co >> 32) << 8; }
+static inline uint32_t yp_switch_kindw(uint64_t g) { return YP_EV_SWITCH | (uint32_t)(g >> 32) << 8; }
 
-/* A CORO record's coroutine identity: 56 bits, func_id then pad. */
+/* A CORO or SWITCH record's identity: 56 bits, func_id then pad. A
+ * SWITCH's top bit says "the greenlet left" (its identity is 55 bits). */
 #define YP_CORO_ID_MAX ((1ull << 56) - 1)
+#define YP_SWITCH_FROM (1ull << 55)
+#define YP_GLET_ID_MAX (YP_SWITCH_FROM - 1)
+static inline int yp_kind_has_identity(unsigned kind) { return kind == YP_EV_CORO || kind == YP_EV_SWITCH; }
 static inline uint64_t yp_event_coro(const yp_event *e) {
     return (uint64_t)e->func_id | (uint64_t)e->pad[0] << 32 | (uint64_t)e->pad[1] << 40 |
            (uint64_t)e->pad[2] << 48;

@@ -117,6 +117,70 @@ TEST(Agg, CoroutineParkedAtTheEndCloses_CpuClockLeavesSuspendedTimeOut) {
     }
 }
 
+// Greenlets: each greenlet's frames are a stack of their own. Main (100)
+// runs a, switches (c) to greenlet 200, whose b calls d and switches to 300,
+// whose b switches back to main; main switches to 200 again, whose b ends;
+// 300 is still switched out when recording stops. The time a greenlet is
+// switched out is its open frames' awaited time (a CPU clock: not theirs).
+static yp_event Switch(uint64_t ts, uint64_t g, bool from) {
+    yp_event e = E(ts, 0, YP_EV_SWITCH);
+    yp_event_set_coro(&e, g | (from ? YP_SWITCH_FROM : 0));
+    return e;
+}
+
+TEST(Agg, GreenletsAreStacksOfTheirOwn) {
+    const uint8_t CC = YP_EV_C_CALL, CR = YP_EV_C_RETURN;
+    for (int cpu = 0; cpu < 2; cpu++) {
+        Agg g;
+        yp_agg_set_clock(g.a, cpu ? YP_CLOCK_THREAD_CPU : YP_CLOCK_MONOTONIC);
+        g.feed(1, {E(0, 1, C),        E(1, 3, CC),       Switch(1, 100, true), Switch(1, 200, false),
+                   E(1, 2, C),        E(2, 4, C),        E(3, 4, R),           E(4, 3, CC),
+                   Switch(4, 200, 1), Switch(4, 300, 0), E(4, 2, C),           E(6, 3, CC),
+                   Switch(6, 300, 1), Switch(6, 100, 0), E(6, 3, CR),          E(7, 3, CC),
+                   Switch(8, 100, 1), Switch(8, 200, 0), E(8, 3, CR),          E(9, 2, R),
+                   Switch(9, 200, 1), Switch(9, 100, 0), E(9, 3, CR),          E(10, 1, R)});
+        {
+            Snap live(g.a); // 300's frames close as if now (10): b 4..10, c 6..10
+            EXPECT_EQ(live.fn("b")->ncalls, 2u);
+            EXPECT_DOUBLE_EQ(live.fn("b")->total_s, cpu ? 4 + 2 : 8 + 6);
+            EXPECT_EQ(live.s->threads[0].open_frames, 2u);
+        }
+        g.feed(1, {E(12, 0, YP_EV_REC_STOP)});
+        Snap s(g.a);
+        ASSERT_TRUE(s.fn("a") && s.fn("b") && s.fn("c") && s.fn("d"));
+        const yp_fstat a = *s.fn("a"), b = *s.fn("b"), c = *s.fn("c"), d = *s.fn("d"); // fn's is one static
+        EXPECT_EQ(a.ncalls, 1u);
+        EXPECT_DOUBLE_EQ(a.self_s, 3); // 0..1, 6..7, 9..10
+        EXPECT_DOUBLE_EQ(a.awaited_s, cpu ? 0 : 6);
+        EXPECT_DOUBLE_EQ(a.total_s, cpu ? 4 : 10);
+        EXPECT_EQ(b.ncalls, 2u);
+        EXPECT_EQ(b.primitive_calls, 2u);  // 300's b while 200's is switched out: no recursion
+        EXPECT_DOUBLE_EQ(b.self_s, 3 + 2); // 1..2, 3..4, 8..9; 4..6
+        EXPECT_DOUBLE_EQ(b.awaited_s, cpu ? 0 : 4 + 6);
+        EXPECT_DOUBLE_EQ(b.total_s, cpu ? 4 + 2 : 8 + 8);
+        EXPECT_EQ(c.ncalls, 4u);
+        EXPECT_DOUBLE_EQ(c.self_s, 1); // main's second switch: 7..8
+        EXPECT_DOUBLE_EQ(c.total_s, cpu ? 1 : 5 + 4 + 2 + 6);
+        EXPECT_EQ(d.ncalls, 1u);
+        EXPECT_TRUE(s.edge("b", "d") && s.edge("b", "c") && s.edge("a", "c"));
+        EXPECT_FALSE(s.edge("c", "b")); // a greenlet's first frame has no caller
+        EXPECT_EQ(s.s->threads[0].unmatched, 0u);
+        EXPECT_EQ(s.s->threads[0].open_frames, 0u);
+    }
+}
+
+// A switch that does not name the greenlet left closes its frames.
+TEST(Agg, SwitchWithoutItsOriginClosesTheFrames) {
+    Agg g;
+    g.feed(1,
+           {E(0, 1, C), E(1, 2, C), Switch(2, 300, false), E(3, 4, C), E(4, 4, R), E(5, 2, R), E(6, 1, R)});
+    Snap s(g.a);
+    EXPECT_DOUBLE_EQ(s.fn("b")->total_s, 1);
+    EXPECT_DOUBLE_EQ(s.fn("a")->total_s, 2);
+    EXPECT_EQ(s.fn("d")->ncalls, 1u);
+    EXPECT_EQ(s.s->threads[0].unmatched, 2u);
+}
+
 // Tags: a frame counts under the tag in effect when it opened; an interval's
 // end puts it back to none.
 TEST(Agg, TaggedCallsCountUnderTheirTag) {

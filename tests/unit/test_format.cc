@@ -147,8 +147,13 @@ TEST(Codec, Version1PayloadStillDecodes) {
     EXPECT_EQ(back[1].ts, 105u + 128u);
     EXPECT_EQ(back[0].func_id, 7u);
     EXPECT_EQ(back[1].kind, YP_EV_RETURN);
-    // the same bytes are not a valid version 2 payload (column 2 is short)
-    EXPECT_EQ(yp_events_decode(v1, sizeof v1, 2, 100, back), YP_ERR_CORRUPT);
+    // read as columns the same bytes are other events: deltas 5 and 0x71,
+    // then id 0x80 0x01 (a SWITCH into greenlet 8) and 0x72 (a RETURN of 7)
+    ASSERT_EQ(yp_events_decode(v1, sizeof v1, 2, 100, back), YP_OK);
+    EXPECT_EQ(back[1].ts, 105u + 0x71u);
+    EXPECT_EQ(back[0].kind, YP_EV_SWITCH);
+    EXPECT_EQ(yp_event_coro(&back[0]), 8u);
+    EXPECT_EQ(back[1].kind, YP_EV_RETURN);
 }
 
 TEST(Codec, ShiftStoresCoarserTicks) {
