@@ -47,6 +47,11 @@ make_venv() {
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$@" .
 }
 
+# greenlet and gevent, for test_greenlet.py.
+greenlets() {
+    "$1/bin/python" -m pip install -q --disable-pip-version-check greenlet gevent
+}
+
 # The Python tests again with the extension module built with a sanitizer
 # (kind: asan or tsan), the runtime preloaded into the uninstrumented
 # interpreter. Neither follows a fork of a threaded process: TSan does not
@@ -66,6 +71,7 @@ sanitized_pytest() {
     esac
     make_venv ".venv-$kind" "$(default_python)" --config-settings=cmake.define.YP_SANITIZE="$san" \
         --config-settings=build-dir="build/$kind-{wheel_tag}"
+    greenlets ".venv-$kind"
     log "Python tests, the module built with $kind ($(".venv-$kind/bin/python" --version))"
     local args=(-q tests/python)
     args+=(-k "not fork")
@@ -165,12 +171,14 @@ cmd_test() {
             continue
         fi
         make_venv ".venv$v" "$py" --config-settings=cmake.define.YP_WERROR=ON
+        greenlets ".venv$v"
         log "Python tests ($(".venv$v/bin/python" --version))"
         ".venv$v/bin/python" -m pytest -q tests/python
         tested=$((tested + 1))
     done
     if [ "$tested" -eq 0 ]; then
         make_venv .venv "$(default_python)" --config-settings=cmake.define.YP_WERROR=ON
+        greenlets .venv
         log "Python tests ($(.venv/bin/python --version))"
         .venv/bin/python -m pytest -q tests/python
     fi

@@ -29,6 +29,7 @@ yp_ring *yp_hook_ring_slow(uint64_t wall) {
     yp_ring *r = yp_rec_ring_slow();
     if (!r) return NULL;
     yp_name_thread(r);
+    yp_glet_trace_here();
     yp_rec_set_check(r, yp_hook_tls.name_pending ? 1 : SAMPLE_EVERY); /* never sample the first event */
     yp_rec_push(r, ev_ts(wall), 0, YP_EV_THREAD_START);
     return r;

@@ -289,6 +289,14 @@ const void *yp_coro_current_frame(void) YP_HIDDEN;
  * the thread its own tag back). */
 void yp_tag_coro_enter(yp_ring *r, uint64_t wall, uint64_t ts) YP_HIDDEN;
 void yp_tag_coro_leave(yp_ring *r, uint64_t wall, uint64_t ts) YP_HIDDEN;
+/* A greenlet is switched to: its context's tag is the thread's own. */
+void yp_tag_glet_enter(yp_ring *r, uint64_t wall, uint64_t ts) YP_HIDDEN;
+
+/* ---- greenlets (yp_hook_glet.c) ---------------------------------------------------------- */
+
+/* This thread's greenlet switches are traced from now on, when greenlet
+ * has been imported (a slow path: never raises). */
+void yp_glet_trace_here(void) YP_HIDDEN;
 
 /* ---- the event sources ---------------------------------------------------------------- */
 

@@ -64,16 +64,28 @@ static uint32_t *co_depth(yp_hook_thread *t) {
     return &t->co_depth;
 }
 
-void yp_tag_coro_enter(yp_ring *r, uint64_t wall, uint64_t ts) {
-    yp_hook_thread *t = &yp_hook_tls;
-    (*co_depth(t))++;
+/* The tag of the context running now; -1 when it cannot be read. */
+static int64_t context_tag(void) {
     PyObject *et, *ev, *tb, *v = NULL;
     PyErr_Fetch(&et, &ev, &tb);
     int64_t id = H.tag_var && PyContextVar_Get(H.tag_var, Py_None, &v) == 0 && v ? tag_id(v) : -1;
     Py_XDECREF(v);
     PyErr_Clear(); /* never raised into the application */
     PyErr_Restore(et, ev, tb);
+    return id;
+}
+
+void yp_tag_coro_enter(yp_ring *r, uint64_t wall, uint64_t ts) {
+    (*co_depth(&yp_hook_tls))++;
+    int64_t id = context_tag();
     if (id >= 0) tag_set(r, wall, ts, (uint32_t)id);
+}
+
+void yp_tag_glet_enter(yp_ring *r, uint64_t wall, uint64_t ts) {
+    int64_t id = context_tag();
+    if (id < 0) return;
+    yp_hook_tls.tag_base = (uint32_t)id;
+    tag_set(r, wall, ts, (uint32_t)id);
 }
 
 void yp_tag_coro_leave(yp_ring *r, uint64_t wall, uint64_t ts) {

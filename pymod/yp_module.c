@@ -701,6 +701,8 @@ static PyMethodDef methods[] = {
     {"_set_ignore_prefix", py_set_ignore_prefix, METH_O, "do not record code under this path"},
     {"_start_quiet_thread", yp_py_start_quiet_thread, METH_O, "run fn() in a thread that is never recorded"},
     {"_set_tag_var", yp_py_set_tag_var, METH_O, "the ContextVar holding the tag"},
+    {"_trace_greenlets", yp_py_trace_greenlets, METH_NOARGS,
+     "trace this thread's greenlet switches (when greenlet is imported)"},
     {"_set_tag", yp_py_set_tag, METH_VARARGS,
      "_set_tag(value, in_task=False): the context's tag is now value"},
     {"_tag_data", py_tag_data, METH_O, "a snapshot's calls under tags"},
@@ -741,7 +743,8 @@ static void fork_child(void) {
 __attribute__((visibility("default"))) PyMODINIT_FUNC PyInit__yprof(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
-    if (yp_moncb_add(m) < 0 || PyModule_AddStringConstant(m, "__version__", YP_VERSION) < 0) {
+    if (yp_moncb_add(m) < 0 || yp_glet_add(m) < 0 ||
+        PyModule_AddStringConstant(m, "__version__", YP_VERSION) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -102,6 +102,10 @@ PyObject *yp_py_sigterm_die(PyObject *self, PyObject *unused);
 PyObject *yp_py_start_quiet_thread(PyObject *self, PyObject *fn);
 PyObject *yp_py_set_tag_var(PyObject *self, PyObject *var); /* yp_hook_tag.c */
 PyObject *yp_py_set_tag(PyObject *self, PyObject *value);
+/* _trace_greenlets(): this thread's greenlet switches are traced (yp_hook_glet.c). */
+PyObject *yp_py_trace_greenlets(PyObject *self, PyObject *unused);
+/* Add GreenletTracer to the module; -1 with an exception set. */
+int yp_glet_add(PyObject *m);
 /* Forget everything in a forked child. */
 void yp_hook_after_fork_child(void);
 /* Install (1) or remove (0) an empty hook in this thread, to measure what

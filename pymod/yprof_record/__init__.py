@@ -23,7 +23,7 @@ import sys
 import threading
 import warnings
 
-from . import _calibrate, _filter, _follow, _yprof
+from . import _calibrate, _filter, _follow, _greenlet, _yprof
 from .stats import FunctionStats, Stats, ThreadStats
 
 __all__ = [
@@ -276,6 +276,7 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
         if started:
             if _tags["used"]:  # this thread's tag, for the new recording
                 _tell_tag(_tag_var.get())
+            _greenlet.trace()
             _follow.guard_exit()
             if follow_children:
                 _follow.export(path, clock, builtins, _options["include"], _options["exclude"])

@@ -20,6 +20,7 @@ EVENTS, SYMBOLS, THREADS = 1, 2, 3
 CALL, RETURN, C_CALL, C_RETURN, UNWIND = 1, 2, 3, 4, 5
 THREAD_END, REC_STOP, DROPPED, OPEN = 7, 9, 10, 11
 CORO, SUSPEND, RESUME = 12, 13, 14
+SWITCH, SWITCH_FROM = 0, 1 << 55
 CLOCK_THREAD_CPU = 2
 CAP = 64 << 20
 
@@ -70,8 +71,6 @@ def decode_events(raw, n, first_ts, version):
     events, ts = [], first_ts
     for d, c in zip(deltas, codes):
         ts += d
-        if not 1 <= c & 15 <= 15:
-            raise ValueError("unknown kind")
         events.append((ts, c >> 4, c & 15))
     return events
 
@@ -128,6 +127,8 @@ class Thread:
         self.stack = []  # [func, start, counted, child, caller, on_stack_since, awaited]
         self.parked = {}  # coroutine -> (frame, suspended at)
         self.coro = None  # named by the last CORO, not used yet
+        self.glets = {}  # switched-out greenlet -> (its stack, switched out at)
+        self.glet = self.glet_from = None  # the greenlet running; the last SWITCH FROM's
         self.cpu_clock = cpu_clock
         self.last = None
         self.in_ival = False
@@ -146,6 +147,8 @@ class Thread:
             co, self.coro = self.coro, None
         if kind == CORO:
             self.coro = func
+        elif kind == SWITCH:
+            self.switch(func, ts)
         elif kind == RESUME and co is not None:
             parked = self.parked.pop(co, None)
             if parked is not None and parked[0][0] != func:  # another function's: it ended unseen
@@ -182,6 +185,32 @@ class Thread:
             self.end(ts)
             if kind == DROPPED:
                 self.dropped += func
+
+    def switch(self, g, ts):
+        if g & SWITCH_FROM:
+            self.glet_from = g & (SWITCH_FROM - 1)
+            return
+        left = self.glet_from if self.glet_from is not None else self.glet
+        self.glet_from = None
+        if left == g and left:
+            return
+        if self.stack and left:
+            self.glets[left], self.stack = (self.stack, ts), []
+        while self.stack:  # not named: its frames close
+            self.close(ts)
+        self.glet = g
+        self.glet_back(g, ts)
+
+    def glet_back(self, g, ts):
+        """Greenlet g's frames are the stack again; its time away awaited."""
+        stack, since = self.glets.pop(g, ([], ts))
+        for frame in stack:
+            if self.cpu_clock:
+                frame[1] += ts - since
+            else:
+                frame[6] += ts - since
+            frame[5] += ts - since
+        self.stack = stack
 
     def open(self, func, ts, counted):
         caller = self.stack[-1][0] if self.stack else None
@@ -223,6 +252,11 @@ class Thread:
     def end(self, ts):
         while self.stack:
             self.close(ts)
+        for g in list(self.glets):
+            self.glet_back(g, ts)
+            while self.stack:
+                self.close(ts)
+        self.glet = self.glet_from = None
         for frame, since in self.parked.values():
             self.close_parked(frame, since, ts)
         self.parked.clear()
