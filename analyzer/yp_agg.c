@@ -225,7 +225,7 @@ static int frame_open(yp_agg *a, yp_athread *t, uint32_t func_id, uint64_t ts, i
     uint32_t depth = t->st.depth;
     if (grow((void **)&t->stack, &t->stack_cap, (size_t)depth + 1, sizeof *t->stack)) return -1;
     yp_frame *top = depth ? &t->stack[depth - 1] : NULL;
-    yp_frame f = {func_id, NONE, NONE, NONE, counted, NONE, ts, 0, ts, 0};
+    yp_frame f = {func_id, NONE, NONE, NONE, counted, NONE, 0, ts, 0, ts, 0};
     yp_nent *pn = cache_node(t, top);
     if (pn && pn->c_valid && pn->c_func == func_id) {
         f.fidx = pn->c_fidx;
@@ -300,6 +300,7 @@ static inline __attribute__((always_inline)) void close_frame(yp_agg_tables *tb,
         g->ncalls += (uint64_t)f->counted;
         g->self += self;
         g->awaited += f->awaited;
+        g->root += f->groot ? elapsed : 0;
     }
     if (f->eidx != NONE) {
         yp_eent *e = &tb->es[f->eidx];
@@ -343,6 +344,7 @@ void yp_agg_close_parked(yp_agg_tables *tb, const yp_parked *p, uint64_t ts, int
         g->ncalls += (uint64_t)f->counted;
         g->self += self;
         g->awaited += awaited;
+        g->root += f->groot ? elapsed : 0;
     }
     if (f->eidx != NONE) {
         yp_eent *e = &tb->es[f->eidx];
@@ -385,11 +387,13 @@ static uint32_t gentry(yp_athread *t, uint32_t func_id, uint32_t tag) {
     return t->n_gs++;
 }
 
-/* A frame opened under a tag: its (function, tag) entry too. */
-__attribute__((noinline)) static void open_tagged(yp_athread *t, yp_frame *f) {
+/* A frame opened under a tag: its (function, tag) entry too; it begins
+ * the tag's work when its caller (f - 1) is not under the same tag. */
+__attribute__((noinline)) static void open_tagged(yp_athread *t, yp_frame *f, int has_caller) {
     uint32_t g = gentry(t, f->func_id, t->st.tag);
     if (g == NONE) return; /* out of memory: counted without its tag */
     f->gidx = g;
+    f->groot = !has_caller || f[-1].gidx == NONE || t->gs[f[-1].gidx].tag != t->st.tag;
     t->gs[g].active++;
 }
 
@@ -397,7 +401,8 @@ static inline __attribute__((always_inline)) int on_open(void *ctx, uint32_t fun
                                                          int counted) {
     walk_ctx *w = ctx;
     int rc = frame_open(w->a, w->t, func_id, ts, counted);
-    if (__builtin_expect(rc == 0 && w->t->st.tag != 0, 0)) open_tagged(w->t, &w->t->stack[w->t->st.depth]);
+    if (__builtin_expect(rc == 0 && w->t->st.tag != 0, 0))
+        open_tagged(w->t, &w->t->stack[w->t->st.depth], w->t->st.depth > 0);
     return rc;
 }
 
@@ -582,7 +587,7 @@ void yp_agg_clear(yp_agg *a) {
         for (uint32_t j = 0; j < t->n_ns; j++) t->ns[j].ncalls = t->ns[j].self = t->ns[j].total = 0;
         for (uint32_t j = 0; j < t->n_gs; j++) {
             yp_gent *g = &t->gs[j];
-            g->ncalls = g->rec = g->self = g->total = g->awaited = 0;
+            g->ncalls = g->rec = g->self = g->total = g->awaited = g->root = 0;
         }
         for (uint32_t j = 0; j < t->st.depth; j++) {
             t->stack[j].start = t->stack[j].seg = t->st.last_ts;

@@ -20,6 +20,7 @@ typedef struct yp_fent {
 typedef struct yp_gent {
     uint32_t func_id, tag, active, pad;
     uint64_t ncalls, rec, self, total, awaited;
+    uint64_t root; /* of total, its frames whose caller was under another tag (or none) */
 } yp_gent;
 
 typedef struct yp_eent {
@@ -38,6 +39,7 @@ typedef struct yp_frame {
     uint32_t func_id, fidx, eidx, nidx;
     uint32_t counted; /* 0 for frames open when recording began */
     uint32_t gidx;    /* its tag's entry (NONE: no tag) */
+    uint32_t groot;   /* its caller is under another tag (or none): it begins its tag's work */
     uint64_t start, child;
     uint64_t seg;     /* when it last went on the stack (a coroutine's resume; else start) */
     uint64_t awaited; /* ticks it was parked so far */

@@ -156,7 +156,8 @@ static int tag_rows(build *b, const yp_athread *t, uint32_t ti) {
         if (!g->ncalls && !g->self && !g->total) continue;
         yp_tagstat o = {func_index(b, g->tag),
                         {func_index(b, g->func_id), ti, g->ncalls, g->ncalls - g->rec, secs(b->a, g->self),
-                         secs(b->a, g->total), secs(b->a, g->awaited)}};
+                         secs(b->a, g->total), secs(b->a, g->awaited)},
+                        secs(b->a, g->root)};
         if (o.tag == NONE || o.f.func == NONE ||
             push_arr((void **)&b->s->tagstats, &b->s->n_tagstats, &b->gs_cap, sizeof o, &o))
             return -1;

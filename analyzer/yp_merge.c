@@ -146,6 +146,7 @@ static void sum_tagstats(yp_stats *m) {
         if (o && !tagstat_cmp(o, t)) {
             o->f.ncalls += t->f.ncalls, o->f.primitive_calls += t->f.primitive_calls;
             o->f.self_s += t->f.self_s, o->f.total_s += t->f.total_s, o->f.awaited_s += t->f.awaited_s;
+            o->root_s += t->root_s;
         } else {
             m->tagstats[k++] = *t;
         }

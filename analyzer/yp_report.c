@@ -103,23 +103,30 @@ static void print_threads(const yp_stats *s, FILE *out) {
     fputc('\n', out);
 }
 
-/* One row per tag: its functions, calls and the time they ran (self time
- * summed: each moment once; waits are not summed, nested coroutines share
- * them). */
+/* One row per tag: its functions, calls, wall time (from the start to the
+ * end of the calls that began its work: their callers were under another
+ * tag or none; waits included) and active time (the time its calls ran:
+ * self time summed, each moment once). */
 static void print_tags(const yp_stats *s, FILE *out) {
-    fprintf(out, "%-24s %9s %12s %12s\n", "tag", "functions", "calls", "ran_s");
+    fprintf(out, "%-24s %9s %12s %12s %12s\n", "tag", "functions", "calls", "wall_s", "active_s");
     size_t shown = 0;
     for (size_t g = 0; g < s->n_funcs; g++) {
         if (!YP_SYM_IS_TAG(s->funcs[g].builtin)) continue;
-        size_t n;
-        yp_fstat *rows = yp_stats_tag_totals(s, (uint32_t)g, UINT32_MAX, YP_SORT_TOTAL, &n);
-        if (!rows) continue;
         uint64_t calls = 0;
-        double ran = 0;
-        for (size_t i = 0; i < n; i++) calls += rows[i].ncalls, ran += rows[i].self_s;
+        double wall = 0, active = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_tagstats; i++) {
+            const yp_tagstat *t = &s->tagstats[i];
+            if (t->tag != g) continue;
+            calls += t->f.ncalls, wall += t->root_s, active += t->f.self_s;
+            n++;
+        }
+        size_t nf;
+        yp_fstat *rows = n ? yp_stats_tag_totals(s, (uint32_t)g, UINT32_MAX, YP_SORT_TOTAL, &nf) : NULL;
+        if (!rows) continue;
         free(rows);
-        if (!n) continue;
-        fprintf(out, "%-24.200s %9zu %12" PRIu64 " %12.6f\n", s->funcs[g].name, n, calls, ran);
+        fprintf(out, "%-24.200s %9zu %12" PRIu64 " %12.6f %12.6f\n", s->funcs[g].name, nf, calls, wall,
+                active);
         shown++;
     }
     if (!shown) fprintf(out, "  (no calls under a tag)\n");

@@ -56,11 +56,12 @@ static const char *const schema =
     "CREATE TABLE tags(id INTEGER PRIMARY KEY, value TEXT, is_int INTEGER);"
     "CREATE TABLE tag_function_stats(tag_id INTEGER REFERENCES tags(id),"
     " function_id INTEGER REFERENCES functions(id), thread_id INTEGER REFERENCES threads(id),"
-    " ncalls INTEGER, primitive_calls INTEGER, self_s REAL, total_s REAL, awaited_s REAL,"
+    " ncalls INTEGER, primitive_calls INTEGER, self_s REAL, total_s REAL, awaited_s REAL, root_s REAL,"
     " PRIMARY KEY(tag_id, function_id, thread_id));"
     "CREATE VIEW tag_function_totals AS SELECT g.value AS tag, g.id AS tag_id, f.id AS function_id,"
     " f.name AS name, f.module AS module, SUM(s.ncalls) AS ncalls, SUM(s.primitive_calls) AS primitive_calls,"
-    " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s, SUM(s.awaited_s) AS awaited_s"
+    " SUM(s.self_s) AS self_s, SUM(s.total_s) AS total_s, SUM(s.awaited_s) AS awaited_s,"
+    " SUM(s.root_s) AS root_s"
     " FROM tag_function_stats s JOIN tags g ON g.id = s.tag_id JOIN functions f ON f.id = s.function_id"
     " GROUP BY s.tag_id, s.function_id;"
     "CREATE INDEX threads_process ON threads(process_id);"
@@ -205,6 +206,7 @@ static void bind_tagstat(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_double(st, 6, t->f.self_s);
     sqlite3_bind_double(st, 7, t->f.total_s);
     sqlite3_bind_double(st, 8, t->f.awaited_s);
+    sqlite3_bind_double(st, 9, t->root_s);
 }
 
 /* Row i of function_stats. */
@@ -265,7 +267,7 @@ static int write_rows(sqlite3 *db, const yp_stats *s) {
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO tags SELECT ?1, ?2, ?3 WHERE ?4 = 1", s, s->n_funcs, bind_tag);
     if (rc == SQLITE_OK)
-        rc = insert_rows(db, "INSERT INTO tag_function_stats VALUES(?,?,?,?,?,?,?,?)", s, s->n_tagstats,
+        rc = insert_rows(db, "INSERT INTO tag_function_stats VALUES(?,?,?,?,?,?,?,?,?)", s, s->n_tagstats,
                          bind_tagstat);
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO function_stats VALUES(?,?,?,?,?,?,?)", s, s->n_fstats, bind_fstat);

@@ -404,9 +404,9 @@ fail:
     return NULL;
 }
 
-/* A snapshot's rows of calls under tags: (tag, function, thread, ncalls,
- * primitive, self_s, total_s, awaited_s), tag and function as indexes into
- * _stats_data's functions. */
+/* A snapshot's rows of calls under tags: (tag, function, thread, root_s,
+ * ncalls, primitive, self_s, total_s, awaited_s), tag and function as
+ * indexes into _stats_data's functions. */
 static PyObject *py_tag_data(PyObject *self, PyObject *cap) {
     (void)self;
     yp_stats *s = get_stats(cap);
@@ -415,7 +415,7 @@ static PyObject *py_tag_data(PyObject *self, PyObject *cap) {
     if (!rows) return NULL;
     for (size_t i = 0; i < s->n_tagstats; i++) {
         const yp_tagstat *t = &s->tagstats[i];
-        PyObject *o = Py_BuildValue("(IIIKKddd)", t->tag, t->f.func, t->f.thread,
+        PyObject *o = Py_BuildValue("(IIIdKKddd)", t->tag, t->f.func, t->f.thread, t->root_s,
                                     (unsigned long long)t->f.ncalls, (unsigned long long)t->f.primitive_calls,
                                     t->f.self_s, t->f.total_s, t->f.awaited_s);
         if (!o) {

@@ -102,6 +102,8 @@ typedef struct yp_fstat {
 typedef struct yp_tagstat {
     uint32_t tag;
     yp_fstat f;
+    double root_s; /* of f.total_s, the calls whose caller was under another tag or none:
+                      summed over the tag's functions, the wall time of its work */
 } yp_tagstat;
 
 typedef struct yp_edge {
@@ -232,7 +234,7 @@ const yp_session *yp_stats_proc(const yp_stats *s, size_t i);
 
 /* The schema's version, stored as the database's PRAGMA user_version: raised
  * on any change a reader could notice (docs/schema.md says what changed). */
-#define YP_SCHEMA_VERSION 3
+#define YP_SCHEMA_VERSION 4
 
 /* Write the SQLite database (replacing path). Schema: docs/schema.md. */
 yp_status yp_sqlite_write(const yp_stats *s, const char *path, char *errbuf, size_t errlen);

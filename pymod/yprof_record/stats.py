@@ -98,9 +98,11 @@ class Stats:
         if self._tagged is None:
             funcs = self._load()[3]
             out = {}
-            for gi, fi, ti, *row in _yprof._tag_data(self._cap):
+            wall = self._tag_wall = {}
+            for gi, fi, ti, root_s, *row in _yprof._tag_data(self._cap):
                 g = funcs[gi]
                 value = int(g[1]) if g[5] == 5 else g[1]  # builtin 5: an int tag
+                wall[value] = wall.get(value, 0.0) + root_s
                 totals, per_thread = out.setdefault(value, ({}, {}))
                 per_thread.setdefault(ti, []).append(FunctionStats(funcs[fi], *row))
                 _add_row(totals, fi, funcs[fi], *row)
@@ -111,6 +113,17 @@ class Stats:
     def tags(self):
         """The tags calls were made under (set_tag, tag), str and int values."""
         return sorted(self._tag_rows(), key=lambda v: (isinstance(v, str), v))
+
+    def tag_summary(self):
+        """One dict per tag, as `yprof-analyze --tags` prints them: tag,
+        functions, calls, wall_s (from the start to the end of the calls
+        that began its work, their callers under another tag or none: a
+        request's time, waits included) and active_s (the time its calls
+        ran)."""
+        rows = self._tag_rows()
+        return [{"tag": v, "functions": len(rows[v][0]), "calls": sum(f.ncalls for f in rows[v][0].values()),
+                 "wall_s": self._tag_wall[v], "active_s": sum(f.self_s for f in rows[v][0].values())}
+                for v in self.tags]
 
     @property
     def functions(self):

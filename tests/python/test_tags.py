@@ -213,3 +213,56 @@ def test_set_tag_and_tag_nest_restore_and_refuse_what_is_not_a_tag(tmp_path):
     bad = analyze(tmp_path / "api.yp", "-q", "--tag", "nope", check=False)
     assert bad.returncode == 2 and bad.stderr == \
         "yprof-analyze: no calls under tag 'nope' in %s (see --tags)\n" % (tmp_path / "api.yp")
+
+
+# A tag's wall time is its requests' time, waits included; its active time
+# the time its calls ran. Five requests wait 0.1 s, five burn 20 ms.
+WALL = r"""
+import asyncio, json, time
+import yprof_record as yp
+
+took = {"slow": 0.0, "busy": 0.0}
+
+def burn(s):
+    t = time.thread_time() + s
+    while time.thread_time() < t:
+        pass
+
+async def handle(kind):
+    if kind == "slow":
+        await asyncio.sleep(0.1)
+    else:
+        burn(0.02)
+
+async def request(kind):
+    with yp.tag(kind):
+        t0 = time.monotonic()
+        await handle(kind)
+        took[kind] += time.monotonic() - t0
+
+async def main():
+    await asyncio.gather(*(request("slow" if i % 2 else "busy") for i in range(10)))
+
+yp.start("w.yp")
+asyncio.run(main())
+yp.stop()
+print(json.dumps({"took": took, "summary": yp.get_stats().tag_summary()}))
+"""
+
+
+def test_a_tags_wall_time_includes_its_waits_and_its_active_time_does_not(tmp_path):
+    p = run_py(tmp_path, WALL)
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    took, summary = out["took"], {row["tag"]: row for row in out["summary"]}
+    slow, busy = summary["slow"], summary["busy"]
+    assert slow["wall_s"] == pytest.approx(took["slow"], rel=0.10) and slow["wall_s"] >= 0.5, out
+    assert slow["active_s"] < 0.02, out
+    assert busy["wall_s"] == pytest.approx(took["busy"], rel=0.10), out
+    assert busy["active_s"] == pytest.approx(busy["wall_s"], rel=0.10), out
+    r = analyze(tmp_path / "w.yp", "--tags", "-n", "1")
+    lines = r.stdout.split("\ntag ")[1].splitlines()
+    assert lines[0].split() == ["functions", "calls", "wall_s", "active_s"]
+    rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:] if ln.strip()}
+    for tag, row in summary.items():  # the command line's table = the live one
+        assert [int(row["functions"]), int(row["calls"])] == [int(v) for v in rows[tag][:2]], (tag, rows)
+        assert [float(v) for v in rows[tag][2:]] == pytest.approx([row["wall_s"], row["active_s"]], abs=2e-5)

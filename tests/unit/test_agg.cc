@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "yp_test_util.h"
@@ -199,8 +200,34 @@ TEST(Agg, TaggedCallsCountUnderTheirTag) {
         const char *fn = s.s->funcs[r.f.func].name;
         EXPECT_EQ(r.f.ncalls, 1u) << fn;
         EXPECT_DOUBLE_EQ(r.f.total_s, !strcmp(fn, "a") ? 8 : 2) << fn; // b's untagged call at 5 is not here
+        EXPECT_DOUBLE_EQ(r.root_s, !strcmp(fn, "a") ? 8 : 0) << fn; // a began the tag's work; b's caller is a
     }
     EXPECT_EQ(s.fn("b")->ncalls, 3u); // all of them, tagged or not
+}
+
+// A tag's wall time: its calls whose caller is under another tag or none.
+// An untagged a calls b under x (a root), b calls c under y (a root) and d
+// under x twice: first from c (a root), then from b (not one).
+TEST(Agg, TagRootsAreCallsWhoseCallerIsUnderAnotherTag) {
+    Agg g;
+    yp_symbol x{8, 0, YP_SYM_TAG_STR, "x", "", ""}, y{9, 0, YP_SYM_TAG_INT, "7", "", ""};
+    ASSERT_EQ(yp_agg_symbol(g.a, &x), YP_OK);
+    ASSERT_EQ(yp_agg_symbol(g.a, &y), YP_OK);
+    const uint8_t T = YP_EV_TAG;
+    g.feed(1, {E(0, 1, C), E(1, 8, T), E(1, 2, C), E(2, 9, T), E(2, 3, C), E(3, 8, T), E(3, 4, C), E(5, 4, R),
+               E(6, 3, R), E(7, 4, C), E(8, 4, R), E(9, 2, R), E(10, 0, T), E(10, 1, R)});
+    Snap s(g.a);
+    std::map<std::string, double> root, total;
+    for (size_t i = 0; i < s.s->n_tagstats; i++) {
+        const yp_tagstat &r = s.s->tagstats[i];
+        std::string key = std::string(s.s->funcs[r.tag].name) + "/" + s.s->funcs[r.f.func].name;
+        root[key] += r.root_s;
+        total[key] += r.f.total_s;
+    }
+    EXPECT_DOUBLE_EQ(root["x/b"], 8);  // 1..9: its caller a has no tag
+    EXPECT_DOUBLE_EQ(root["7/c"], 4);  // 2..6: its caller b is under x
+    EXPECT_DOUBLE_EQ(root["x/d"], 2);  // 3..5 (caller c under 7); not 7..8 (caller b under x)
+    EXPECT_DOUBLE_EQ(total["x/d"], 3); // both
 }
 
 TEST(Agg, SimpleChain) {
