@@ -3,14 +3,16 @@ handler, for which kind of request, takes how long, and how much of that
 is waiting.
 
     python examples/async_server.py --trace async.yp --clients 20 --requests 10
-    yprof-analyze async.yp
+    yprof-analyze async.yp --tags
 
 Protocol: one line per request, "FAST key" or "SLOW key"; the server
 answers with one line. A FAST request looks its key up in a cache (a short
 wait for a simulated store); a SLOW one waits longer and computes a
 digest. Each coroutine is one call however often it awaits: the report's
 total time for `handle_request` includes its waits, and `awaited_s` (in the
-database, get_stats()) says how much of it was waiting.
+database, get_stats()) says how much of it was waiting. Each request is
+handled under its kind's tag ("fast", "slow"): `--tags` says how long each
+kind took, waits included (wall_s), and how much of that ran (active_s).
 """
 
 import argparse
@@ -47,7 +49,9 @@ async def serve_client(reader, writer):
         if not line:
             break
         kind, key = line.decode().split()
-        writer.write((await handle_request(kind, key) + "\n").encode())
+        with yprof_record.tag(kind.lower()):  # this request's calls: under its kind
+            answer = await handle_request(kind, key)
+        writer.write((answer + "\n").encode())
         await writer.drain()
     writer.close()
 
@@ -79,6 +83,9 @@ def run(args):
         f = stats.function(name)
         out[name] = {"ncalls": f.ncalls, "total_s": round(f.total_s, 4), "awaited_s": round(f.awaited_s, 4),
                      "self_s": round(f.self_s, 4)}
+    out["tags"] = {row["tag"]: {"handle_request": stats.function("handle_request", tag=row["tag"]).ncalls,
+                                "wall_s": round(row["wall_s"], 4), "active_s": round(row["active_s"], 4)}
+                   for row in stats.tag_summary()}
     return out
 
 

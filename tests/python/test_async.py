@@ -200,6 +200,10 @@ def test_the_async_server_example_counts_each_request_once(tmp_path):
     # 160 waits of 2 ms and 40 of 20 ms at least
     assert out["handle_request"]["awaited_s"] >= 160 * 0.002 + 40 * 0.02
     assert out["handle_request"]["self_s"] < out["handle_request"]["total_s"] - out["handle_request"]["awaited_s"]
+    # each request under its kind's tag: a slow one's wall time has its 20 ms wait, and it is not active time
+    tags = out["tags"]
+    assert tags["fast"]["handle_request"] == 160 and tags["slow"]["handle_request"] == 40, tags
+    assert tags["slow"]["wall_s"] >= 40 * 0.02 > tags["slow"]["active_s"] and tags["fast"]["wall_s"] >= 160 * 0.002
     analyze(tmp_path / "a.yp", "-q")
     con = sqlite3.connect(str(tmp_path / "a.db"))
     row = con.execute("SELECT ncalls, awaited_s FROM function_totals WHERE name = 'handle_request'").fetchone()

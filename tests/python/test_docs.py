@@ -10,6 +10,7 @@ import glob
 import os
 import re
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -164,6 +165,7 @@ def run_sh_line(tmp, line, bg):
 @pytest.mark.parametrize("body", blocks("sh"))
 def test_shell_commands_run_or_name_what_exists(tmp_path, body):
     (tmp_path / "app.py").write_text(APP)
+    shutil.copytree(os.path.join(ROOT, "examples"), str(tmp_path / "examples"))  # the lines that run one
     run(tmp_path, [PY, "-m", "yprof_record", "-o", "trace.yp", "app.py"])  # trace.yp and trace.db to query
     run(tmp_path, [ANALYZE, "trace.yp", "-q"])
     (tmp_path / "server.py").write_text(SERVER)
