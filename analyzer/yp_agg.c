@@ -46,6 +46,7 @@ void yp_agg_set_clock(yp_agg *a, uint32_t clock_kind) {
 static void thread_free(yp_athread *t) {
     yp_stack_free(&t->st);
     yp_ktab_free(&t->parked);
+    yp_agg_task_free(t);
     free(t->gs);
     yp_map_free(&t->gmap);
     free(t->fs);
@@ -129,6 +130,7 @@ static yp_athread *get_thread(yp_agg *a, uint32_t id) {
     yp_athread *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->id = id;
+    t->pend_root = t->glet_row = NONE;
     t->name = dup_str("");
     if (!t->name || grow((void **)&a->threads, &a->threads_cap, a->n_threads + 1, sizeof *a->threads) ||
         yp_map_put(&a->tmap, id, (uint32_t)a->n_threads)) {
@@ -225,7 +227,7 @@ static int frame_open(yp_agg *a, yp_athread *t, uint32_t func_id, uint64_t ts, i
     uint32_t depth = t->st.depth;
     if (grow((void **)&t->stack, &t->stack_cap, (size_t)depth + 1, sizeof *t->stack)) return -1;
     yp_frame *top = depth ? &t->stack[depth - 1] : NULL;
-    yp_frame f = {func_id, NONE, NONE, NONE, counted, NONE, 0, ts, 0, ts, 0};
+    yp_frame f = {func_id, NONE, NONE, NONE, counted, NONE, 0, NONE, ts, 0, ts, 0};
     yp_nent *pn = cache_node(t, top);
     if (pn && pn->c_valid && pn->c_func == func_id) {
         f.fidx = pn->c_fidx;
@@ -317,6 +319,7 @@ static inline __attribute__((always_inline)) void close_frame(yp_agg_tables *tb,
         n->self += self;
         n->total += elapsed;
     }
+    if (__builtin_expect(f->tidx != NONE, 0)) tb->ks[f->tidx].active += ts > f->seg ? ts - f->seg : 0;
     /* the caller below holds it since it last went on the stack */
     if (depth > 1) stack[depth - 2].child += ts > f->seg ? ts - f->seg : 0;
 }
@@ -403,12 +406,16 @@ static inline __attribute__((always_inline)) int on_open(void *ctx, uint32_t fun
     int rc = frame_open(w->a, w->t, func_id, ts, counted);
     if (__builtin_expect(rc == 0 && w->t->st.tag != 0, 0))
         open_tagged(w->t, &w->t->stack[w->t->st.depth], w->t->st.depth > 0);
+    if (__builtin_expect(rc == 0 && (w->t->pend_task | (w->t->pend_root != NONE)), 0))
+        yp_agg_task_open(w->a, w->t, &w->t->stack[w->t->st.depth], ts);
     return rc;
 }
 
 static inline __attribute__((always_inline)) void on_close(void *ctx, uint64_t ts) {
     yp_athread *t = ((walk_ctx *)ctx)->t;
-    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs, t->ks};
+    yp_frame *f = &t->stack[t->st.depth - 1];
+    if (__builtin_expect(f->tidx != NONE, 0)) yp_agg_task_leaves(t, f, ts, 1);
     close_frame(&tb, t->stack, t->st.depth, ts);
 }
 
@@ -434,8 +441,12 @@ static int on_park(void *ctx, uint64_t co, uint64_t ts) {
     uint32_t depth = t->st.depth;
     yp_frame *f = &t->stack[depth - 1];
     if (yp_park_put(&t->parked, co, f, ts)) return -1;
-    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs, t->ks};
     entries_active(&tb, f, -1);
+    if (f->tidx != NONE) { /* a task's step ends */
+        t->ks[f->tidx].active += ts > f->seg ? ts - f->seg : 0;
+        yp_agg_task_leaves(t, f, ts, 0);
+    }
     if (depth > 1) t->stack[depth - 2].child += ts > f->seg ? ts - f->seg : 0;
     return 0;
 }
@@ -448,7 +459,7 @@ static int on_unpark(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts) {
     yp_parked p;
     if (!yp_park_take(&t->parked, co, &p)) return 0;
     if (p.f.func_id != func_id) { /* another function's under the same name: it ended unseen */
-        yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+        yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs, t->ks};
         yp_agg_close_parked(&tb, &p, p.since, w->a->cpu_clock);
         return 0;
     }
@@ -463,8 +474,12 @@ static int on_unpark(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts) {
     else
         p.f.awaited += away;
     p.f.seg = ts;
-    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs, t->ks};
     entries_active(&tb, &p.f, +1);
+    if (p.f.tidx != NONE) { /* a task's next step */
+        t->ks[p.f.tidx].steps++;
+        t->ks[p.f.tidx].running = 1;
+    }
     t->stack[depth] = p.f;
     return 1;
 }
@@ -472,8 +487,9 @@ static int on_unpark(void *ctx, uint64_t co, uint32_t func_id, uint64_t ts) {
 static void on_end_parked(void *ctx, uint64_t ts) {
     walk_ctx *w = ctx;
     yp_athread *t = w->t;
+    yp_agg_task_interval_end(t, ts);
     if (!t->parked.n) return;
-    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs, t->ks};
     for (size_t i = 0; i < t->parked.cap; i++) {
         const yp_parked *p = yp_ktab_at(&t->parked, i);
         if (p->key) yp_agg_close_parked(&tb, p, ts, w->a->cpu_clock);
@@ -498,7 +514,7 @@ void yp_agg_frames_back(yp_agg_tables *tb, yp_frame *fr, uint32_t depth, uint64_
 static int on_glet_out(void *ctx, uint64_t ts, void **user, size_t *user_cap) {
     yp_athread *t = ((walk_ctx *)ctx)->t;
     (void)ts;
-    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs, t->ks};
     for (uint32_t d = 0; d < t->st.depth; d++) entries_active(&tb, &t->stack[d], -1);
     *user = t->stack;
     *user_cap = t->stack_cap;
@@ -515,12 +531,17 @@ static void on_glet_in(void *ctx, const yp_glet *g, uint64_t ts) {
     free(t->stack);
     t->stack = g->user;
     t->stack_cap = g->user_cap;
-    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs};
+    yp_agg_tables tb = {t->fs, t->es, t->ns, t->gs, t->ks};
     yp_agg_frames_back(&tb, t->stack, g->depth, ts > g->since ? ts - g->since : 0, w->a->cpu_clock);
 }
 
-static const yp_stack_ops k_ops = {on_open,   on_close,      on_ahead,    on_park,
-                                   on_unpark, on_end_parked, on_glet_out, on_glet_in};
+static void on_task(void *ctx, unsigned sub, uint64_t val, uint64_t ts) {
+    walk_ctx *w = ctx;
+    yp_agg_task_event(w->a, w->t, sub, val, ts);
+}
+
+static const yp_stack_ops k_ops = {on_open,       on_close,    on_ahead,   on_park, on_unpark,
+                                   on_end_parked, on_glet_out, on_glet_in, on_task};
 
 #define PREFETCH_MIN_SLOTS 16384 /* 256 KiB: smaller maps stay in the cache */
 
@@ -612,9 +633,11 @@ void yp_agg_clear(yp_agg *a) {
                 f->counted = 0;
             }
         }
+        yp_agg_task_clear(a, t, t->st.last_ts);
         yp_stack_clear(&t->st);
     }
     a->events = 0;
+    a->tasks_dropped = 0;
 }
 
 uint64_t yp_agg_events_seen(const yp_agg *a) { return a ? a->events : 0; }
@@ -638,7 +661,7 @@ uint64_t yp_agg_bytes(const yp_agg *a) {
         b += sizeof *t + t->fs_cap * sizeof *t->fs + t->es_cap * sizeof *t->es + t->ns_cap * sizeof *t->ns +
              t->stack_cap * sizeof *t->stack + yp_stack_bytes(&t->st) + yp_agg_glet_bytes(&t->st) +
              yp_ktab_bytes(&t->parked) + t->gs_cap * sizeof *t->gs + yp_map_bytes(&t->gmap) +
-             yp_map_bytes(&t->fmap) + yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
+             yp_agg_task_bytes(t) + yp_map_bytes(&t->fmap) + yp_map_bytes(&t->emap) + yp_map_bytes(&t->nmap);
     }
     return b;
 }

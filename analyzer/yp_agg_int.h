@@ -40,6 +40,7 @@ typedef struct yp_frame {
     uint32_t counted; /* 0 for frames open when recording began */
     uint32_t gidx;    /* its tag's entry (NONE: no tag) */
     uint32_t groot;   /* its caller is under another tag (or none): it begins its tag's work */
+    uint32_t tidx;    /* the task whose root coroutine it is (NONE: none) */
     uint64_t start, child;
     uint64_t seg;     /* when it last went on the stack (a coroutine's resume; else start) */
     uint64_t awaited; /* ticks it was parked so far */
@@ -57,6 +58,20 @@ typedef yp_ktab yp_park;
 int yp_park_put(yp_park *p, uint64_t co, const yp_frame *f, uint64_t ts);
 /* Take the frame parked under co into *out: 1, or 0 when none. */
 int yp_park_take(yp_park *p, uint64_t co, yp_parked *out);
+
+/* A task (docs/api.md, "Tasks"): an asyncio task or a greenlet, in ticks
+ * (yp_agg_task.c). */
+typedef struct yp_trow {
+    uint64_t key;  /* its live identity's key (yp_agg_task.c); 0 once it is done */
+    uint64_t name; /* its TASK_NAME value (0: none) */
+    uint64_t created, first, done, active, since;
+    uint64_t steps;
+    uint32_t func_id; /* its root's function (0: not known yet) */
+    uint32_t tag;     /* the tag its last step ended under */
+    uint8_t kind;     /* YP_TASK_ASYNCIO or YP_TASK_GREENLET */
+    uint8_t has_created, is_done, running;
+    uint32_t pad;
+} yp_trow;
 
 typedef struct yp_athread {
     uint32_t id;
@@ -76,6 +91,14 @@ typedef struct yp_athread {
     size_t gs_cap;
     uint32_t n_gs;
     yp_map gmap;
+    yp_trow *ks; /* tasks */
+    size_t ks_cap;
+    uint32_t n_ks;
+    yp_ktab klive;                           /* a live task's identity -> its row (yp_agg_task.c) */
+    yp_ktab kcreated;                        /* created tasks not run yet: coroutine object -> when */
+    uint64_t pend_task, pend_name, pend_obj; /* TASK_NEW (+ 1), TASK_NAME, TASK_OBJ (+ 1) not used yet */
+    uint32_t pend_root; /* the row whose root function the next frame names (NONE: none) */
+    uint32_t glet_row;  /* the running greenlet's row (NONE: none) */
 } yp_athread;
 
 typedef struct yp_asym {
@@ -98,6 +121,7 @@ struct yp_agg {
     uint64_t events;
     uint64_t n_nodes_total;
     uint32_t nodes_truncated;
+    uint64_t n_task_rows, tasks_dropped;
 };
 
 /* Tables a frame close writes into: a thread's own, or a snapshot's copies. */
@@ -106,7 +130,27 @@ typedef struct yp_agg_tables {
     yp_eent *es;
     yp_nent *ns;
     yp_gent *gs;
+    yp_trow *ks;
 } yp_agg_tables;
+
+/* ---- tasks (yp_agg_task.c) ---- */
+
+/* Task rows kept over all threads; past it a new task is counted in
+ * tasks_dropped only. */
+#define YP_TASK_ROWS_MAX (1u << 18)
+/* A SWITCH record's sub-kind for tasks (the walker's `task`). */
+void yp_agg_task_event(yp_agg *a, yp_athread *t, unsigned sub, uint64_t val, uint64_t ts);
+/* The frame just opened (depth st.depth) when a row waits for its root. */
+void yp_agg_task_open(yp_agg *a, yp_athread *t, yp_frame *f, uint64_t ts);
+/* A task's root frame leaves the stack at ts: suspended (parked), or
+ * closing (returned, or the interval ends: t->st.ending). */
+void yp_agg_task_leaves(yp_athread *t, const yp_frame *f, uint64_t ts, int closing);
+/* The interval ends at ts: the running greenlet's stretch ends. */
+void yp_agg_task_interval_end(yp_athread *t, uint64_t ts);
+/* clear_stats(): done rows go, the others restart at ts. */
+void yp_agg_task_clear(yp_agg *a, yp_athread *t, uint64_t ts);
+void yp_agg_task_free(yp_athread *t);
+size_t yp_agg_task_bytes(const yp_athread *t);
 
 /* The innermost of `depth` open frames closes at ts: its time goes into
  * tb's entries and its caller's child time. */

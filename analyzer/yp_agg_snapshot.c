@@ -23,6 +23,7 @@ void yp_stats_free(yp_stats *s) {
     free(s->edges);
     free(s->nodes);
     free(s->tagstats);
+    free(s->tasks);
     free(s->strings);
     free(s->session_strings);
     free(s->procs);
@@ -37,7 +38,8 @@ typedef struct build {
     yp_stats *s;
     yp_strbuf sb;
     yp_map fidx;
-    size_t funcs_cap, fs_cap, es_cap, ns_cap, gs_cap;
+    size_t funcs_cap, fs_cap, es_cap, ns_cap, gs_cap, ks_cap;
+    uint64_t origin;  /* the first event's time: tasks' times are from it */
     yp_agg_tables tb; /* copies of one thread's tables */
     yp_frame *stack;
 } build;
@@ -94,13 +96,18 @@ static int close_copies(build *b, const yp_athread *t) {
     free(tb->es);
     free(tb->ns);
     free(tb->gs);
+    free(tb->ks);
     free(b->stack);
+    tb->ks = malloc((t->n_ks + 1) * sizeof *tb->ks);
     tb->fs = malloc((t->n_fs + 1) * sizeof *tb->fs);
     tb->es = malloc((t->n_es + 1) * sizeof *tb->es);
     tb->ns = malloc((t->n_ns + 1) * sizeof *tb->ns);
     tb->gs = malloc((t->n_gs + 1) * sizeof *tb->gs);
     b->stack = malloc(((size_t)t->st.depth + 1) * sizeof *b->stack);
-    if (!tb->fs || !tb->es || !tb->ns || !tb->gs || !b->stack) return -1;
+    if (!tb->fs || !tb->es || !tb->ns || !tb->gs || !tb->ks || !b->stack) return -1;
+    if (t->n_ks) memcpy(tb->ks, t->ks, t->n_ks * sizeof *tb->ks);
+    if (t->glet_row != NONE && tb->ks[t->glet_row].running) /* the running greenlet's stretch so far */
+        tb->ks[t->glet_row].active += t->st.last_ts - tb->ks[t->glet_row].since;
     if (t->n_gs) memcpy(tb->gs, t->gs, t->n_gs * sizeof *tb->gs);
     if (t->n_fs) memcpy(tb->fs, t->fs, t->n_fs * sizeof *tb->fs);
     if (t->n_es) memcpy(tb->es, t->es, t->n_es * sizeof *tb->es);
@@ -211,6 +218,31 @@ static int func_rows(build *b) {
     return 0;
 }
 
+/* Rows of thread ti's tasks. */
+static int task_rows(build *b, const yp_athread *t, uint32_t ti) {
+    const yp_agg *a = b->a;
+    for (uint32_t j = 0; j < t->n_ks; j++) {
+        const yp_trow *k = &b->tb.ks[j];
+        uint64_t end = k->is_done ? k->done : t->st.last_ts;
+        int sym = (k->name & YP_SW_NAME_SYMBOL) != 0;
+        yp_task o = {ti,
+                     k->kind,
+                     k->func_id ? func_index(b, k->func_id) : NONE,
+                     k->tag ? func_index(b, k->tag) : NONE,
+                     sym ? func_index(b, (uint32_t)k->name) : NONE,
+                     0,
+                     sym ? 0 : k->name,
+                     k->has_created ? secs(a, k->created > b->origin ? k->created - b->origin : 0) : -1,
+                     secs(a, k->first > b->origin ? k->first - b->origin : 0),
+                     k->is_done ? secs(a, k->done > b->origin ? k->done - b->origin : 0) : -1,
+                     secs(a, end > k->first ? end - k->first : 0),
+                     secs(a, k->active),
+                     k->steps};
+        if (push_arr((void **)&b->s->tasks, &b->s->n_tasks, &b->ks_cap, sizeof o, &o)) return -1;
+    }
+    return 0;
+}
+
 /* Per thread: its row, then its function, edge and node rows. */
 static int thread_rows(build *b) {
     const yp_agg *a = b->a;
@@ -223,7 +255,7 @@ static int thread_rows(build *b) {
         thread_row(b, t, &s->threads[ti]);
         s->n_threads++;
         if (fstat_rows(b, t, (uint32_t)ti) || edge_rows(b, t, (uint32_t)ti) ||
-            node_rows(b, t, (uint32_t)ti) || tag_rows(b, t, (uint32_t)ti))
+            node_rows(b, t, (uint32_t)ti) || tag_rows(b, t, (uint32_t)ti) || task_rows(b, t, (uint32_t)ti))
             return -1;
         s->session.events += t->st.events;
         s->session.dropped_events += t->st.dropped;
@@ -231,16 +263,15 @@ static int thread_rows(build *b) {
     return 0;
 }
 
-/* duration: first to last event over all threads */
-static double duration_s(const yp_agg *a) {
-    uint64_t lo = UINT64_MAX, hi = 0;
+/* The first and last events' times over all threads (lo > hi: none). */
+static void time_span(const yp_agg *a, uint64_t *lo, uint64_t *hi) {
+    *lo = UINT64_MAX, *hi = 0;
     for (size_t ti = 0; ti < a->n_threads; ti++) {
         const yp_stack *st = &a->threads[ti]->st;
         if (!st->seen) continue;
-        if (st->first_ts < lo) lo = st->first_ts;
-        if (st->last_ts > hi) hi = st->last_ts;
+        if (st->first_ts < *lo) *lo = st->first_ts;
+        if (st->last_ts > *hi) *hi = st->last_ts;
     }
-    return hi > lo ? secs(a, hi - lo) : 0;
 }
 
 /* String offsets become pointers into the one buffer. */
@@ -263,6 +294,7 @@ static void build_free(build *b) {
     free(b->tb.es);
     free(b->tb.ns);
     free(b->tb.gs);
+    free(b->tb.ks);
     free(b->stack);
     yp_map_free(&b->fidx);
 }
@@ -274,9 +306,13 @@ yp_stats *yp_agg_snapshot(const yp_agg *a) {
     b.s = calloc(1, sizeof *b.s);
     if (!b.s) return NULL;
     yp_sb_add(&b.sb, "");
+    uint64_t lo, hi;
+    time_span(a, &lo, &hi);
+    b.origin = lo <= hi ? lo : 0;
     int bad = func_rows(&b) || thread_rows(&b);
-    b.s->session.duration_s = duration_s(a);
+    b.s->session.duration_s = hi > lo ? secs(a, hi - lo) : 0; /* first to last event */
     b.s->nodes_truncated = a->nodes_truncated;
+    b.s->tasks_dropped = a->tasks_dropped;
     build_free(&b);
     if (bad || b.sb.failed) {
         free(b.sb.p);

@@ -37,6 +37,16 @@ void *yp_ktab_put(yp_ktab *t, uint64_t key) {
     return rec;
 }
 
+void *yp_ktab_get(const yp_ktab *t, uint64_t key) {
+    if (!t->n) return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t i = home(key, mask);; i = (i + 1) & mask) {
+        void *rec = yp_ktab_at(t, i);
+        if (yp_ktab_key(rec) == key) return rec;
+        if (!yp_ktab_key(rec)) return NULL;
+    }
+}
+
 int yp_ktab_take(yp_ktab *t, uint64_t key, void *out) {
     if (!t->n) return 0;
     size_t mask = t->cap - 1, i = home(key, mask);

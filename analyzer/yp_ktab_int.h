@@ -20,6 +20,8 @@ typedef struct yp_ktab {
 /* The record of key (made, zeroed but for its key, when not there); NULL
  * when out of memory. The pointer holds until the next put or take. */
 void *yp_ktab_put(yp_ktab *t, uint64_t key);
+/* The record of key, or NULL. */
+void *yp_ktab_get(const yp_ktab *t, uint64_t key);
 /* Copy the record of key into out and remove it: 1, or 0 when none. */
 int yp_ktab_take(yp_ktab *t, uint64_t key, void *out);
 /* Slot i (0 <= i < cap): a record, or an empty slot (key 0). */

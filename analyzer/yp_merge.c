@@ -114,6 +114,15 @@ static int add_rows(merge *g, const yp_stats *s, const uint32_t *fm, uint32_t pr
         t.tag = fm[t.tag], t.f.func = fm[t.f.func], t.f.thread += t0;
         m->tagstats[m->n_tagstats++] = t;
     }
+    for (size_t i = 0; i < s->n_tasks; i++) {
+        yp_task k = s->tasks[i];
+        if (k.func != NONE) k.func = fm[k.func];
+        if (k.tag != NONE) k.tag = fm[k.tag];
+        if (k.name != NONE) k.name = fm[k.name];
+        k.thread += t0;
+        m->tasks[m->n_tasks++] = k;
+    }
+    m->tasks_dropped += s->tasks_dropped;
     return g->sb.failed ? -1 : 0;
 }
 
@@ -260,7 +269,8 @@ static int alloc_rows(yp_stats *m, const yp_stats *a, const yp_stats *b) {
     m->edges = malloc((a->n_edges + b->n_edges + 1) * sizeof *m->edges);
     m->nodes = malloc((a->n_nodes + b->n_nodes + 1) * sizeof *m->nodes);
     m->tagstats = malloc((a->n_tagstats + b->n_tagstats + 1) * sizeof *m->tagstats);
-    return m->threads && m->fstats && m->edges && m->nodes && m->tagstats ? 0 : -1;
+    m->tasks = malloc((a->n_tasks + b->n_tasks + 1) * sizeof *m->tasks);
+    return m->threads && m->fstats && m->edges && m->nodes && m->tagstats && m->tasks ? 0 : -1;
 }
 
 /* Offsets into the strings become pointers. */
@@ -328,6 +338,11 @@ static void thread_rows(yp_stats *m, const yp_stats *s, uint32_t ti, uint32_t *m
         if (s->tagstats[i].f.thread == ti) {
             m->tagstats[m->n_tagstats] = s->tagstats[i];
             m->tagstats[m->n_tagstats++].f.thread = 0;
+        }
+    for (size_t i = 0; i < s->n_tasks; i++)
+        if (s->tasks[i].thread == ti) {
+            m->tasks[m->n_tasks] = s->tasks[i];
+            m->tasks[m->n_tasks++].thread = 0;
         }
 }
 

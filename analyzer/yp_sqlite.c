@@ -18,7 +18,8 @@ static const char *const schema =
     " pid INTEGER, clock TEXT, started_at TEXT, started_unix REAL, duration_s REAL,"
     " events INTEGER, dropped_events INTEGER, pollution_pct REAL, profiler_bytes INTEGER,"
     " hook_s REAL, flusher_s REAL, interp_s REAL, app_s REAL, complete INTEGER,"
-    " bad_chunks INTEGER, call_paths_truncated INTEGER, flusher_pct REAL, peak_bytes INTEGER);"
+    " bad_chunks INTEGER, call_paths_truncated INTEGER, flusher_pct REAL, peak_bytes INTEGER,"
+    " tasks_dropped INTEGER);"
     "CREATE TABLE processes(id INTEGER PRIMARY KEY, pid INTEGER, ppid INTEGER, trace_path TEXT,"
     " command_line TEXT, python_version TEXT, clock TEXT, started_at TEXT, started_unix REAL,"
     " duration_s REAL, events INTEGER, dropped_events INTEGER, pollution_pct REAL, hook_s REAL,"
@@ -64,6 +65,9 @@ static const char *const schema =
     " SUM(s.root_s) AS root_s"
     " FROM tag_function_stats s JOIN tags g ON g.id = s.tag_id JOIN functions f ON f.id = s.function_id"
     " GROUP BY s.tag_id, s.function_id;"
+    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, thread_id INTEGER REFERENCES threads(id), kind TEXT,"
+    " name TEXT, function_id INTEGER REFERENCES functions(id), tag_id INTEGER REFERENCES tags(id),"
+    " created_s REAL, first_run_s REAL, done_s REAL, wall_s REAL, active_s REAL, steps INTEGER);"
     "CREATE INDEX threads_process ON threads(process_id);"
     "CREATE INDEX function_stats_thread ON function_stats(thread_id, self_s);"
     "CREATE INDEX edges_callee ON edges(callee_id);"
@@ -125,6 +129,7 @@ static void bind_session(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_int64(st, 19, s->nodes_truncated);
     sqlite3_bind_double(st, 20, ss->flusher_pct);
     sqlite3_bind_int64(st, 21, (sqlite3_int64)ss->peak_bytes);
+    sqlite3_bind_int64(st, 22, (sqlite3_int64)s->tasks_dropped);
 }
 
 /* Row i of processes (ids from 1). */
@@ -183,7 +188,7 @@ static void bind_func(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_text(st, 4, f->filename, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, f->lineno);
     sqlite3_bind_int(st, 6, f->builtin != 0);
-    sqlite3_bind_int(st, 7, YP_SYM_IS_TAG(f->builtin)); /* a tag: in tags, not here */
+    sqlite3_bind_int(st, 7, YP_SYM_NOT_FUNC(f->builtin)); /* a tag (in tags) or a task's name (in tasks) */
 }
 
 /* Row i of funcs into tags, when it is a tag's value. */
@@ -207,6 +212,40 @@ static void bind_tagstat(sqlite3_stmt *st, const yp_stats *s, size_t i) {
     sqlite3_bind_double(st, 7, t->f.total_s);
     sqlite3_bind_double(st, 8, t->f.awaited_s);
     sqlite3_bind_double(st, 9, t->root_s);
+}
+
+/* Row i of tasks (ids from 1; NULL for what is not known). */
+static void bind_task(sqlite3_stmt *st, const yp_stats *s, size_t i) {
+    const yp_task *k = &s->tasks[i];
+    char name[32];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)i + 1);
+    sqlite3_bind_int64(st, 2, s->threads[k->thread].id);
+    sqlite3_bind_text(st, 3, k->kind == YP_TASK_GREENLET ? "greenlet" : "asyncio", -1, SQLITE_STATIC);
+    if (k->name != UINT32_MAX) {
+        sqlite3_bind_text(st, 4, s->funcs[k->name].name, -1, SQLITE_STATIC);
+    } else if (k->number) {
+        snprintf(name, sizeof name, "Task-%llu", (unsigned long long)k->number);
+        sqlite3_bind_text(st, 4, name, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(st, 4);
+    }
+    if (k->func != UINT32_MAX)
+        sqlite3_bind_int64(st, 5, s->funcs[k->func].id);
+    else
+        sqlite3_bind_null(st, 5);
+    if (k->tag != UINT32_MAX)
+        sqlite3_bind_int64(st, 6, s->funcs[k->tag].id);
+    else
+        sqlite3_bind_null(st, 6);
+    double t[3] = {k->created_s, k->first_run_s, k->done_s};
+    for (int j = 0; j < 3; j++)
+        if (t[j] < 0)
+            sqlite3_bind_null(st, 7 + j);
+        else
+            sqlite3_bind_double(st, 7 + j, t[j]);
+    sqlite3_bind_double(st, 10, k->wall_s);
+    sqlite3_bind_double(st, 11, k->active_s);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)k->steps);
 }
 
 /* Row i of function_stats. */
@@ -253,7 +292,7 @@ static void bind_node(sqlite3_stmt *st, const yp_stats *s, size_t i) {
 static int write_rows(sqlite3 *db, const yp_stats *s) {
     int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = insert_rows(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", s, 1,
+        rc = insert_rows(db, "INSERT INTO session VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", s, 1,
                          bind_session);
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO processes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", s,
@@ -275,6 +314,8 @@ static int write_rows(sqlite3 *db, const yp_stats *s) {
         rc = insert_rows(db, "INSERT INTO edges VALUES(?,?,?,?,?,?,?)", s, s->n_edges, bind_edge);
     if (rc == SQLITE_OK)
         rc = insert_rows(db, "INSERT INTO call_tree VALUES(?,?,?,?,?,?,?,?)", s, s->n_nodes, bind_node);
+    if (rc == SQLITE_OK)
+        rc = insert_rows(db, "INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", s, s->n_tasks, bind_task);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     return rc;
 }

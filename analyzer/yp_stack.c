@@ -53,7 +53,7 @@ static int glet_enter(yp_stack *s, const yp_stack_ops *ops, void *ctx, const yp_
     return 0;
 }
 
-int yp_stack_switch(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t to, uint64_t ts) {
+static int glet_switch(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t to, uint64_t ts) {
     uint64_t from = s->has_from ? s->glet_from : s->glet;
     s->has_from = 0;
     if (from == to && from) return 0;
@@ -62,6 +62,22 @@ int yp_stack_switch(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t to
     yp_glet g;
     if (!yp_ktab_take(&s->glets, to + 1, &g)) return 0; /* a new greenlet: no frame yet */
     return glet_enter(s, ops, ctx, &g, ts);
+}
+
+int yp_stack_sw(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t v, uint64_t ts) {
+    unsigned sub = (unsigned)(v >> 48);
+    uint64_t val = v & YP_SW_VAL_MAX;
+    if (ops->task) ops->task(ctx, sub, val, ts);
+    switch (sub) {
+    case YP_SW_GLET_OUT:
+    case YP_SW_GLET_OUT_DEAD:
+        s->glet_from = val;
+        s->has_from = 1;
+        return 0;
+    case YP_SW_GLET_IN:
+    case YP_SW_GLET_MAIN_IN: return glet_switch(s, ops, ctx, val, ts);
+    default: return 0; /* tasks' records, and sub-kinds this reader does not know */
+    }
 }
 
 void yp_stack_end_glets(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts) {

@@ -89,6 +89,7 @@ typedef struct yp_stack {
     uint64_t glet;      /* the greenlet running (0: not named yet) */
     uint64_t glet_from; /* the last SWITCH FROM's greenlet ... */
     int has_from;       /* ... not yet used by a SWITCH */
+    int ending;         /* the interval is ending: a frame closing now did not return */
 } yp_stack;
 
 /* What the user of a walk does with a frame. */
@@ -119,6 +120,9 @@ typedef struct yp_stack_ops {
     /* A greenlet's frames, switched out at g->since, are back at ts as the
      * stack's s->depth open frames; the user takes back what it kept. */
     void (*glet_in)(void *ctx, const yp_glet *g, uint64_t ts);
+    /* May be NULL: a SWITCH record's sub-kind (yp_switch_sub) and value,
+     * before the walker acts on it (greenlets and tasks: docs/format.md). */
+    void (*task)(void *ctx, unsigned sub, uint64_t val, uint64_t ts);
 } yp_stack_ops;
 
 /* How an event moves the stack depth (unwinding aside), by kind. */
@@ -129,17 +133,20 @@ static inline void yp_stack_close_all(yp_stack *s, const yp_stack_ops *ops, void
     for (; s->depth; s->depth--) ops->close(ctx, ts);
 }
 
-/* The thread switches to greenlet g (yp_stack.c); -1 when a frame could
- * not be opened again (out of memory). */
-int yp_stack_switch(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t g, uint64_t ts);
+/* A SWITCH record (yp_stack.c): greenlets switch stacks; every sub-kind
+ * goes to ops->task first. -1 when a frame could not be opened again (out
+ * of memory). */
+int yp_stack_sw(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t v, uint64_t ts);
 /* Every switched-out greenlet's frames close at ts (yp_stack.c). */
 void yp_stack_end_glets(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts);
 
 /* The recording interval ends at ts: every frame closes. */
 static inline void yp_stack_end(yp_stack *s, const yp_stack_ops *ops, void *ctx, uint64_t ts) {
+    s->ending = 1; /* frames close here without returning */
     yp_stack_close_all(s, ops, ctx, ts);
     if (s->glets.n || s->glet) yp_stack_end_glets(s, ops, ctx, ts);
     if (ops->end_parked) ops->end_parked(ctx, ts);
+    s->ending = 0;
     s->has_coro = 0;
     s->tag = 0;
     if (s->in_interval) s->wall += ts > s->ival_start ? ts - s->ival_start : 0;
@@ -237,13 +244,7 @@ static inline int yp_stack_event(yp_stack *s, const yp_stack_ops *ops, void *ctx
         return 0;
     case YP_EV_SUSPEND: yp_stack_suspend(s, ops, ctx, e->func_id, ts); return 0;
     case YP_EV_TAG: s->tag = e->func_id; return 0;
-    case YP_EV_SWITCH: {
-        uint64_t g = yp_event_coro(e);
-        if (!(g & YP_SWITCH_FROM)) return yp_stack_switch(s, ops, ctx, g, ts);
-        s->glet_from = g & YP_GLET_ID_MAX;
-        s->has_from = 1;
-        return 0;
-    }
+    case YP_EV_SWITCH: return yp_stack_sw(s, ops, ctx, yp_event_coro(e), ts);
     case YP_EV_RESUME: return yp_stack_resume(s, ops, ctx, e->func_id, ts);
     case YP_EV_REC_STOP: yp_stack_end(s, ops, ctx, ts); return 0;
     case YP_EV_THREAD_END:

@@ -55,7 +55,7 @@ static void on_close(void *p, uint64_t ts) {
 }
 
 /* Coroutines and greenlets: one slice per stretch run. */
-static const yp_stack_ops k_ops = {on_open, on_close, NULL, NULL, NULL, NULL, NULL, NULL};
+static const yp_stack_ops k_ops = {on_open, on_close, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 static yp_tl_thread *thread_of(yp_tl *t, uint32_t tid) {
     uint32_t i;

@@ -348,7 +348,7 @@ yp_status yp_chunk_symbols(const yp_chunk *c, yp_symbol_fn fn, void *ctx) {
         yp_symbol s;
         s.func_id = yp_get_u32(p);
         s.lineno = yp_get_u32(p + 4);
-        s.builtin = p[8] <= YP_SYM_TAG_INT ? p[8] : YP_C_METHOD; /* a newer kind: a C function still */
+        s.builtin = p[8] <= YP_SYM_KIND_MAX ? p[8] : YP_C_METHOD; /* a newer kind: a C function still */
         uint16_t len[3] = {yp_get_u16(p + 9), yp_get_u16(p + 11), yp_get_u16(p + 13)};
         const char *str[3];
         p += 15;

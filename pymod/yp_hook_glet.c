@@ -26,7 +26,7 @@ typedef struct {
 } yp_glet_tracer;
 
 /* A greenlet's identity: its address >> 3 (55 bits; never 0). */
-static uint64_t glet_id(PyObject *g) { return ((uint64_t)(uintptr_t)g >> 3) & YP_GLET_ID_MAX; }
+static uint64_t glet_id(PyObject *g) { return (uint64_t)(uintptr_t)g >> 3; }
 
 static void glet_switch(PyObject *pair) {
     if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) return;
@@ -34,8 +34,8 @@ static void glet_switch(PyObject *pair) {
     yp_ring *r = get_ring(wall);
     if (!r) return;
     uint64_t ts = ev_ts(wall);
-    uint64_t from = glet_id(PyTuple_GET_ITEM(pair, 0)) | YP_SWITCH_FROM,
-             to = glet_id(PyTuple_GET_ITEM(pair, 1));
+    uint64_t from = yp_switch(YP_SW_GLET_OUT, glet_id(PyTuple_GET_ITEM(pair, 0))),
+             to = yp_switch(YP_SW_GLET_IN, glet_id(PyTuple_GET_ITEM(pair, 1)));
     record(r, wall, ts, (uint32_t)from, yp_switch_kindw(from), 0);
     record(r, wall, ts, (uint32_t)to, yp_switch_kindw(to), 0);
     if (H.tags_used) yp_tag_glet_enter(r, wall, ts); /* the greenlet's own context, its tag */

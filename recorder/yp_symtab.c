@@ -57,7 +57,7 @@ uint32_t yp_symtab_add(const char *name, const char *module, const char *filenam
     }
     s->func_id = n + 1;
     s->lineno = lineno;
-    s->builtin = (uint8_t)(builtin > 0 && builtin <= YP_SYM_TAG_INT ? builtin : builtin ? YP_C_METHOD : 0);
+    s->builtin = (uint8_t)(builtin > 0 && builtin <= YP_SYM_KIND_MAX ? builtin : builtin ? YP_C_METHOD : 0);
     s->name = nm;
     s->module = md;
     s->filename = fl;

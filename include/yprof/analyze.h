@@ -106,6 +106,26 @@ typedef struct yp_tagstat {
                       summed over the tag's functions, the wall time of its work */
 } yp_tagstat;
 
+/* A task (docs/api.md, "Tasks"): an asyncio task from its first step, or a
+ * greenlet from its first switch in. Times in seconds since the
+ * snapshot's first event (with clock="cpu", on the thread's CPU clock). */
+enum { YP_TASK_ASYNCIO = 1, YP_TASK_GREENLET = 2 };
+typedef struct yp_task {
+    uint32_t thread; /* index into threads */
+    uint32_t kind;   /* YP_TASK_ASYNCIO or YP_TASK_GREENLET */
+    uint32_t func;   /* its root function: index into funcs (UINT32_MAX: not known) */
+    uint32_t tag;    /* the tag its last step ended under: index into funcs (UINT32_MAX: none) */
+    uint32_t name;   /* its name: index into funcs (UINT32_MAX: `number` or none) */
+    uint32_t pad;
+    uint64_t number;    /* asyncio's default name "Task-N": N (0: none) */
+    double created_s;   /* -1: not seen (created before recording, or not by a loop's create_task) */
+    double first_run_s; /* its first step (the greenlet: its first switch in) */
+    double done_s;      /* -1: not done */
+    double wall_s;      /* first run to done (to the snapshot's end when not done) */
+    double active_s;    /* the time its steps ran */
+    uint64_t steps;     /* steps run (the greenlet: switches in) */
+} yp_task;
+
 typedef struct yp_edge {
     uint32_t caller, callee, thread;
     uint64_t ncalls, primitive_calls;
@@ -152,8 +172,11 @@ typedef struct yp_stats {
     uint32_t nodes_truncated; /* call paths beyond the cap, folded */
     yp_tagstat *tagstats;     /* calls made under a tag; none without tags */
     size_t n_tagstats;
-    char *strings;         /* owns every string above */
-    char *session_strings; /* owns session's strings */
+    yp_task *tasks; /* asyncio tasks and greenlets, in the order they first ran per thread */
+    size_t n_tasks;
+    uint64_t tasks_dropped; /* tasks beyond the rows kept (docs/api.md, "Tasks") */
+    char *strings;          /* owns every string above */
+    char *session_strings;  /* owns session's strings */
     /* The processes, when several traces were merged (yp_stats_merge): each
      * one's own session figures; session then sums them. 0 and NULL for one
      * process: session is that process. */

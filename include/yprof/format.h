@@ -61,10 +61,9 @@ const char *yp_status_str(yp_status st);
 /* ---- events ------------------------------------------------------------- */
 
 typedef enum yp_event_kind {
-    YP_EV_SWITCH = 0,       /* the thread switches greenlets (format version
-                               4): func_id and pad hold a greenlet's identity
-                               (yp_event_coro); with YP_SWITCH_FROM the one
-                               left, then one without it: the one entered */
+    YP_EV_SWITCH = 0,       /* greenlets and tasks (format version 4): func_id
+                               and pad hold a sub-kind and a value
+                               (yp_switch_sub, below) */
     YP_EV_CALL = 1,         /* Python function entered (or generator resumed) */
     YP_EV_RETURN = 2,       /* Python function returned (or generator yielded) */
     YP_EV_C_CALL = 3,       /* C function entered */
@@ -107,11 +106,30 @@ static inline void yp_event_put_kindw(yp_event *e, uint32_t kindw) {
 static inline uint32_t yp_coro_kindw(uint64_t co) { return YP_EV_CORO | (uint32_t)(co >> 32) << 8; }
 static inline uint32_t yp_switch_kindw(uint64_t g) { return YP_EV_SWITCH | (uint32_t)(g >> 32) << 8; }
 
-/* A CORO or SWITCH record's identity: 56 bits, func_id then pad. A
- * SWITCH's top bit says "the greenlet left" (its identity is 55 bits). */
+/* A CORO or SWITCH record's identity: 56 bits, func_id then pad. */
 #define YP_CORO_ID_MAX ((1ull << 56) - 1)
-#define YP_SWITCH_FROM (1ull << 55)
-#define YP_GLET_ID_MAX (YP_SWITCH_FROM - 1)
+
+/* A SWITCH record's identity: a sub-kind in bits 48-55, a value in bits
+ * 0-47 (docs/format.md, "Greenlets and tasks"). Identities of greenlets,
+ * coroutines and coroutine objects are addresses >> 3, masked to 48 bits. */
+#define YP_SW_VAL_MAX ((1ull << 48) - 1)
+enum yp_switch_sub {
+    YP_SW_GLET_IN = 0x00,      /* the thread enters greenlet VAL */
+    YP_SW_GLET_MAIN_IN = 0x01, /* ... its main greenlet VAL (not a task) */
+    YP_SW_TASK_NAME = 0x10,    /* the next TASK_NEW's name: VAL with bit 47 set, a
+                                  symbol id in bits 0-31; else N of "Task-N" */
+    YP_SW_TASK_OBJ = 0x11,     /* the next TASK_NEW's coroutine object VAL */
+    YP_SW_TASK_NEW = 0x12,     /* an asyncio task's first step: its root coroutine
+                                  (VAL: its CORO identity) starts with the next frame */
+    YP_SW_TASK_CREATED = 0x13, /* a task of coroutine object VAL is created */
+    YP_SW_GLET_OUT = 0x80,     /* the thread leaves greenlet VAL ... */
+    YP_SW_GLET_OUT_DEAD = 0x81 /* ... which has ended */
+};
+#define YP_SW_NAME_SYMBOL (1ull << 47)
+#define YP_SWITCH_FROM (1ull << 55) /* a GLET_OUT sub-kind */
+static inline uint64_t yp_switch(unsigned sub, uint64_t val) {
+    return (uint64_t)sub << 48 | (val & YP_SW_VAL_MAX);
+}
 static inline int yp_kind_has_identity(unsigned kind) { return kind == YP_EV_CORO || kind == YP_EV_SWITCH; }
 static inline uint64_t yp_event_coro(const yp_event *e) {
     return (uint64_t)e->func_id | (uint64_t)e->pad[0] << 32 | (uint64_t)e->pad[1] << 40 |
@@ -135,6 +153,11 @@ enum { YP_C_METHOD = 1, YP_C_BOUND = 2, YP_C_STATIC = 3 };
  * text): a str or an int tag (docs/api.md, "Tags"). */
 enum { YP_SYM_TAG_STR = 4, YP_SYM_TAG_INT = 5 };
 #define YP_SYM_IS_TAG(builtin) ((builtin) == YP_SYM_TAG_STR || (builtin) == YP_SYM_TAG_INT)
+/* A symbol that is a task's name (format version 4), its name the text. */
+enum { YP_SYM_TASK_NAME = 6 };
+/* Not a function: a tag's value or a task's name. */
+#define YP_SYM_NOT_FUNC(builtin) ((builtin) >= YP_SYM_TAG_STR && (builtin) <= YP_SYM_TASK_NAME)
+#define YP_SYM_KIND_MAX YP_SYM_TASK_NAME
 
 /* ---- file header ------------------------------------------------------- */
 

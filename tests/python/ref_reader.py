@@ -20,7 +20,7 @@ EVENTS, SYMBOLS, THREADS = 1, 2, 3
 CALL, RETURN, C_CALL, C_RETURN, UNWIND = 1, 2, 3, 4, 5
 THREAD_END, REC_STOP, DROPPED, OPEN = 7, 9, 10, 11
 CORO, SUSPEND, RESUME = 12, 13, 14
-SWITCH, SWITCH_FROM = 0, 1 << 55
+SWITCH, VAL_MAX = 0, (1 << 48) - 1  # a SWITCH: a sub-kind in bits 48-55, a value below
 CLOCK_THREAD_CPU = 2
 CAP = 64 << 20
 
@@ -186,9 +186,12 @@ class Thread:
             if kind == DROPPED:
                 self.dropped += func
 
-    def switch(self, g, ts):
-        if g & SWITCH_FROM:
-            self.glet_from = g & (SWITCH_FROM - 1)
+    def switch(self, v, ts):
+        sub, g = v >> 48, v & VAL_MAX
+        if sub & 0x80:  # GLET_OUT: the greenlet left
+            self.glet_from = g
+            return
+        if sub > 1:  # not GLET_IN or GLET_MAIN_IN: tasks' records
             return
         left = self.glet_from if self.glet_from is not None else self.glet
         self.glet_from = None

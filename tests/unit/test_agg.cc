@@ -125,7 +125,7 @@ TEST(Agg, CoroutineParkedAtTheEndCloses_CpuClockLeavesSuspendedTimeOut) {
 // switched out is its open frames' awaited time (a CPU clock: not theirs).
 static yp_event Switch(uint64_t ts, uint64_t g, bool from) {
     yp_event e = E(ts, 0, YP_EV_SWITCH);
-    yp_event_set_coro(&e, g | (from ? YP_SWITCH_FROM : 0));
+    yp_event_set_coro(&e, yp_switch(from ? YP_SW_GLET_OUT : YP_SW_GLET_IN, g));
     return e;
 }
 
@@ -168,6 +168,91 @@ TEST(Agg, GreenletsAreStacksOfTheirOwn) {
         EXPECT_EQ(s.s->threads[0].unmatched, 0u);
         EXPECT_EQ(s.s->threads[0].open_frames, 0u);
     }
+}
+
+// Tasks: an asyncio task's row from its TASK_NEW to its root's return, its
+// steps the root's stretches; a greenlet's from its first switch in to the
+// switch out that says it ended. Task-7 (created at 0) runs b: 1..4, 10..12,
+// 20..21; the task named by symbol 8 runs d from 30 and is suspended when
+// recording stops at 40.
+static yp_event Sw(uint64_t ts, unsigned sub, uint64_t val) {
+    yp_event e = E(ts, 0, YP_EV_SWITCH);
+    yp_event_set_coro(&e, yp_switch(sub, val));
+    return e;
+}
+
+TEST(Agg, TasksAreRowsFromFirstStepToDone) {
+    const uint8_t S = YP_EV_SUSPEND, U = YP_EV_RESUME;
+    Agg g;
+    yp_symbol name{8, 0, YP_SYM_TASK_NAME, "fetcher", "", ""};
+    ASSERT_EQ(yp_agg_symbol(g.a, &name), YP_OK);
+    g.feed(1, {E(0, 1, C),
+               Sw(0, YP_SW_TASK_CREATED, 500),
+               Sw(1, YP_SW_TASK_NAME, 7),
+               Sw(1, YP_SW_TASK_OBJ, 500),
+               Sw(1, YP_SW_TASK_NEW, 9),
+               E(1, 2, C),
+               E(2, 3, C),
+               E(3, 3, R),
+               Coro(4, 9),
+               E(4, 2, S),
+               Coro(10, 9),
+               E(10, 2, U),
+               Coro(12, 9),
+               E(12, 2, S),
+               Coro(20, 9),
+               E(20, 2, U),
+               E(21, 2, R),
+               Sw(30, YP_SW_TASK_NAME, 8 | YP_SW_NAME_SYMBOL),
+               Sw(30, YP_SW_TASK_NEW, 11),
+               E(30, 4, C),
+               Coro(31, 11),
+               E(31, 4, S),
+               E(40, 0, YP_EV_REC_STOP)});
+    Snap s(g.a);
+    ASSERT_EQ(s.s->n_tasks, 2u);
+    const yp_task &a = s.s->tasks[0], &b = s.s->tasks[1];
+    EXPECT_EQ(a.kind, (uint32_t)YP_TASK_ASYNCIO);
+    EXPECT_EQ(a.number, 7u);
+    EXPECT_EQ(a.name, UINT32_MAX);
+    EXPECT_STREQ(s.s->funcs[a.func].name, "b");
+    EXPECT_EQ(a.steps, 3u);
+    EXPECT_DOUBLE_EQ(a.created_s, 0);
+    EXPECT_DOUBLE_EQ(a.first_run_s, 1);
+    EXPECT_DOUBLE_EQ(a.done_s, 21);
+    EXPECT_DOUBLE_EQ(a.wall_s, 20);
+    EXPECT_DOUBLE_EQ(a.active_s, 3 + 2 + 1);
+    EXPECT_STREQ(s.s->funcs[b.name].name, "fetcher");
+    EXPECT_STREQ(s.s->funcs[b.func].name, "d");
+    EXPECT_DOUBLE_EQ(b.created_s, -1); // not seen
+    EXPECT_DOUBLE_EQ(b.done_s, -1);    // still suspended
+    EXPECT_EQ(b.steps, 1u);
+    EXPECT_DOUBLE_EQ(b.active_s, 1);
+    EXPECT_DOUBLE_EQ(b.wall_s, 10); // to the last event
+    EXPECT_EQ(s.fn("b")->ncalls, 1u);
+}
+
+TEST(Agg, GreenletsAreTaskRows) {
+    const uint8_t CC = YP_EV_C_CALL, CR = YP_EV_C_RETURN;
+    Agg g;
+    // main (100) switches to 200 (runs b) at 1; 200 switches back at 3; main
+    // switches to 200 again at 6; 200's b returns and it ends at 8
+    g.feed(1, {E(0, 3, CC), Sw(1, YP_SW_GLET_OUT, 100), Sw(1, YP_SW_GLET_IN, 200), E(1, 2, C), E(2, 3, CC),
+               Sw(3, YP_SW_GLET_OUT, 200), Sw(3, YP_SW_GLET_MAIN_IN, 100), E(3, 3, CR), E(5, 3, CC),
+               Sw(6, YP_SW_GLET_OUT, 100), Sw(6, YP_SW_GLET_IN, 200), E(6, 3, CR), E(8, 2, R),
+               Sw(8, YP_SW_GLET_OUT_DEAD, 200), Sw(8, YP_SW_GLET_MAIN_IN, 100), E(8, 3, CR)});
+    Snap s(g.a);
+    ASSERT_EQ(s.s->n_tasks, 1u); // the main greenlet is not a task
+    const yp_task &k = s.s->tasks[0];
+    EXPECT_EQ(k.kind, (uint32_t)YP_TASK_GREENLET);
+    EXPECT_STREQ(s.s->funcs[k.func].name, "b");
+    EXPECT_EQ(k.steps, 2u);
+    EXPECT_DOUBLE_EQ(k.first_run_s, 1);
+    EXPECT_DOUBLE_EQ(k.done_s, 8);
+    EXPECT_DOUBLE_EQ(k.wall_s, 7);
+    EXPECT_DOUBLE_EQ(k.active_s, 2 + 2);
+    EXPECT_EQ(s.fn("b")->ncalls, 1u);
+    EXPECT_EQ(s.fn("c")->ncalls, 3u);
 }
 
 // A switch that does not name the greenlet left closes its frames.
