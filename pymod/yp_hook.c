@@ -89,7 +89,7 @@ static void push_open_frames(yp_ring *r, uint64_t ts) {
     }
 #endif
     for (int i = n - 1; i >= 0; i--) {
-        uint32_t id = code_id(chain[i]) & ~YP_CORO_BIT;
+        uint32_t id = code_id(chain[i]) & ~YP_ID_FLAGS;
         if (id && id != IGNORED_ID) yp_rec_push(r, ts, id, YP_EV_OPEN);
     }
     for (int i = 0; i < n; i++) Py_DECREF(chain[i]);

@@ -44,6 +44,8 @@ int yp_coro_push(yp_ring *r, uint64_t wall, uint32_t id, uint8_t kind, const voi
     if (kind == YP_EV_RESUME || kind == YP_EV_SUSPEND) {
         uint64_t co = ((uint64_t)(uintptr_t)frame >> 3) & YP_CORO_ID_MAX;
         record(r, wall, ts, (uint32_t)co, yp_coro_kindw(co), 0);
+    } else if (kind == YP_EV_CALL) {
+        yp_task_maybe_first_step(r, wall, ts, id, frame); /* started by the loop: a task's? */
     }
     record(r, wall, ts, id, kind, 0);
     if (H.tags_used && !enters) yp_tag_coro_leave(r, wall, ts);

@@ -77,6 +77,13 @@ static PyObject *yp_eval(PyThreadState *ts, yp_evalframe *f, int throwflag) {
     if (!typical) id = yp_code_id_slow(evalframe_obj(f), co, evalframe_globals(f));
     if (id == 0 || id == IGNORED_ID || evalframe_makes_generator(f, co)) return g_prev_eval(ts, f, throwflag);
     if (id & YP_CORO_BIT) return eval_coro(ts, f, throwflag, id & ~YP_CORO_BIT);
+    if (id & YP_WATCH_BIT) {
+        id &= ~YP_WATCH_BIT;
+        uint64_t wall = wall_ticks();
+        yp_ring *r = get_ring(wall);
+        if (r) yp_task_created(r, wall, f, PY_VERSION_HEX >= 0x030B0000);
+        typical = 0;
+    }
     eval_push(id, YP_EV_CALL, typical);
     PyObject *res = g_prev_eval(ts, f, throwflag);
     /* after a stop() (and maybe a start() onto another hook, which reports

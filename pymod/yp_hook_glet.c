@@ -28,14 +28,27 @@ typedef struct {
 /* A greenlet's identity: its address >> 3 (55 bits; never 0). */
 static uint64_t glet_id(PyObject *g) { return (uint64_t)(uintptr_t)g >> 3; }
 
+/* 1 if g's attribute `attr` is name (interned in *cache) ; errors: 0. */
+static int attr_is(PyObject *g, PyObject **cache, const char *attr, PyObject *value) {
+    if (!*cache && !(*cache = PyUnicode_InternFromString(attr))) return PyErr_Clear(), 0;
+    PyObject *v = PyObject_GetAttr(g, *cache);
+    if (!v) return PyErr_Clear(), 0;
+    Py_DECREF(v);
+    return v == value;
+}
+
 static void glet_switch(PyObject *pair) {
     if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) return;
     uint64_t wall = wall_ticks();
     yp_ring *r = get_ring(wall);
     if (!r) return;
     uint64_t ts = ev_ts(wall);
-    uint64_t from = yp_switch(YP_SW_GLET_OUT, glet_id(PyTuple_GET_ITEM(pair, 0))),
-             to = yp_switch(YP_SW_GLET_IN, glet_id(PyTuple_GET_ITEM(pair, 1)));
+    static PyObject *s_dead, *s_parent;
+    PyObject *origin = PyTuple_GET_ITEM(pair, 0), *target = PyTuple_GET_ITEM(pair, 1);
+    int dead = attr_is(origin, &s_dead, "dead", Py_True),
+        main = attr_is(target, &s_parent, "parent", Py_None);
+    uint64_t from = yp_switch(dead ? YP_SW_GLET_OUT_DEAD : YP_SW_GLET_OUT, glet_id(origin)),
+             to = yp_switch(main ? YP_SW_GLET_MAIN_IN : YP_SW_GLET_IN, glet_id(target));
     record(r, wall, ts, (uint32_t)from, yp_switch_kindw(from), 0);
     record(r, wall, ts, (uint32_t)to, yp_switch_kindw(to), 0);
     if (H.tags_used) yp_tag_glet_enter(r, wall, ts); /* the greenlet's own context, its tag */

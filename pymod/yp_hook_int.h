@@ -29,8 +29,10 @@
 
 #define IGNORED_ID YP_FUNC_ID_MAX /* stored on code we don't record */
 #define YP_CORO_BIT 0x80000000u   /* on a coroutine's stored id: its events go to yp_hook_coro.c */
-#define SAMPLE_EVERY 64           /* hook time is sampled on one event in 64 */
-#define SAMPLE_MAX_NS 20000.0     /* a sample longer than this caught a preemption: the next is taken */
+#define YP_WATCH_BIT 0x40000000u  /* on asyncio's create_task: its call goes to yp_hook_task.c */
+#define YP_ID_FLAGS (YP_CORO_BIT | YP_WATCH_BIT)
+#define SAMPLE_EVERY 64       /* hook time is sampled on one event in 64 */
+#define SAMPLE_MAX_NS 20000.0 /* a sample longer than this caught a preemption: the next is taken */
 #define YP_HIDDEN __attribute__((visibility("hidden")))
 #define YP_HOT static inline __attribute__((always_inline))
 
@@ -224,6 +226,7 @@ typedef struct {
     int stacktop;
     char is_entry; /* bool */
     char owner;    /* 0: FRAME_OWNED_BY_THREAD, 1: by a generator */
+    PyObject *localsplus[1];
 } yp_iframe311;
 typedef struct {
     PyObject_HEAD PyFrameObject *f_back;
@@ -281,6 +284,22 @@ int yp_coro_eval_starts(void *frame) YP_HIDDEN;
 int yp_coro_eval_suspended(void *frame) YP_HIDDEN;
 /* sys.monitoring's: the frame running now. */
 const void *yp_coro_current_frame(void) YP_HIDDEN;
+
+/* ---- asyncio tasks (yp_hook_task.c) -------------------------------------------------------- */
+
+/* A coroutine's first start (frame: its name, as yp_coro_push's) when no
+ * coroutine called it: an asyncio task's first step if a task runs its
+ * coroutine (TASK_NAME, TASK_OBJ, TASK_NEW records). */
+void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id,
+                              const void *frame) YP_HIDDEN;
+/* create_task(self, coro, ...) is called: coro, its second argument, gets a
+ * task (a TASK_CREATED record). A setprofile or frame-evaluator frame
+ * (3.11's evaluator: its interpreter frame, iframe 1), or NULL: the
+ * current frame (sys.monitoring). */
+void yp_task_created(yp_ring *r, uint64_t wall, const void *frame, int iframe) YP_HIDDEN;
+/* The code whose calls yp_task_created is for: asyncio's
+ * BaseEventLoop.create_task. */
+int yp_task_is_create(PyCodeObject *co, const char *filename) YP_HIDDEN;
 
 /* ---- tags (yp_hook_tag.c) -------------------------------------------------------------- */
 

@@ -37,8 +37,12 @@ __attribute__((noinline)) static PyObject *mon_code_slow(PyCodeObject *co, uint8
     yp_ring *r = get_ring(wall);
     uint32_t id = r ? code_id_of(co, NULL, NULL) : 0;
     if (id == IGNORED_ID) return mon_ignored(local);
-    if (id & YP_CORO_BIT) { /* only a resume or a suspension needs its name */
-        int named = ckind == YP_EV_RESUME || ckind == YP_EV_SUSPEND;
+    if (id & YP_WATCH_BIT) {
+        if (kind == YP_EV_CALL) yp_task_created(r, wall, NULL, 0);
+        id &= ~YP_WATCH_BIT;
+    }
+    if (id & YP_CORO_BIT) { /* a resume or a suspension needs its name, a first start its frame */
+        int named = ckind == YP_EV_RESUME || ckind == YP_EV_SUSPEND || ckind == YP_EV_CALL;
         yp_coro_push(r, wall, id & ~YP_CORO_BIT, ckind, named ? yp_coro_current_frame() : NULL);
         Py_RETURN_NONE;
     }
@@ -63,9 +67,11 @@ YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t ki
     uint32_t id = code_id_fast(co);
     if (__builtin_expect(!r || id_unusual(id), 0)) {
         if (id == IGNORED_ID) return mon_ignored(local);
-        /* a coroutine's first start or end is any function's call or return
-         * (kind == ckind: a constant), unless tags follow coroutines */
-        if (kind != ckind || !r || !(id & YP_CORO_BIT) || H.tags_used || id_unusual(id & ~YP_CORO_BIT))
+        /* a coroutine's end is any function's return (kind == ckind: a
+         * constant), unless tags follow coroutines; its first start may be
+         * an asyncio task's (yp_hook_task.c) */
+        if (kind != ckind || kind == YP_EV_CALL || !r || !(id & YP_CORO_BIT) || H.tags_used ||
+            id_unusual(id & ~YP_CORO_BIT))
             return mon_code_slow(co, kind, ckind, wall, local);
         id &= ~YP_CORO_BIT;
     }

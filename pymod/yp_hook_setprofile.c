@@ -19,6 +19,10 @@ __attribute__((noinline)) static int profile_slow(PyFrameObject *frame, int what
     uint8_t kind;
     if (what == PyTrace_CALL || what == PyTrace_RETURN) {
         id = code_id(frame);
+        if (id & YP_WATCH_BIT) {
+            if (what == PyTrace_CALL) yp_task_created(r, wall, frame, 0);
+            id &= ~YP_WATCH_BIT;
+        }
         if (id & YP_CORO_BIT) return yp_coro_profile(r, wall, frame, what, arg, id & ~YP_CORO_BIT);
         kind = what == PyTrace_CALL ? YP_EV_CALL : arg ? YP_EV_RETURN : YP_EV_UNWIND;
     } else {

@@ -427,6 +427,31 @@ static PyObject *py_tag_data(PyObject *self, PyObject *cap) {
     return rows;
 }
 
+/* A snapshot's tasks: (thread, kind, function, tag, name, number, created_s,
+ * first_run_s, done_s, wall_s, active_s, steps), function, tag and name as
+ * indexes into _stats_data's functions (-1: none). */
+static PyObject *py_task_data(PyObject *self, PyObject *cap) {
+    (void)self;
+    yp_stats *s = get_stats(cap);
+    if (!s) return NULL;
+    PyObject *rows = PyList_New((Py_ssize_t)s->n_tasks);
+    if (!rows) return NULL;
+    for (size_t i = 0; i < s->n_tasks; i++) {
+        const yp_task *k = &s->tasks[i];
+#define IDX(x) ((x) == UINT32_MAX ? -1L : (long)(x))
+        PyObject *o = Py_BuildValue("(IIlllKdddddK)", k->thread, k->kind, IDX(k->func), IDX(k->tag),
+                                    IDX(k->name), (unsigned long long)k->number, k->created_s, k->first_run_s,
+                                    k->done_s, k->wall_s, k->active_s, (unsigned long long)k->steps);
+#undef IDX
+        if (!o) {
+            Py_DECREF(rows);
+            return NULL;
+        }
+        PyList_SET_ITEM(rows, (Py_ssize_t)i, o);
+    }
+    return rows;
+}
+
 static PyObject *py_stats_save(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cap;
@@ -706,6 +731,7 @@ static PyMethodDef methods[] = {
     {"_set_tag", yp_py_set_tag, METH_VARARGS,
      "_set_tag(value, in_task=False): the context's tag is now value"},
     {"_tag_data", py_tag_data, METH_O, "a snapshot's calls under tags"},
+    {"_task_data", py_task_data, METH_O, "a snapshot's tasks"},
     {"_sigterm_catch", yp_py_sigterm_catch, METH_NOARGS,
      "SIGTERM to a semaphore, if its action is the default"},
     {"_sigterm_wait", yp_py_sigterm_wait, METH_NOARGS, "until SIGTERM comes"},

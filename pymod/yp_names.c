@@ -203,6 +203,7 @@ uint32_t yp_code_id_slow(PyFrameObject *frame, PyCodeObject *co, PyObject *globa
             } else if (!sym) {
                 sym = id = code_symbol(frame, co, module, filename);
                 if (sym && yp_code_is_coro(co)) sym = id = sym | YP_CORO_BIT;
+                if (sym && yp_task_is_create(co, filename)) sym = id = sym | YP_WATCH_BIT;
                 if (sym) extra_set(co, H.sym_idx, sym);
             }
             Py_XDECREF(mod);

@@ -24,12 +24,12 @@ import threading
 import warnings
 
 from . import _calibrate, _filter, _follow, _greenlet, _yprof
-from .stats import FunctionStats, Stats, ThreadStats
+from .stats import FunctionStats, Stats, TaskStats, ThreadStats
 
 __all__ = [
     "start", "stop", "is_running", "get_stats", "clear_stats", "pollution",
     "status", "profile", "serve_control", "control_path", "set_tag", "tag", "Stats", "FunctionStats",
-    "ThreadStats",
+    "ThreadStats", "TaskStats",
 ]
 __version__ = _yprof.__version__  # pyproject.toml's, compiled in
 

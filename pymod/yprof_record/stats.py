@@ -46,6 +46,21 @@ class ThreadStats:
         return "<ThreadStats %s id=%d events=%d>" % (self.name, self.id, self.events)
 
 
+class TaskStats:
+    """One asyncio task or greenlet (docs/api.md, "Tasks"): kind ("asyncio"
+    or "greenlet"), name (None: none), function (its root's name), module,
+    thread (its name), tag (None: none), created_s (None: not seen),
+    first_run_s, done_s (None: not done), wall_s, active_s, steps. Times in
+    seconds since the first event recorded."""
+
+    __slots__ = ("kind", "name", "function", "module", "thread", "tag", "created_s", "first_run_s", "done_s",
+                 "wall_s", "active_s", "steps")
+
+    def __repr__(self):
+        return "<TaskStats %s %s %s steps=%d wall=%.6fs active=%.6fs>" % (
+            self.kind, self.name, self.function, self.steps, self.wall_s, self.active_s)
+
+
 def _add_row(totals, fi, fn, ncalls, prim, self_s, total_s, awaited_s):
     """Add a thread's row of function fi into totals (by function index)."""
     t = totals.get(fi)
@@ -124,6 +139,25 @@ class Stats:
         return [{"tag": v, "functions": len(rows[v][0]), "calls": sum(f.ncalls for f in rows[v][0].values()),
                  "wall_s": self._tag_wall[v], "active_s": sum(f.self_s for f in rows[v][0].values())}
                 for v in self.tags]
+
+    @property
+    def tasks(self):
+        """TaskStats of every asyncio task and greenlet, per thread in the
+        order they first ran."""
+        funcs, threads = self._load()[3], self._load()[1]
+        out = []
+        for ti, kind, fi, gi, ni, number, created, first, done, wall, active, steps in _yprof._task_data(self._cap):
+            k = TaskStats()
+            k.kind = "greenlet" if kind == 2 else "asyncio"
+            k.name = funcs[ni][1] if ni >= 0 else "Task-%d" % number if number else None
+            k.function, k.module = (funcs[fi][1], funcs[fi][2]) if fi >= 0 else (None, None)
+            k.thread = threads[ti].name
+            k.tag = (int(funcs[gi][1]) if funcs[gi][5] == 5 else funcs[gi][1]) if gi >= 0 else None
+            k.created_s = created if created >= 0 else None
+            k.done_s = done if done >= 0 else None
+            k.first_run_s, k.wall_s, k.active_s, k.steps = first, wall, active, steps
+            out.append(k)
+        return out
 
     @property
     def functions(self):
