@@ -1,0 +1,196 @@
+"""The tasks table (docs/api.md, "Tasks"): one row per asyncio task (C and
+pure-Python tasks, eager ones on 3.12+) and per greenlet, with its name,
+root function, tag, creation, first run, end, steps and the time its steps
+ran; live rows equal the database's; on every hook."""
+import json
+import sqlite3
+import sys
+
+import pytest
+from conftest import analyze, run_py
+from test_counts import HOOKS
+
+# The issue's handlers as tasks: each burns 5 ms, sleeps 0.1 s, burns 5 ms,
+# sleeps 0.1 s, under the tag of its kind; the program measures each one.
+# argv: the task factory (c: asyncio's, py: the pure-Python Task, eager:
+# 3.12's eager_task_factory), builtins.
+HANDLERS = r"""
+import asyncio, json, sys, time
+import yprof_record as yp
+
+took = {}
+
+def burn(s):
+    t0 = time.thread_time()
+    while time.thread_time() < t0 + s:
+        pass
+
+async def handler(i):
+    t0 = time.monotonic()
+    yp.set_tag("odd" if i % 2 else "even")
+    burn(0.005)
+    await asyncio.sleep(0.1)
+    burn(0.005)
+    await asyncio.sleep(0.1)
+    took[i] = time.monotonic() - t0
+
+async def main():
+    loop = asyncio.get_running_loop()
+    if sys.argv[1] == "py":
+        loop.set_task_factory(lambda loop, coro, **kw: asyncio.tasks._PyTask(coro, loop=loop, **kw))
+    elif sys.argv[1] == "eager":
+        loop.set_task_factory(asyncio.eager_task_factory)
+    ts = [asyncio.create_task(handler(i), name="h%d" % i if i < 3 else None) for i in range(10)]
+    await asyncio.gather(*ts)
+
+yp.start("t.yp", builtins=sys.argv[2] == "1")
+asyncio.run(main())
+yp.stop()
+rows = [{s: getattr(k, s) for s in k.__slots__} for k in yp.get_stats().tasks]
+print(json.dumps({"took": took, "tasks": rows, "hook": yp.status()["hook"]}))
+"""
+
+
+def db_tasks(db):
+    con = sqlite3.connect(str(db))
+    rows = con.execute(
+        "SELECT t.kind, t.name, f.name, g.value, t.created_s, t.first_run_s, t.done_s, t.wall_s, t.active_s, t.steps"
+        " FROM tasks t LEFT JOIN functions f ON f.id = t.function_id LEFT JOIN tags g ON g.id = t.tag_id"
+        " ORDER BY t.id").fetchall()
+    con.close()
+    return rows
+
+
+def live_as_db(rows):
+    return [(k["kind"], k["name"], k["function"], k["tag"], k["created_s"], k["first_run_s"], k["done_s"],
+             k["wall_s"], k["active_s"], k["steps"]) for k in rows]
+
+
+def assert_live_is_db(tmp_path, trace, rows):
+    analyze(tmp_path / trace, "-q")
+    db = db_tasks(tmp_path / trace.replace(".yp", ".db"))
+    live = live_as_db(rows)
+    assert len(db) == len(live)
+    for a, b in zip(live, db):
+        assert a[:4] == b[:4] and a[9] == b[9], (a, b)
+        for x, y in zip(a[4:9], b[4:9]):  # the trace keeps time at its resolution (docs/format.md)
+            assert (x is None) == (y is None) and (x is None or x == pytest.approx(y, abs=2e-5)), (a, b)
+
+
+def run_handlers(tmp_path, factory, builtins=True, env=""):
+    p = run_py(tmp_path, HANDLERS, factory, "1" if builtins else "0", env={"YPROF_HOOK": env})
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert_live_is_db(tmp_path, "t.yp", out["tasks"])
+    return out
+
+
+def check_handlers(out, steps, default_names=True):
+    tasks = [k for k in out["tasks"] if k["function"] == "handler"]
+    assert len(tasks) == 10, out["tasks"]
+    names = [k["name"] for k in tasks]
+    if default_names is None:  # eager tasks: their first step runs before create_task names them
+        assert all(n.startswith("Task-") for n in names) and len(set(names)) == 10, names
+    else:
+        assert names[:3] == ["h0", "h1", "h2"], names
+    if default_names:  # (with a task factory, some Pythons' create_task names the others "None")
+        assert all(n.startswith("Task-") for n in names[3:]) and len(set(names)) == 10, names
+    took = sorted(out["took"].values())
+    for k in tasks:
+        assert k["kind"] == "asyncio" and k["done_s"] is not None and k["steps"] == steps, k
+        assert k["created_s"] is not None and k["created_s"] <= k["first_run_s"] <= k["done_s"], k
+        assert k["wall_s"] == pytest.approx(k["done_s"] - k["first_run_s"], abs=1e-6)
+        assert took[0] * 0.9 <= k["wall_s"] <= took[-1] * 1.1 + 0.01, (k, took)  # what the handler measured
+        assert 0.009 <= k["active_s"] < 0.05, k  # its 10 ms of burns and little else; not its 0.2 s of sleep
+    assert sorted(k["tag"] for k in tasks) == ["even"] * 5 + ["odd"] * 5
+    main = [k for k in out["tasks"] if k["function"] == "main"]
+    assert len(main) == 1 and main[0]["steps"] >= 2 and main[0]["wall_s"] >= 0.2
+
+
+@pytest.mark.parametrize("builtins,env,hook", HOOKS)
+def test_each_asyncio_task_is_a_row_with_its_steps_and_times(tmp_path, builtins, env, hook):
+    out = run_handlers(tmp_path, "c", builtins, env)
+    assert out["hook"] == hook
+    check_handlers(out, steps=3)  # its start, then a resume after each sleep
+
+
+def test_pure_python_tasks_are_rows_too(tmp_path):
+    check_handlers(run_handlers(tmp_path, "py"), steps=3, default_names=False)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are 3.12+")
+def test_eager_tasks_are_rows_whose_first_step_runs_at_creation(tmp_path):
+    out = run_handlers(tmp_path, "eager")
+    check_handlers(out, steps=3, default_names=None)
+    for k in out["tasks"]:
+        if k["function"] == "handler":
+            assert k["first_run_s"] - k["created_s"] < 0.005, k
+
+
+# Greenlets: the two of test_greenlet's ping-pong, each switched in 1,001
+# times; the main greenlet is not a task.
+PINGPONG = r"""
+import functools, json
+import greenlet
+import yprof_record as yp
+
+def run_a(n):
+    for _ in range(n):
+        gb.switch()
+def run_b(n):
+    for _ in range(n):
+        ga.switch()
+
+yp.start("g.yp")
+ga = greenlet.greenlet(functools.partial(run_a, 1000))
+gb = greenlet.greenlet(functools.partial(run_b, 1000))
+ga.switch()
+gb.switch()
+ga2 = greenlet.greenlet(run_a)  # started, and switched out when recording stops
+yp.stop()
+rows = [{s: getattr(k, s) for s in k.__slots__} for k in yp.get_stats().tasks]
+print(json.dumps(rows))
+"""
+
+
+def test_each_greenlet_is_a_row(tmp_path):
+    pytest.importorskip("greenlet")
+    p = run_py(tmp_path, PINGPONG)
+    rows = json.loads(p.stdout.strip().splitlines()[-1])
+    assert [(k["kind"], k["function"], k["steps"], k["done_s"] is not None) for k in rows] == \
+        [("greenlet", "run_a", 1001, True), ("greenlet", "run_b", 1001, True)], rows
+    assert_live_is_db(tmp_path, "g.yp", rows)
+
+
+GEVENT = r"""
+import json, time
+import yprof_record as yp
+yp.start("v.yp")
+import gevent
+
+def burn():
+    t = time.thread_time() + 0.0005
+    while time.thread_time() < t:
+        pass
+
+def handler(n):
+    for _ in range(n):
+        burn()
+        gevent.sleep(0.002)
+
+gevent.joinall([gevent.spawn(handler, 10) for _ in range(5)])
+yp.stop()
+rows = [{s: getattr(k, s) for s in k.__slots__} for k in yp.get_stats().tasks]
+print(json.dumps(rows))
+"""
+
+
+def test_gevent_greenlets_are_rows_with_their_steps(tmp_path):
+    pytest.importorskip("gevent")
+    p = run_py(tmp_path, GEVENT)
+    rows = json.loads(p.stdout.strip().splitlines()[-1])
+    handlers = [k for k in rows if k["function"] == "handler"]
+    assert len(handlers) == 5, rows
+    for k in handlers:
+        assert k["done_s"] is not None and k["steps"] == 11, k  # its start, then back after each sleep
+        assert 10 * 0.0005 <= k["active_s"] < k["wall_s"] and k["wall_s"] >= 10 * 0.002, k
+    assert_live_is_db(tmp_path, "v.yp", rows)
