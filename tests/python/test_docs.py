@@ -37,7 +37,7 @@ def source(*paths):
 
 
 APP = """
-import sys, threading
+import asyncio, sys, threading
 import yprof_record as yp
 def handle(n): return sum(i * i for i in range(n))
 def serve():
@@ -47,6 +47,7 @@ def serve():
 ts = [threading.Thread(target=serve) for _ in range(2)]
 for t in ts: t.start()
 for t in ts: t.join()
+asyncio.run(asyncio.sleep(0))  # a task, for the docs' queries of tasks
 assert sys.argv[1:] in ([], ["arg1", "arg2"]), sys.argv
 """
 
