@@ -145,20 +145,28 @@ ga = greenlet.greenlet(functools.partial(run_a, 1000))
 gb = greenlet.greenlet(functools.partial(run_b, 1000))
 ga.switch()
 gb.switch()
-ga2 = greenlet.greenlet(run_a)  # started, and switched out when recording stops
+main = greenlet.getcurrent()
+waiting = greenlet.greenlet(lambda: main.switch())
+waiting.switch()  # it runs, and is switched out when recording stops
 yp.stop()
 rows = [{s: getattr(k, s) for s in k.__slots__} for k in yp.get_stats().tasks]
 print(json.dumps(rows))
 """
 
 
+def task_rows(tmp_path, code, trace):
+    """The program's live rows, checked against the database's."""
+    rows = json.loads(run_py(tmp_path, code).stdout.strip().splitlines()[-1])
+    assert_live_is_db(tmp_path, trace, rows)
+    return rows
+
+
 def test_each_greenlet_is_a_row(tmp_path):
     pytest.importorskip("greenlet")
-    p = run_py(tmp_path, PINGPONG)
-    rows = json.loads(p.stdout.strip().splitlines()[-1])
+    rows = task_rows(tmp_path, PINGPONG, "g.yp")
     assert [(k["kind"], k["function"], k["steps"], k["done_s"] is not None) for k in rows] == \
-        [("greenlet", "run_a", 1001, True), ("greenlet", "run_b", 1001, True)], rows
-    assert_live_is_db(tmp_path, "g.yp", rows)
+        [("greenlet", "run_a", 1001, True), ("greenlet", "run_b", 1001, True),
+         ("greenlet", "<lambda>", 1, False)], rows
 
 
 GEVENT = r"""
@@ -186,11 +194,9 @@ print(json.dumps(rows))
 
 def test_gevent_greenlets_are_rows_with_their_steps(tmp_path):
     pytest.importorskip("gevent")
-    p = run_py(tmp_path, GEVENT)
-    rows = json.loads(p.stdout.strip().splitlines()[-1])
+    rows = task_rows(tmp_path, GEVENT, "v.yp")
     handlers = [k for k in rows if k["function"] == "handler"]
     assert len(handlers) == 5, rows
     for k in handlers:
         assert k["done_s"] is not None and k["steps"] == 11, k  # its start, then back after each sleep
         assert 10 * 0.0005 <= k["active_s"] < k["wall_s"] and k["wall_s"] >= 10 * 0.002, k
-    assert_live_is_db(tmp_path, "v.yp", rows)
