@@ -292,6 +292,9 @@ const void *yp_coro_current_frame(void) YP_HIDDEN;
  * coroutine (TASK_NAME, TASK_OBJ, TASK_NEW records). */
 void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id,
                               const void *frame) YP_HIDDEN;
+/* sys.monitoring: the coroutine starting now was not called by a coroutine
+ * (a task's first step, maybe: its start takes the slow path). */
+int yp_task_root_now(void) YP_HIDDEN;
 /* create_task(self, coro, ...) is called: coro, its second argument, gets a
  * task (a TASK_CREATED record). A setprofile or frame-evaluator frame
  * (3.11's evaluator: its interpreter frame, iframe 1), or NULL: the

@@ -67,11 +67,11 @@ YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t ki
     uint32_t id = code_id_fast(co);
     if (__builtin_expect(!r || id_unusual(id), 0)) {
         if (id == IGNORED_ID) return mon_ignored(local);
-        /* a coroutine's end is any function's return (kind == ckind: a
-         * constant), unless tags follow coroutines; its first start may be
-         * an asyncio task's (yp_hook_task.c) */
-        if (kind != ckind || kind == YP_EV_CALL || !r || !(id & YP_CORO_BIT) || H.tags_used ||
-            id_unusual(id & ~YP_CORO_BIT))
+        /* a coroutine's first start or end is any function's call or return
+         * (kind == ckind: a constant), unless tags follow coroutines or the
+         * loop starts it (an asyncio task's first step: yp_hook_task.c) */
+        if (kind != ckind || !r || !(id & YP_CORO_BIT) || H.tags_used || id_unusual(id & ~YP_CORO_BIT) ||
+            (kind == YP_EV_CALL && yp_task_root_now()))
             return mon_code_slow(co, kind, ckind, wall, local);
         id &= ~YP_CORO_BIT;
     }

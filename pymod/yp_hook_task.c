@@ -134,6 +134,15 @@ out:
     Py_XDECREF(task);
 }
 
+int yp_task_root_now(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    const void *f = yp_coro_current_frame();
+    return f && !caller_is_coro(f);
+#else
+    return 0;
+#endif
+}
+
 void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
     if (!frame || caller_is_coro(frame)) return;
     yp_hook_tls.in_slow++;
@@ -182,6 +191,7 @@ void yp_task_created(yp_ring *r, uint64_t wall, const void *frame, int iframe) {
 void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
     (void)r, (void)wall, (void)ts, (void)id, (void)frame;
 }
+int yp_task_root_now(void) { return 0; }
 void yp_task_created(yp_ring *r, uint64_t wall, const void *frame, int iframe) {
     (void)r, (void)wall, (void)frame, (void)iframe;
 }
