@@ -133,10 +133,56 @@ static void print_tags(const yp_stats *s, FILE *out) {
     fputc('\n', out);
 }
 
+static const yp_stats *g_tasks_of; /* for the sort's comparison */
+static int task_by_wall(const void *x, const void *y) {
+    const yp_task *a = &g_tasks_of->tasks[*(const uint32_t *)x],
+                  *b = &g_tasks_of->tasks[*(const uint32_t *)y];
+    return a->wall_s < b->wall_s ? 1 : a->wall_s > b->wall_s ? -1 : 0;
+}
+
+/* The tasks' count, then the `top` longest by wall time. */
+static void print_tasks(const yp_stats *s, int top, FILE *out) {
+    size_t n[3] = {0, 0, 0}, running = 0;
+    for (size_t i = 0; i < s->n_tasks; i++) {
+        n[s->tasks[i].kind == YP_TASK_GREENLET ? 2 : 1]++;
+        running += s->tasks[i].done_s < 0;
+    }
+    fprintf(out, "tasks: %zu asyncio, %zu greenlets (%zu not done)", n[1], n[2], running);
+    if (s->tasks_dropped) fprintf(out, ", %" PRIu64 " more not kept", s->tasks_dropped);
+    fputs("\n", out);
+    uint32_t *order = s->n_tasks ? malloc(s->n_tasks * sizeof *order) : NULL;
+    if (!order) {
+        fputc('\n', out);
+        return;
+    }
+    for (size_t i = 0; i < s->n_tasks; i++) order[i] = (uint32_t)i;
+    g_tasks_of = s;
+    qsort(order, s->n_tasks, sizeof *order, task_by_wall);
+    fprintf(out, "%-9s %-20s %-28s %7s %12s %12s\n", "kind", "name", "function", "steps", "wall_s",
+            "active_s");
+    for (size_t i = 0; i < s->n_tasks && i < (size_t)top; i++) {
+        const yp_task *k = &s->tasks[order[i]];
+        char name[32];
+        if (k->name != UINT32_MAX)
+            snprintf(name, sizeof name, "%s", s->funcs[k->name].name);
+        else if (k->number)
+            snprintf(name, sizeof name, "Task-%" PRIu64, k->number);
+        else
+            snprintf(name, sizeof name, "-");
+        fprintf(out, "%-9s %-20.20s %-28.28s %7" PRIu64 " %12.6f %12.6f%s\n",
+                k->kind == YP_TASK_GREENLET ? "greenlet" : "asyncio", name,
+                k->func != UINT32_MAX ? s->funcs[k->func].name : "?", k->steps, k->wall_s, k->active_s,
+                k->done_s < 0 ? "  (not done)" : "");
+    }
+    free(order);
+    fputc('\n', out);
+}
+
 void yp_report_print(const yp_stats *s, const yp_report_opts *o, FILE *out) {
     print_session(s, out);
     if (o->show_procs) print_procs(s, out);
     if (o->show_tags) print_tags(s, out);
+    if (o->show_tasks) print_tasks(s, o->top > 0 ? o->top : 20, out);
     if (o->show_threads) print_threads(s, out);
 
     uint32_t thread = o->thread >= 0 ? (uint32_t)o->thread : UINT32_MAX;

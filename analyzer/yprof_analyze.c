@@ -48,6 +48,7 @@ static void usage(FILE *f) {
           "      --threads        also print the per-thread table\n"
           "      --processes      also print the per-process table\n"
           "      --tags           also print the per-tag table (yprof_record.set_tag, tag)\n"
+          "      --tasks          also print the longest asyncio tasks and greenlets (-n of them)\n"
           "      --tag VALUE      report the calls made under tag VALUE only (the database\n"
           "                       and the exports keep every call)\n"
           "  -p, --process PID    report and export only process PID (the database\n"
@@ -131,7 +132,8 @@ enum {
     O_MINDUR,
     O_MAXSIZE,
     O_TAG,
-    O_TAGS
+    O_TAGS,
+    O_TASKS
 };
 
 /* A number >= 0 (seconds, microseconds) for option opt: 0, or 2 with the
@@ -248,6 +250,7 @@ static int parse_args(int argc, char **argv, cli *o) {
                                          {"processes", no_argument, 0, O_PROCS},
                                          {"tag", required_argument, 0, O_TAG},
                                          {"tags", no_argument, 0, O_TAGS},
+                                         {"tasks", no_argument, 0, O_TASKS},
                                          {"process", required_argument, 0, 'p'},
                                          {"width", required_argument, 0, 'w'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -277,6 +280,7 @@ static int parse_args(int argc, char **argv, cli *o) {
         case O_PROCS: o->ro.show_procs = 1; break;
         case O_TAG: o->tag = optarg; break;
         case O_TAGS: o->ro.show_tags = 1; break;
+        case O_TASKS: o->ro.show_tasks = 1; break;
         case 'p': o->process = optarg; break;
         case 'w': rc = parse_width(optarg, &o->ro); break;
         case 'q': o->quiet = 1; break;
@@ -500,7 +504,7 @@ static int load_all(cli *o, yp_stats **all, yp_stats **rep, const char **trace) 
 
 int main(int argc, char **argv) {
     cli o = {0};
-    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width(), 0, 0, -1};
+    o.ro = (yp_report_opts){20, YP_SORT_TOTAL, -1, 0, default_width(), 0, 0, 0, -1};
     o.tl = (yp_timeline_opts){0, 0, 0, UINT32_MAX, 1ull << 30};
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;

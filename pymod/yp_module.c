@@ -527,7 +527,7 @@ static PyObject *py_stats_report(PyObject *self, PyObject *args) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return PyErr_NoMemory();
-    yp_report_opts o = {top, (yp_sort)sort, thread, show_threads, width > 0 ? width : 0, 0, 0, -1};
+    yp_report_opts o = {top, (yp_sort)sort, thread, show_threads, width > 0 ? width : 0, 0, 0, 0, -1};
     yp_report_print(s, &o, f);
     fclose(f);
     PyObject *r = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");

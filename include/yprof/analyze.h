@@ -271,6 +271,7 @@ typedef struct yp_report_opts {
                          the middle, never the function's own name); 0: no cut */
     int show_procs;   /* print the per-process table (several processes) */
     int show_tags;    /* print the per-tag table */
+    int show_tasks;   /* print the longest tasks (top of them) */
     int64_t tag;      /* the function table of this tag's calls (a funcs index); -1: all */
 } yp_report_opts;
 

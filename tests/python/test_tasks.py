@@ -113,6 +113,20 @@ def test_each_asyncio_task_is_a_row_with_its_steps_and_times(tmp_path, builtins,
     check_handlers(out, steps=3)  # its start, then a resume after each sleep
 
 
+def test_the_command_line_prints_the_count_and_the_longest_tasks(tmp_path):
+    out = run_handlers(tmp_path, "c")
+    r = analyze(tmp_path / "t.yp", "--tasks", "-n", "3", "--no-db")
+    lines = r.stdout.split("\ntasks: ")[1].splitlines()
+    n = len(out["tasks"])
+    assert lines[0] == "%d asyncio, 0 greenlets (0 not done)" % n, lines
+    assert lines[1].split() == ["kind", "name", "function", "steps", "wall_s", "active_s"]
+    longest = sorted(out["tasks"], key=lambda k: -k["wall_s"])[:3]
+    for line, k in zip(lines[2:5], longest):
+        kind, name, function, steps, wall, active = line.split()
+        assert (kind, name, function, int(steps)) == (k["kind"], k["name"], k["function"], k["steps"]), (line, k)
+        assert float(wall) == pytest.approx(k["wall_s"], abs=2e-5)
+
+
 def test_pure_python_tasks_are_rows_too(tmp_path):
     check_handlers(run_handlers(tmp_path, "py"), steps=3, default_names=False)
 
