@@ -579,6 +579,7 @@ static void drop_ended(yp_agg *a) {
         yp_athread *t = a->threads[i];
         if (t->st.ended && !t->st.depth) {
             a->n_nodes_total -= t->n_ns;
+            a->n_task_rows -= t->n_ks;
             thread_free(t);
             free(t);
             continue;
