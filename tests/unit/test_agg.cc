@@ -232,6 +232,30 @@ TEST(Agg, TasksAreRowsFromFirstStepToDone) {
     EXPECT_EQ(s.fn("b")->ncalls, 1u);
 }
 
+// clear_stats(): a done task's row goes, a suspended one's restarts and is
+// still the one its coroutine's frame names (rows renumbered).
+TEST(Agg, ClearDropsDoneTasksAndKeepsTheOthersLinked) {
+    const uint8_t S = YP_EV_SUSPEND, U = YP_EV_RESUME;
+    Agg g;
+    g.feed(1, {Sw(1, YP_SW_TASK_NEW, 11), E(1, 4, C), E(2, 4, R), Sw(3, YP_SW_TASK_NEW, 9), E(3, 2, C),
+               Coro(4, 9), E(4, 2, S)});
+    {
+        Snap s(g.a);
+        ASSERT_EQ(s.s->n_tasks, 2u);
+        EXPECT_DOUBLE_EQ(s.s->tasks[0].done_s, 1); // from the first event (1)
+    }
+    yp_agg_clear(g.a);
+    g.feed(1, {Coro(10, 9), E(10, 2, U), E(12, 2, R)});
+    Snap s(g.a);
+    ASSERT_EQ(s.s->n_tasks, 1u);
+    const yp_task &k = s.s->tasks[0];
+    EXPECT_STREQ(s.s->funcs[k.func].name, "b");
+    EXPECT_EQ(k.steps, 1u);
+    EXPECT_DOUBLE_EQ(k.active_s, 2);
+    EXPECT_DOUBLE_EQ(k.wall_s, 8); // from the clear (4) to its end (12)
+    EXPECT_GE(k.done_s, 0);
+}
+
 TEST(Agg, GreenletsAreTaskRows) {
     const uint8_t CC = YP_EV_C_CALL, CR = YP_EV_C_RETURN;
     Agg g;
