@@ -56,6 +56,7 @@ typedef struct yp_iframe312 {
     int stacktop;
     uint16_t return_offset;
     char owner; /* 3: FRAME_OWNED_BY_CSTACK, a C call's entry frame */
+    PyObject *localsplus[1];
 } yp_iframe312;
 /* Their frame object, as far as its interpreter frame. */
 typedef struct {
@@ -102,25 +103,46 @@ static uint64_t name_value(PyObject *name) {
     return id ? id | YP_SW_NAME_SYMBOL : 0;
 }
 
+/* Names looked up here, made once. */
+static struct {
+    PyObject *asyncio, *current_task, *get_coro, *get_name, *cr_code, *gi_code;
+    PyObject *current_task_fn; /* asyncio.current_task, once asyncio is imported */
+} S;
+
+static int names_ready(void) {
+    if (S.gi_code) return 1;
+    return (S.asyncio = PyUnicode_InternFromString("asyncio")) &&
+           (S.current_task = PyUnicode_InternFromString("current_task")) &&
+           (S.get_coro = PyUnicode_InternFromString("get_coro")) &&
+           (S.get_name = PyUnicode_InternFromString("get_name")) &&
+           (S.cr_code = PyUnicode_InternFromString("cr_code")) &&
+           (S.gi_code = PyUnicode_InternFromString("gi_code"));
+}
+
+static PyObject *call0(PyObject *o, PyObject *method) { return PyObject_CallMethodObjArgs(o, method, NULL); }
+
+/* asyncio.current_task(): the task running, None, or NULL with an
+ * exception set (RuntimeError: no loop runs). */
 static PyObject *current_task(void) {
-    static PyObject *aio_name;
-    if (!aio_name && !(aio_name = PyUnicode_InternFromString("asyncio"))) return NULL;
-    PyObject *aio = PyImport_GetModule(aio_name);
-    if (!aio) return NULL;
-    PyObject *task = PyObject_CallMethod(aio, "current_task", NULL); /* RuntimeError: no loop runs */
-    Py_DECREF(aio);
-    return task;
+    if (!S.current_task_fn) {
+        PyObject *aio = PyImport_GetModule(S.asyncio);
+        if (!aio) return NULL;
+        S.current_task_fn = PyObject_GetAttr(aio, S.current_task); /* kept: the module's function */
+        Py_DECREF(aio);
+        if (!S.current_task_fn) return NULL;
+    }
+    return PyObject_CallObject(S.current_task_fn, NULL);
 }
 
 static void first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
-    PyObject *task = current_task(), *coro = NULL, *code = NULL, *name = NULL;
+    PyObject *task = names_ready() ? current_task() : NULL, *coro = NULL, *code = NULL, *name = NULL;
     if (!task || task == Py_None) goto out;
-    coro = PyObject_CallMethod(task, "get_coro", NULL);
+    coro = call0(task, S.get_coro);
     if (!coro) goto out;
-    code = PyObject_GetAttrString(coro, PyCoro_CheckExact(coro) ? "cr_code" : "gi_code");
+    code = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? S.cr_code : S.gi_code);
     if (!code || !PyCode_Check(code) || (code_id_fast((PyCodeObject *)code) & ~YP_ID_FLAGS) != id)
         goto out; /* the task's coroutine is another: this one is driven by hand */
-    name = PyObject_CallMethod(task, "get_name", NULL);
+    name = call0(task, S.get_name);
     uint64_t nv = name_value(name);
     if (nv) record(r, wall, ts, (uint32_t)nv, yp_switch_kindw(yp_switch(YP_SW_TASK_NAME, nv)), 0);
     uint64_t v = yp_switch(YP_SW_TASK_OBJ, obj_id(coro));
@@ -155,12 +177,12 @@ void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t i
 }
 
 /* create_task's second argument (its coroutine), borrowed; NULL if none. */
-static PyObject *created_coro(const void *frame, int iframe, PyObject **owned) {
-    *owned = NULL;
+static PyObject *created_coro(const void *frame, int iframe) {
 #if PY_VERSION_HEX >= 0x030C0000
     (void)iframe;
-    PyFrameObject *f = frame ? (PyFrameObject *)frame : PyEval_GetFrame();
-    return f ? (*owned = PyFrame_GetVarString(f, "coro")) : NULL;
+    const yp_iframe312 *f = frame ? ((const yp_frameobj312 *)frame)->f_frame : yp_coro_current_frame();
+    return f && PyCode_Check(f->f_code) && ((PyCodeObject *)f->f_code)->co_argcount >= 2 ? f->localsplus[1]
+                                                                                         : NULL;
 #elif PY_VERSION_HEX >= 0x030B0000
     const yp_iframe311 *f = iframe ? frame : ((const yp_frame311 *)frame)->f_frame;
     return f && f->f_code->co_argcount >= 2 ? f->localsplus[1] : NULL;
@@ -172,18 +194,10 @@ static PyObject *created_coro(const void *frame, int iframe, PyObject **owned) {
 }
 
 void yp_task_created(yp_ring *r, uint64_t wall, const void *frame, int iframe) {
-    yp_hook_tls.in_slow++;
-    PyObject *et, *ev, *tb, *owned;
-    PyErr_Fetch(&et, &ev, &tb);
-    PyObject *coro = created_coro(frame, iframe, &owned);
-    if (coro) {
-        uint64_t v = yp_switch(YP_SW_TASK_CREATED, obj_id(coro));
-        record(r, wall, ev_ts(wall), (uint32_t)v, yp_switch_kindw(v), 0);
-    }
-    Py_XDECREF(owned);
-    PyErr_Clear();
-    PyErr_Restore(et, ev, tb);
-    yp_hook_tls.in_slow--;
+    PyObject *coro = created_coro(frame, iframe); /* read from the frame: no Python runs */
+    if (!coro) return;
+    uint64_t v = yp_switch(YP_SW_TASK_CREATED, obj_id(coro));
+    record(r, wall, ev_ts(wall), (uint32_t)v, yp_switch_kindw(v), 0);
 }
 
 #else /* YP_PUBLIC_API_ONLY: coroutines count per resume; no task rows */
