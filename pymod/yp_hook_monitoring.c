@@ -56,6 +56,18 @@ __attribute__((noinline)) static PyObject *mon_push_slow(yp_ring *r, uint64_t wa
     Py_RETURN_NONE;
 }
 
+/* A coroutine's first start (id without the bit): any function's call,
+ * unless the loop starts it (an asyncio task's first step, maybe:
+ * yp_hook_task.c). Apart, and reached by a tail call, so that the fast path
+ * keeps no register across a call. */
+__attribute__((noinline)) static PyObject *mon_coro_start(PyCodeObject *co, yp_ring *r, uint32_t id,
+                                                          uint64_t wall, int tsc, int local) {
+    if (yp_task_root_now()) return mon_code_slow(co, YP_EV_CALL, YP_EV_CALL, wall, local);
+    uint64_t ts = now_ts(wall, tsc);
+    if (__builtin_expect(yp_ring_try_push(r, ts, id, YP_EV_CALL), 1)) Py_RETURN_NONE;
+    return mon_push_slow(r, wall, ts, id, YP_EV_CALL);
+}
+
 /* A Python function event (args[0]: its code object), as kind (ckind for a
  * coroutine's frame); local: the event can be disabled. */
 YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t kind, uint8_t ckind, int tsc,
@@ -68,12 +80,11 @@ YP_HOT PyObject *mon_code_event(PyObject *const *args, size_t nargsf, uint8_t ki
     if (__builtin_expect(!r || id_unusual(id), 0)) {
         if (id == IGNORED_ID) return mon_ignored(local);
         /* a coroutine's first start or end is any function's call or return
-         * (kind == ckind: a constant), unless tags follow coroutines or the
-         * loop starts it (an asyncio task's first step: yp_hook_task.c) */
-        if (kind != ckind || !r || !(id & YP_CORO_BIT) || H.tags_used || id_unusual(id & ~YP_CORO_BIT) ||
-            (kind == YP_EV_CALL && yp_task_root_now()))
+         * (kind == ckind: a constant), unless tags follow coroutines */
+        if (kind != ckind || !r || !(id & YP_CORO_BIT) || H.tags_used || id_unusual(id & ~YP_CORO_BIT))
             return mon_code_slow(co, kind, ckind, wall, local);
         id &= ~YP_CORO_BIT;
+        if (kind == YP_EV_CALL) return mon_coro_start(co, r, id, wall, tsc, local);
     }
     uint64_t ts = now_ts(wall, tsc);
     if (__builtin_expect(yp_ring_try_push(r, ts, id, kind), 1)) Py_RETURN_NONE;
