@@ -43,11 +43,14 @@ int yp_coro_push(yp_ring *r, uint64_t wall, uint32_t id, uint8_t kind, const voi
     if (H.tags_used && enters) yp_tag_coro_enter(r, wall, ts); /* its frame opens under its context's tag */
     if (kind == YP_EV_RESUME || kind == YP_EV_SUSPEND) {
         uint64_t co = ((uint64_t)(uintptr_t)frame >> 3) & YP_CORO_ID_MAX;
-        record(r, wall, ts, (uint32_t)co, yp_coro_kindw(co), 0);
-    } else if (kind == YP_EV_CALL) {
-        yp_task_maybe_first_step(r, wall, ts, id, frame); /* started by the loop: a task's? */
+        record(r, wall, ts, (uint32_t)co, yp_coro_kindw(co), 1);
     }
-    record(r, wall, ts, id, kind, 0);
+    /* a coroutine's event is typical of a coroutine's (the hook-time
+     * sample may be taken on it): were it not, a run of them would each
+     * retry the sample on the next, all through the ring's slow path; a
+     * task's first step (Python called) is not */
+    int typical = kind != YP_EV_CALL || !yp_task_maybe_first_step(r, wall, ts, id, frame);
+    record(r, wall, ts, id, kind, typical);
     if (H.tags_used && !enters) yp_tag_coro_leave(r, wall, ts);
     return 0;
 }

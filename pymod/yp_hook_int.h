@@ -289,9 +289,10 @@ const void *yp_coro_current_frame(void) YP_HIDDEN;
 
 /* A coroutine's first start (frame: its name, as yp_coro_push's) when no
  * coroutine called it: an asyncio task's first step if a task runs its
- * coroutine (TASK_NAME, TASK_OBJ, TASK_NEW records). */
-void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id,
-                              const void *frame) YP_HIDDEN;
+ * coroutine (TASK_NAME, TASK_OBJ, TASK_NEW records). 1 when it asked
+ * Python. */
+int yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id,
+                             const void *frame) YP_HIDDEN;
 /* sys.monitoring: the coroutine starting now was not called by a coroutine
  * (a task's first step, maybe: its start takes the slow path). */
 int yp_task_root_now(void) YP_HIDDEN;

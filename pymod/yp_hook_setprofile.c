@@ -72,8 +72,12 @@ YP_HOT int profile_event(PyFrameObject *frame, int what, PyObject *arg, int tsc)
     if (what != PyTrace_CALL && what != PyTrace_RETURN) return 0; /* never sent to a profile function */
     yp_ring *r = yp_tls_ring;
     uint32_t id = code_id_fast(frame_code(frame));
-    if (__builtin_expect(!r || id_unusual(id), 0))
-        return id == IGNORED_ID ? 0 : profile_slow(frame, what, arg, wall);
+    if (__builtin_expect(!r || id_unusual(id), 0)) {
+        if (id == IGNORED_ID) return 0;
+        if (r && (id & YP_CORO_BIT) && !id_unusual(id & ~YP_CORO_BIT)) /* a coroutine's: a tail call */
+            return yp_coro_profile(r, wall, frame, what, arg, id & ~YP_CORO_BIT);
+        return profile_slow(frame, what, arg, wall);
+    }
     uint8_t kind = what == PyTrace_CALL ? YP_EV_CALL
                    : arg                ? YP_EV_RETURN
                                         : YP_EV_UNWIND; /* NULL: an exception */

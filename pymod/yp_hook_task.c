@@ -165,8 +165,8 @@ int yp_task_root_now(void) {
 #endif
 }
 
-void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
-    if (!frame || caller_is_coro(frame)) return;
+int yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
+    if (!frame || caller_is_coro(frame)) return 0;
     yp_hook_tls.in_slow++;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
@@ -174,6 +174,7 @@ void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t i
     PyErr_Clear(); /* never raised into the application */
     PyErr_Restore(et, ev, tb);
     yp_hook_tls.in_slow--;
+    return 1;
 }
 
 /* create_task's second argument (its coroutine), borrowed; NULL if none. */
@@ -202,8 +203,9 @@ void yp_task_created(yp_ring *r, uint64_t wall, const void *frame, int iframe) {
 
 #else /* YP_PUBLIC_API_ONLY: coroutines count per resume; no task rows */
 
-void yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
+int yp_task_maybe_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
     (void)r, (void)wall, (void)ts, (void)id, (void)frame;
+    return 0;
 }
 int yp_task_root_now(void) { return 0; }
 void yp_task_created(yp_ring *r, uint64_t wall, const void *frame, int iframe) {
