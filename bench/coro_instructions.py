@@ -34,20 +34,9 @@ if mode == "yprof":
     from yprof_record import _calibrate
     _calibrate.wait()
     yp.start(out, _ring_bits=21)
-elif mode == "floor" and sys.version_info >= (3, 12):
-    import emptyhook
-    mon = sys.monitoring
-    E = mon.events
-    mon.use_tool_id(4, "floor")
-    mask = 0
-    for ev in (E.PY_START, E.PY_RESUME, E.PY_THROW, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND, E.CALL, E.C_RETURN,
-               E.C_RAISE):
-        mon.register_callback(4, ev, emptyhook.noop())
-        mask |= ev
-    mon.set_events(4, mask)
 elif mode == "floor":
-    import emptyhook
-    emptyhook.set(True)
+    import floors
+    floors.install()
 gc.collect()
 for _ in range(times):
     fn()

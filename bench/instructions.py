@@ -38,20 +38,9 @@ if mode == "yprof":
     yp.start(out, _ring_bits=21)
     for f in fs:
         f(0)
-elif mode in ("floor", "ideal") and sys.version_info >= (3, 12):  # the cheaper hook there
-    import emptyhook
-    mon = sys.monitoring
-    E = mon.events
-    mon.use_tool_id(4, "floor")
-    mask = 0
-    for ev in (E.PY_START, E.PY_RESUME, E.PY_THROW, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND, E.CALL, E.C_RETURN,
-               E.C_RAISE):
-        mon.register_callback(4, ev, emptyhook.noop("tsc") if mode == "ideal" else emptyhook.noop())
-        mask |= ev
-    mon.set_events(4, mask)
-elif mode in ("floor", "ideal"):
-    import emptyhook
-    emptyhook.set("tsc" if mode == "ideal" else True)
+elif mode in ("floor", "ideal"):  # on 3.12+ sys.monitoring's, the cheaper hook there
+    import floors
+    floors.install("tsc" if mode == "ideal" else True)
 
 
 def run(fs, rounds):  # locals, not module globals: the globals dict's layout
@@ -66,7 +55,7 @@ if kind == "threads":  # the same calls, a quarter in each of 4 threads
 
     def part():
         if mode in ("floor", "ideal") and sys.version_info < (3, 12):
-            emptyhook.set("tsc" if mode == "ideal" else True)  # setprofile: per thread
+            floors.install("tsc" if mode == "ideal" else True)  # setprofile: per thread
         run(fs, rounds // 4)
     ts = [threading.Thread(target=part) for _ in range(4)]
     for t in ts:
@@ -78,6 +67,9 @@ else:
 if mode == "yprof":
     yp.stop()
 """
+
+
+CHILD = "import sys; sys.path.insert(0, %r)  # floors.py\n" % os.path.dirname(os.path.abspath(__file__)) + CHILD
 
 
 def totals(prefix):
