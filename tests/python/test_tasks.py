@@ -102,8 +102,10 @@ def check_handlers(out, steps, default_names=True):
         assert k["wall_s"] == pytest.approx(k["done_s"] - k["first_run_s"], abs=1e-6)
         assert took[0] * 0.9 <= k["wall_s"] <= took[-1] * 1.1 + 0.01, (k, took)  # what the handler measured
         assert 0.009 <= k["active_s"] < k["wall_s"] / 2, k  # its 10 ms of CPU burns, not its 0.2 s of sleep
-    # the time their steps ran: their burns (as the program measured them) and little else
-    assert sum(k["active_s"] for k in tasks) == pytest.approx(out["ran"], rel=0.15), (out["ran"], tasks)
+    # the time their steps ran: their burns (as the program measured them), and the rest of their
+    # 30 steps' code (profiled), not their 2 s of sleep
+    active = sum(k["active_s"] for k in tasks)
+    assert out["ran"] * 0.95 <= active <= out["ran"] + 0.1, (active, out["ran"], tasks)
     assert sorted(k["tag"] for k in tasks) == ["even"] * 5 + ["odd"] * 5
     main = [k for k in out["tasks"] if k["function"] == "main"]
     assert len(main) == 1 and main[0]["steps"] >= 2 and main[0]["wall_s"] >= 0.2
