@@ -86,6 +86,7 @@ static void glet_in(yp_agg *a, yp_athread *t, uint64_t g, uint64_t ts) {
 }
 
 static void glet_out(yp_athread *t, uint64_t g, uint64_t ts, int dead) {
+    t->pend_root = NONE; /* a greenlet that opened no frame: the next greenlet's first is not its root */
     uint32_t i = live_find(t, live_key(YP_TASK_GREENLET, g));
     if (i == NONE) return;
     yp_trow *k = &t->ks[i];

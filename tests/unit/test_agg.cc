@@ -279,6 +279,21 @@ TEST(Agg, GreenletsAreTaskRows) {
     EXPECT_EQ(s.fn("c")->ncalls, 3u);
 }
 
+// A greenlet that opens no frame before it is switched out (its code is C)
+// has no root function; the next greenlet's first frame is not its root.
+TEST(Agg, AGreenletWithNoFrameHasNoRootFunction) {
+    const uint8_t MI = YP_SW_GLET_MAIN_IN;
+    Agg g; // 300 runs b; 200 runs no frame; 300 comes back and calls c
+    g.feed(1, {Sw(0, YP_SW_GLET_OUT, 100), Sw(0, YP_SW_GLET_IN, 300), E(0, 2, C), Sw(1, YP_SW_GLET_OUT, 300),
+               Sw(1, MI, 100), Sw(2, YP_SW_GLET_OUT, 100), Sw(2, YP_SW_GLET_IN, 200),
+               Sw(3, YP_SW_GLET_OUT, 200), Sw(3, MI, 100), Sw(4, YP_SW_GLET_OUT, 100),
+               Sw(4, YP_SW_GLET_IN, 300), E(4, 3, C), E(5, 3, R), E(6, 2, R)});
+    Snap s(g.a);
+    ASSERT_EQ(s.s->n_tasks, 2u);
+    EXPECT_STREQ(s.s->funcs[s.s->tasks[0].func].name, "b");
+    EXPECT_EQ(s.s->tasks[1].func, UINT32_MAX);
+}
+
 // A switch that does not name the greenlet left closes its frames.
 TEST(Agg, SwitchWithoutItsOriginClosesTheFrames) {
     Agg g;
