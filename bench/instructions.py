@@ -66,6 +66,9 @@ else:
     run(fs, rounds)
 if mode == "yprof":
     yp.stop()
+    dropped = yp.status()["dropped_events"]
+    if dropped:  # a drop would take its events' drain (and the waits) out of the figures
+        sys.exit("%d events dropped" % dropped)
 """
 
 
@@ -100,10 +103,13 @@ def measure(tmp, n, rounds, mode, kind):
     # a fixed hash seed: with random ones the same figure moved by up to 60
     # instructions per event between runs (dict layouts); with seed 0 two
     # runs agree within 1
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + prefix,
+    # and a full ring waits for the flusher as long as it takes
+    env = dict(os.environ, PYTHONHASHSEED="0", YPROF_WAIT_MS="3600000")
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + prefix,
                     sys.executable, script, str(n), str(rounds), mode, os.path.join(tmp, "t.yp"), kind],
-                   check=True, capture_output=True, env=env)
+                   capture_output=True, text=True, env=env)
+    if p.returncode:
+        raise SystemExit("the child failed: %s" % p.stderr.strip().splitlines()[-1:])
     return totals(prefix)
 
 

@@ -9,8 +9,13 @@
  * asyncio's default "Task-N", else a symbol of the text), its coroutine
  * object (TASK_OBJ) and its first step (TASK_NEW, under the coroutine's
  * CORO name). The analyzer follows its steps from the coroutine's frame.
- * This costs a Python call once per task; the check of the caller is a few
- * loads on every coroutine's first start.
+ * The check of the caller is a few loads on every coroutine's first start;
+ * the task's coroutine and name then cost two Python calls (get_coro,
+ * get_name) until the task's type is learned: where its instances keep the
+ * two (found by their pointers among the words of two tasks, which must
+ * agree; task_layout below), and, from 3.11, where a coroutine keeps its
+ * frame. A learned type's tasks are read in a few loads, the name as its
+ * text or, on 3.13, as the number asyncio formats into "Task-N" when asked.
  *
  * Its creation: asyncio's BaseEventLoop.create_task (every create_task,
  * ensure_future, gather and TaskGroup of the standard loops goes through
@@ -134,25 +139,146 @@ static PyObject *current_task(void) {
     return PyObject_CallObject(S.current_task_fn, NULL);
 }
 
-static void first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
-    PyObject *task = names_ready() ? current_task() : NULL, *coro = NULL, *code = NULL, *name = NULL;
-    if (!task || task == Py_None) goto out;
-    coro = call0(task, S.get_coro);
-    if (!coro) goto out;
-    code = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? S.cr_code : S.gi_code);
-    if (!code || !PyCode_Check(code) || (code_id_fast((PyCodeObject *)code) & ~YP_ID_FLAGS) != id)
-        goto out; /* the task's coroutine is another: this one is driven by hand */
-    name = call0(task, S.get_name);
-    uint64_t nv = name_value(name);
+/* The interpreter frame of the coroutine starting in frame (3.11+; before,
+ * frame itself). */
+static const void *iframe_of(const void *frame) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return H.kind == YP_HOOK_SETPROFILE ? (const void *)((const yp_frameobj312 *)frame)->f_frame : frame;
+#else
+    return frame;
+#endif
+}
+
+/* Where a task type's instances keep their coroutine and name (byte
+ * offsets), learned from two tasks that agree; from 3.11 also where a
+ * coroutine object keeps its frame (the frame lies inside it). */
+#define TASK_TYPES 4
+typedef struct {
+    PyTypeObject *tp; /* a strong reference */
+    Py_ssize_t coro_off, name_off;
+    int seen; /* tasks that agreed; learned at 2 */
+} task_layout;
+static struct {
+    task_layout t[TASK_TYPES];
+    Py_ssize_t frame_delta; /* 3.11+: frame - coroutine; 0: not learned */
+    Py_ssize_t delta_seen;
+    int next; /* the slot a new type takes */
+} TL;
+
+static PyObject *field(PyObject *o, Py_ssize_t off) { return *(PyObject **)((char *)o + off); }
+
+/* The offset of the one word of o equal to v, or 0 (none, or several). */
+static Py_ssize_t word_of(PyObject *o, PyObject *v) {
+    Py_ssize_t found = 0, n = Py_TYPE(o)->tp_basicsize;
+    for (Py_ssize_t off = sizeof(PyObject); off + (Py_ssize_t)sizeof(void *) <= n; off += sizeof(void *))
+        if (field(o, off) == v) {
+            if (found) return 0;
+            found = off;
+        }
+    return found;
+}
+
+static task_layout *layout_of(PyTypeObject *tp) {
+    for (int i = 0; i < TASK_TYPES; i++)
+        if (TL.t[i].tp == tp) return &TL.t[i];
+    return NULL;
+}
+
+/* Learn from a task whose coroutine (starting in frame) and name the
+ * calls gave. */
+static void learn(PyObject *task, PyObject *coro, PyObject *name, const void *frame) {
+    PyTypeObject *tp = Py_TYPE(task);
+    if (tp->tp_itemsize) return;
+    Py_ssize_t co = word_of(task, coro), no = name ? word_of(task, name) : 0;
+    task_layout *l = layout_of(tp);
+    if (!l) {
+        l = &TL.t[TL.next];
+        TL.next = (TL.next + 1) % TASK_TYPES;
+        Py_XDECREF(l->tp);
+        Py_INCREF(tp);
+        *l = (task_layout){tp, co, no, 0};
+    }
+    if (!co || !no || co != l->coro_off || no != l->name_off) {
+        l->coro_off = co, l->name_off = no, l->seen = co && no;
+    } else if (l->seen < 2) {
+        l->seen++;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    Py_ssize_t d = (const char *)iframe_of(frame) - (const char *)coro;
+    if (d <= 0 || d > Py_TYPE(coro)->tp_basicsize) return;
+    if (d == TL.delta_seen) TL.frame_delta = d;
+    TL.delta_seen = d;
+#else
+    (void)frame;
+#endif
+}
+
+/* Does coro own frame (the coroutine starting)? -1: unknown yet. */
+static int owns(PyObject *coro, const void *frame) {
+    if (!coro || !PyCoro_CheckExact(coro)) return -1;
+#if PY_VERSION_HEX >= 0x030B0000
+    if (!TL.frame_delta) return -1;
+    return (const char *)iframe_of(frame) - (const char *)coro == TL.frame_delta;
+#else
+    return (const void *)((PyCoroObject *)coro)->cr_frame == frame;
+#endif
+}
+
+/* TASK_NAME's value from a learned type's name word: asyncio's number
+ * (3.13 formats "Task-N" only when asked) or the text; -1: neither. */
+static int64_t name_word_value(PyObject *name) {
+    if (name && PyLong_CheckExact(name)) {
+        unsigned long long n = PyLong_AsUnsignedLongLong(name);
+        if (n == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+        return n < YP_SW_NAME_SYMBOL ? (int64_t)n : 0;
+    }
+    return name && PyUnicode_CheckExact(name) ? (int64_t)name_value(name) : -1;
+}
+
+static void record_first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint64_t nv, PyObject *coro,
+                              const void *frame) {
     if (nv) record(r, wall, ts, (uint32_t)nv, yp_switch_kindw(yp_switch(YP_SW_TASK_NAME, nv)), 0);
     uint64_t v = yp_switch(YP_SW_TASK_OBJ, obj_id(coro));
     record(r, wall, ts, (uint32_t)v, yp_switch_kindw(v), 0);
     v = yp_switch(YP_SW_TASK_NEW, ((uint64_t)(uintptr_t)frame >> 3) & YP_CORO_ID_MAX);
     record(r, wall, ts, (uint32_t)v, yp_switch_kindw(v), 0);
+}
+
+/* A learned type's task, read in place: 1 done, 0 not its first step, -1
+ * ask by calls. */
+static int first_step_read(yp_ring *r, uint64_t wall, uint64_t ts, PyObject *task, const void *frame) {
+    task_layout *l = layout_of(Py_TYPE(task));
+    if (!l || l->seen < 2) return -1;
+    PyObject *coro = field(task, l->coro_off);
+    int own = owns(coro, frame);
+    if (own <= 0) return own;
+    int64_t nv = name_word_value(field(task, l->name_off));
+    if (nv < 0) return -1;
+    record_first_step(r, wall, ts, (uint64_t)nv, coro, frame);
+    return 1;
+}
+
+/* The task's coroutine and name by calls (and learn its type from them). */
+static void first_step_called(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, PyObject *task,
+                              const void *frame) {
+    PyObject *coro = call0(task, S.get_coro), *code = NULL, *name = NULL;
+    if (!coro) goto out;
+    code = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? S.cr_code : S.gi_code);
+    if (!code || !PyCode_Check(code) || (code_id_fast((PyCodeObject *)code) & ~YP_ID_FLAGS) != id)
+        goto out; /* the task's coroutine is another: this one is driven by hand */
+    name = call0(task, S.get_name);
+    record_first_step(r, wall, ts, name_value(name), coro, frame);
+    if (PyCoro_CheckExact(coro)) learn(task, coro, name, frame);
 out:
     Py_XDECREF(name);
     Py_XDECREF(code);
     Py_XDECREF(coro);
+}
+
+static void first_step(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, const void *frame) {
+    PyObject *task = names_ready() ? current_task() : NULL;
+    if (task && task != Py_None && first_step_read(r, wall, ts, task, frame) < 0)
+        first_step_called(r, wall, ts, id, task, frame);
     Py_XDECREF(task);
 }
 

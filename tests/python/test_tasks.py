@@ -43,12 +43,15 @@ async def main():
         loop.set_task_factory(asyncio.eager_task_factory)
     ts = [asyncio.create_task(handler(i), name="h%d" % i if i < 3 else None) for i in range(10)]
     await asyncio.gather(*ts)
+    names.extend(t.get_name() for t in ts)  # asked last: 3.13 formats "Task-N" when asked
+
+names = []
 
 yp.start("t.yp", builtins=sys.argv[2] == "1")
 asyncio.run(main())
 yp.stop()
 rows = [{s: getattr(k, s) for s in k.__slots__} for k in yp.get_stats().tasks]
-print(json.dumps({"took": took, "ran": ran["burns"], "tasks": rows, "hook": yp.status()["hook"]}))
+print(json.dumps({"took": took, "ran": ran["burns"], "tasks": rows, "names": names, "hook": yp.status()["hook"]}))
 """
 
 
@@ -95,6 +98,8 @@ def check_handlers(out, steps, default_names=True):
         assert names[:3] == ["h0", "h1", "h2"], names
     if default_names:  # (with a task factory, some Pythons' create_task names the others "None")
         assert all(n.startswith("Task-") for n in names[3:]) and len(set(names)) == 10, names
+    if default_names is not None:  # each row has its task's own name (the first steps run after naming)
+        assert sorted(names) == sorted(out["names"]), (names, out["names"])
     took = sorted(out["took"].values())
     for k in tasks:
         assert k["kind"] == "asyncio" and k["done_s"] is not None and k["steps"] == steps, k
@@ -143,6 +148,51 @@ def test_eager_tasks_are_rows_whose_first_step_runs_at_creation(tmp_path):
     for k in out["tasks"]:
         if k["function"] == "handler":
             assert k["first_run_s"] - k["created_s"] < 0.005, k
+
+
+# A coroutine a plain function drives by hand inside a task is not a task,
+# also once the tasks' type is learned (docs/api.md, "Tasks").
+BY_HAND = r"""
+import asyncio, json
+import yprof_record as yp
+
+async def inner():
+    return 1
+
+def drive():
+    c = inner()
+    try:
+        c.send(None)
+    except StopIteration:
+        pass
+
+async def worker():
+    drive()
+    await asyncio.sleep(0)
+    drive()
+
+async def main():
+    await asyncio.gather(*[asyncio.create_task(worker()) for _ in range(5)])
+
+yp.start("h.yp")
+asyncio.run(main())
+yp.stop()
+st = yp.get_stats()
+rows = [{s: getattr(k, s) for s in k.__slots__} for k in st.tasks]
+print(json.dumps({"tasks": rows, "inner": [f.ncalls for f in st.functions if f.name == "inner"]}))
+"""
+
+
+@pytest.mark.parametrize("builtins,env,hook", HOOKS)
+def test_a_coroutine_driven_by_hand_in_a_task_is_not_a_task(tmp_path, builtins, env, hook):
+    p = run_py(tmp_path, BY_HAND.replace('yp.start("h.yp")', 'yp.start("h.yp", builtins=%r)' % builtins),
+               env={"YPROF_HOOK": env})
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    mine = sorted(k["function"] for k in out["tasks"] if k["module"] == "__main__")  # (and asyncio.run's own)
+    assert mine == ["main"] + ["worker"] * 5, out["tasks"]
+    assert all(k["steps"] == 2 for k in out["tasks"] if k["function"] == "worker"), out["tasks"]
+    assert out["inner"] == [10]
+    assert_live_is_db(tmp_path, "h.yp", out["tasks"])
 
 
 # Greenlets: the two of test_greenlet's ping-pong, each switched in 1,001
