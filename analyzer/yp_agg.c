@@ -643,6 +643,20 @@ void yp_agg_clear(yp_agg *a) {
 
 uint64_t yp_agg_events_seen(const yp_agg *a) { return a ? a->events : 0; }
 
+uint64_t yp_agg_builtin_self_ns(const yp_agg *a) {
+    if (!a) return 0;
+    double ticks = 0;
+    for (size_t i = 0; i < a->n_threads; i++) {
+        const yp_athread *t = a->threads[i];
+        for (uint32_t j = 0; j < t->n_fs; j++) {
+            uint32_t idx;
+            if (t->fs[j].self && yp_map_get(&a->symmap, t->fs[j].func_id, &idx) && a->syms[idx].builtin)
+                ticks += (double)t->fs[j].self;
+        }
+    }
+    return (uint64_t)(ticks * a->ns_per_tick);
+}
+
 /* What the switched-out greenlets' frames hold. */
 static size_t yp_agg_glet_bytes(const yp_stack *s) {
     size_t b = 0;

@@ -36,7 +36,9 @@ static struct {
     _Atomic uint64_t trace_events;   /* events the flusher passed on since then */
     _Atomic uint64_t interval_t0;    /* start of the running interval; 0 when stopped */
     _Atomic double interp_per_event; /* calibrated ns of interpreter slow-down per event */
-    _Atomic double interp_share;     /* at most this share of the time (yp_interp_bounded) */
+    _Atomic double interp_share;     /* at most this share of the time (yp_interp_estimate) */
+    _Atomic double interp_bytecode;  /* the share of Python code's time lost to the hook */
+    _Atomic int64_t trace_c_offset;  /* the trace's C time: the live stats' plus this */
     char pyversion[64];              /* for trace headers */
     uint32_t clock_kind;             /* clock of the live stats */
     /* the recorder's cumulative counters when the live stats were last
@@ -93,38 +95,41 @@ static void interval_end(void) {
     }
 }
 
-static uint64_t interp_ns_of(uint64_t events) {
-    double per_event = M.interp_per_event;
-    return per_event > 0 ? (uint64_t)(per_event * (double)events) : 0;
+static uint64_t interp_ns_of(uint64_t events, uint64_t app_ns, uint64_t hook_ns, uint64_t c_ns) {
+    return yp_interp_estimate(events, M.interp_per_event, M.interp_bytecode, M.interp_share, app_ns, hook_ns,
+                              c_ns);
 }
 
 /* Memory beyond the recorder's (live stats, C-function table); the live
- * stats' event count when `events` is given. */
-static uint64_t extra_bytes(uint64_t *events) {
+ * stats' event count and C functions' time when asked. */
+static uint64_t extra_bytes(uint64_t *events, uint64_t *c_ns) {
     pthread_mutex_lock(&M.agg_mu);
     uint64_t b = yp_agg_bytes(M.agg) + yp_hook_bytes();
     if (events) *events = yp_agg_events_seen(M.agg);
+    if (c_ns) *c_ns = yp_agg_builtin_self_ns(M.agg);
     pthread_mutex_unlock(&M.agg_mu);
     return b;
 }
 
-/* The open trace's figures (its footer and markers), interp_ns bounded
- * with the trace's hook time. */
+/* The open trace's figures (its footer and markers), interp_ns with the
+ * trace's hook time. */
 static void sink_totals(void *ctx, yp_rec_totals *t) {
     (void)ctx;
     t->app_ns = app_ns_now(M.trace_app_ns);
     uint64_t hook_ns = yp_rec_trace_hook_ns(); /* the registry's lock, then the live stats' */
-    t->extra_bytes = extra_bytes(NULL);
-    t->interp_ns = yp_interp_bounded(interp_ns_of(M.trace_events), t->app_ns, hook_ns, M.interp_share);
+    uint64_t c_ns;
+    t->extra_bytes = extra_bytes(NULL, &c_ns);
+    int64_t trace_c = (int64_t)c_ns + M.trace_c_offset;
+    t->interp_ns = interp_ns_of(M.trace_events, t->app_ns, hook_ns, trace_c > 0 ? (uint64_t)trace_c : 0);
 }
 
 /* The live stats' figures (since clear_stats), with their hook time
  * `hook_ns`. */
 static void live_totals(yp_rec_totals *t, uint64_t hook_ns) {
     t->app_ns = app_ns_now(M.app_ns);
-    uint64_t events;
-    t->extra_bytes = extra_bytes(&events);
-    t->interp_ns = yp_interp_bounded(interp_ns_of(events), t->app_ns, hook_ns, M.interp_share);
+    uint64_t events, c_ns;
+    t->extra_bytes = extra_bytes(&events, &c_ns);
+    t->interp_ns = interp_ns_of(events, t->app_ns, hook_ns, c_ns);
 }
 
 /* The trace's totals once the flusher has passed on what was pushed. */
@@ -138,16 +143,17 @@ static void trace_totals(yp_rec_totals *t) {
 /* ---- start / stop ------------------------------------------------------------------ */
 
 /* _start(path, cpu, builtins, cmdline, ring_bits, flush_ms, wait_ms, interp_per_event, interp_share,
- * hook[, open_frames]): open the trace (or continue it) and install the hook; False when already
- * running. */
+ * interp_bytecode, hook[, open_frames]): open the trace (or continue it) and install the hook; False when
+ * already running. */
 static PyObject *py_start(PyObject *self, PyObject *args) {
     (void)self;
     const char *path, *cmdline;
     int clock_cpu, builtins, hook_kind, open_frames = 1;
     unsigned ring_bits, flush_ms, wait_ms;
-    double interp_per_event, interp_share;
-    if (!PyArg_ParseTuple(args, "sppsIIIddi|p", &path, &clock_cpu, &builtins, &cmdline, &ring_bits, &flush_ms,
-                          &wait_ms, &interp_per_event, &interp_share, &hook_kind, &open_frames))
+    double interp_per_event, interp_share, interp_bytecode;
+    if (!PyArg_ParseTuple(args, "sppsIIIdddi|p", &path, &clock_cpu, &builtins, &cmdline, &ring_bits,
+                          &flush_ms, &wait_ms, &interp_per_event, &interp_share, &interp_bytecode, &hook_kind,
+                          &open_frames))
         return NULL;
     if (yp_hook_running()) Py_RETURN_FALSE;
     double nspt = 1.0;
@@ -178,9 +184,13 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
     }
     if (interp_per_event >= 0) M.interp_per_event = interp_per_event;
     if (interp_share >= 0) M.interp_share = interp_share;
+    if (interp_bytecode >= 0) M.interp_bytecode = interp_bytecode;
     if (!yp_rec_is_open()) {
         M.trace_app_ns = 0;
         M.trace_events = 0;
+        uint64_t c_ns;
+        (void)extra_bytes(NULL, &c_ns);
+        M.trace_c_offset = -(int64_t)c_ns; /* the trace's C time starts at 0 */
         yp_rec_config cfg = {0};
         cfg.path = path;
         cfg.clock_kind = ck;
@@ -281,26 +291,19 @@ static PyObject *py_thread_names(PyObject *self, PyObject *list) {
 
 static void stats_capsule_free(PyObject *cap) { yp_stats_free(PyCapsule_GetPointer(cap, "yprof.stats")); }
 
-/* _snapshot([timeout_ms, path]): a capsule of the live stats, taken after the flusher has passed on
- * what was pushed (the GIL released meanwhile), with the pollution figures since clear_stats. */
 /* How long get_stats() waits for the flusher with the GIL held. */
 #define SNAPSHOT_HOLD_MS 25u
 
-static PyObject *py_snapshot(PyObject *self, PyObject *args) {
-    (void)self;
-    unsigned timeout_ms = 2000;
-    const char *path = "";
-    if (!PyArg_ParseTuple(args, "|Is", &timeout_ms, &path)) return NULL;
-    yp_stats *s = NULL;
-    yp_rec_status rs;
-    /* With the GIL held no thread runs its hook (every hook holds it, also
-     * while it waits for room in a full ring): the barrier has only what the
-     * rings hold now to drain, and the snapshot is a copy, a few ms together.
-     * Letting go of the GIL for them would cost far more: taking it back
-     * among busy threads is a wait of one or more switch intervals (5 ms),
-     * 5-360 ms measured with 8 busy threads. Only a barrier slower than
-     * SNAPSHOT_HOLD_MS (a stalled disk under the flusher's write) is waited
-     * for without the GIL, so the program is never held up longer. */
+/* Until the flusher has passed on every event pushed so far (at most
+ * timeout_ms). With the GIL held no thread runs its hook (every hook holds
+ * it, also while it waits for room in a full ring): the barrier has only
+ * what the rings hold now to drain, a few ms. Letting go of the GIL for it
+ * would cost far more: taking it back among busy threads is a wait of one
+ * or more switch intervals (5 ms), 5-360 ms measured with 8 busy threads.
+ * Only a barrier slower than SNAPSHOT_HOLD_MS (a stalled disk under the
+ * flusher's write) is waited for without the GIL, so the program is never
+ * held up longer. */
+static void sync_holding_gil(unsigned timeout_ms) {
     uint64_t ticket = yp_rec_sync_request();
     unsigned hold = timeout_ms < SNAPSHOT_HOLD_MS ? timeout_ms : SNAPSHOT_HOLD_MS;
     if (yp_rec_sync_wait(ticket, hold) != 0 && timeout_ms > hold) {
@@ -308,6 +311,18 @@ static PyObject *py_snapshot(PyObject *self, PyObject *args) {
             yp_rec_sync_wait(ticket, timeout_ms - hold);
         Py_END_ALLOW_THREADS
     }
+}
+
+/* _snapshot([timeout_ms, path]): a capsule of the live stats, taken after the flusher has passed on
+ * what was pushed (sync_holding_gil), with the pollution figures since clear_stats. */
+static PyObject *py_snapshot(PyObject *self, PyObject *args) {
+    (void)self;
+    unsigned timeout_ms = 2000;
+    const char *path = "";
+    if (!PyArg_ParseTuple(args, "|Is", &timeout_ms, &path)) return NULL;
+    yp_stats *s = NULL;
+    yp_rec_status rs;
+    sync_holding_gil(timeout_ms);
     status_since_clear(&rs);
     pthread_mutex_lock(&M.agg_mu);
     s = M.agg ? yp_agg_snapshot(M.agg) : NULL;
@@ -541,6 +556,7 @@ static PyObject *py_clear(PyObject *self, PyObject *noargs) {
     Py_BEGIN_ALLOW_THREADS
         yp_rec_sync(2000);
         pthread_mutex_lock(&M.agg_mu);
+        M.trace_c_offset += (int64_t)yp_agg_builtin_self_ns(M.agg); /* the trace keeps its C time */
         yp_agg_clear(M.agg);
         pthread_mutex_unlock(&M.agg_mu);
     Py_END_ALLOW_THREADS
@@ -578,6 +594,7 @@ static PyObject *py_status(PyObject *self, PyObject *noargs) {
 static PyObject *py_pollution(PyObject *self, PyObject *noargs) {
     (void)self;
     (void)noargs;
+    sync_holding_gil(2000); /* the events' count and the C functions' time include every event so far */
     yp_rec_status s;
     status_since_clear(&s);
     yp_rec_totals t;
@@ -637,10 +654,11 @@ static PyObject *py_unhook_self(PyObject *self, PyObject *unused) {
 
 static PyObject *py_set_interp(PyObject *self, PyObject *args) {
     (void)self;
-    double per_event, share;
-    if (!PyArg_ParseTuple(args, "dd", &per_event, &share)) return NULL;
+    double per_event, share, bytecode;
+    if (!PyArg_ParseTuple(args, "ddd", &per_event, &share, &bytecode)) return NULL;
     if (per_event >= 0) M.interp_per_event = per_event;
     if (share >= 0) M.interp_share = share;
+    if (bytecode >= 0) M.interp_bytecode = bytecode;
     Py_RETURN_NONE;
 }
 
@@ -740,7 +758,8 @@ static PyMethodDef methods[] = {
     {"_empty_hook", py_empty_hook, METH_O, "calibration: an empty hook in this thread"},
     {"_empty_eval", py_empty_eval, METH_O, "calibration: an empty PEP 523 frame evaluator"},
     {"_unhook_self", py_unhook_self, METH_NOARGS, "calibration: remove this thread's profile function"},
-    {"_set_interp", py_set_interp, METH_VARARGS, "calibration: (ns per event, share) of the hook in use"},
+    {"_set_interp", py_set_interp, METH_VARARGS,
+     "calibration: (ns per event, bound share, bytecode share) of the hook in use"},
     {"_hook_kind", py_hook_kind, METH_NOARGS, "0 setprofile, 1 sys.monitoring, 2 PEP 523 evaluator"},
     {"_fail_allocs", py_fail_allocs, METH_O, "test only: fail the next N allocations"},
     {NULL, NULL, 0, NULL}};

@@ -5,16 +5,24 @@
 
 #include <stdint.h>
 
-/* The interpreter's estimated slow-down interp_ns, at most `share` of the
- * recorded time the hook left to the application (app_ns - hook_ns): the
- * share of its time a calibration loop lost to an empty hook. share <= 0:
- * interp_ns as it is. */
-static inline uint64_t yp_interp_bounded(uint64_t interp_ns, uint64_t app_ns, uint64_t hook_ns,
-                                         double share) {
-    if (!(share > 0)) return interp_ns;
+/* The interpreter's estimated slow-down (docs/api.md, "pollution"), from
+ * the calibration (per_event_ns: what an empty hook costs per event beyond
+ * the bytecodes; bytecode_share: the share of a loop's time without calls
+ * an empty hook takes, 3.11's profile hook slowing every bytecode; bound:
+ * the share of a call-heavy loop's time it takes, which no code exceeds)
+ * and the recorded time (app_ns, of which hook_ns in the hook and c_ns in
+ * recorded C functions, which run as fast as ever): the events' cost,
+ * plus bytecode_share of the time left to Python code, at most `bound` of
+ * the time the hook left (share <= 0: no such term or bound). */
+static inline uint64_t yp_interp_estimate(uint64_t events, double per_event_ns, double bytecode_share,
+                                          double bound, uint64_t app_ns, uint64_t hook_ns, uint64_t c_ns) {
     double left = app_ns > hook_ns ? (double)(app_ns - hook_ns) : 0.0;
-    double max = share < 1 ? share * left : left;
-    return (double)interp_ns < max ? interp_ns : (uint64_t)max;
+    double ev = per_event_ns > 0 ? per_event_ns * (double)events : 0.0;
+    if (ev > left) ev = left;
+    double code = left - ev - (double)c_ns;
+    double bc = bytecode_share > 0 && bytecode_share < 1 && code > 0 ? bytecode_share * code : 0.0;
+    double est = ev + bc, max = bound > 0 && bound < 1 ? bound * left : left;
+    return (uint64_t)(est < max ? est : max);
 }
 
 #endif

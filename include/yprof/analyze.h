@@ -67,6 +67,9 @@ void yp_agg_clear(yp_agg *a);
 /* Bytes the aggregator holds. */
 uint64_t yp_agg_bytes(const yp_agg *a);
 uint64_t yp_agg_events_seen(const yp_agg *a);
+/* The self time of the C functions' (builtins') closed calls, in ns:
+ * code a profile hook does not slow down (docs/api.md, "pollution"). */
+uint64_t yp_agg_builtin_self_ns(const yp_agg *a);
 
 /* ---- snapshots ----------------------------------------------------------- */
 

@@ -255,8 +255,8 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
         # the interpreter's slow-down under a hook: measured in the
         # background since the import, else at stop() (-1: not known yet);
         # the opt-in frame evaluator's before it is installed
-        per_event, share = _calibrate.interp_cost(kind) if kind == _HOOK_EVAL else (
-            _calibrate.known(kind) or (-1.0, -1.0))
+        per_event, share, bytecode = _calibrate.interp_cost(kind) if kind == _HOOK_EVAL else (
+            _calibrate.known(kind) or (-1.0, -1.0, -1.0))
         thread_profile = _get_thread_profile()
         if kind == _HOOK_SETPROFILE:
             _set_thread_hook(thread_profile)
@@ -266,7 +266,7 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
                         follow_children=bool(follow_children))
         try:
             started = _yprof._start(path, clock == "cpu", bool(builtins), cmdline, _ring_bits, _flush_ms,
-                                    _wait_ms, per_event, share, kind, bool(_open_frames))
+                                    _wait_ms, per_event, share, bytecode, kind, bool(_open_frames))
         finally:
             if not _yprof._is_running():  # it raised, or could not start: undo
                 _monitoring_off()

@@ -7,16 +7,21 @@ calls the default one.
 
 On CPython 3.8-3.11 (less so on 3.12+) having any profile hook takes the
 interpreter off its fast paths, a cost outside the hook that the hook cannot
-time. We time a small call-heavy loop with no hook and with an empty C hook
-(same machinery, no work): the difference per event is what any hook costs
-the interpreter. pollution()["interp_s"] is that figure times the number of
-events recorded, but at most the same share of the recorded time (less the
-hook's) as the loop lost: on 3.11 the slow-down follows the bytecodes run,
-not the events, so per event alone it over-states code that does less per
-call than the loop. docs/performance.md compares the estimate with the
+time. We time two small loops with no hook and with an empty C hook (same
+machinery, no work): one of one-line calls, one of bytecodes without calls
+(attribute, float, int, list and dict work). What the second loses is the
+share of Python code's time any hook takes whatever the events: on 3.11 a
+profile hook runs every bytecode unspecialised and through the tracing
+dispatch (about half the time of such code); before 3.11 and on
+sys.monitoring nothing. What the first loses beyond that share is the
+cost per event. pollution()["interp_s"] is that cost times the events
+recorded, plus the bytecode share of the time left to Python code (the
+recorded time less the hook's, that cost and the recorded C functions'
+time: C code runs as fast under a hook), at most the share of the time the
+first loop lost. docs/performance.md compares the estimate with the
 measured slow-down (bench/pollution.py).
 
-When: 10-20 ms of CPU once per process, never in start() (which must take
+When: 20-40 ms of CPU once per process, never in start() (which must take
 under 2 ms). Importing yprof_record starts a thread that is never recorded
 (yp_quiet.c) to measure the hook start() will use, timing with the thread's
 CPU clock so that waits for the GIL don't count. The setprofile hook is per
@@ -33,7 +38,7 @@ import time
 
 from . import _yprof
 
-_cost = {}  # by hook kind: (ns per event, share)
+_cost = {}  # by hook kind: (ns per event, bound share, bytecode share)
 _bg = {"pid": 0, "done": True}  # the background measurement: its process, finished
 _mon_state = {}  # the tool id the empty sys.monitoring hook holds
 
@@ -46,13 +51,26 @@ def _loop(n):
         f(i)
 
 
-def _timed(n):
+class _Point:
+    def __init__(self):
+        self.x, self.y = 1.0, 2.0
+
+
+def _bytecodes(n):
+    p, seq, d, t = _Point(), [1, 2, 3], {"a": 1}, 0.0
+    for i in range(n):
+        t += p.x * p.y - seq[i % 3] + d["a"]
+        p.x = t * 1e-9
+    return t
+
+
+def _timed(n, loop=_loop):
     t = time.thread_time()
-    _loop(n)
+    loop(n)
     return time.thread_time() - t
 
 
-def _best_pair(n, reps, hook, background=False):
+def _best_pair(n, reps, hook, background=False, loop=_loop):
     """The best time of the loop without and with the hook, measured
     alternately (a slow spell of the machine hits both alike); None when
     the hook cannot be set. In the background a pair that a start() of a
@@ -66,13 +84,13 @@ def _best_pair(n, reps, hook, background=False):
         per_thread = background and hook is _yprof._empty_hook
         if per_thread:
             _yprof._unhook_self()
-        b = _timed(n)
+        b = _timed(n, loop)
         if per_thread and _yprof._unhook_self():
             continue  # a start() put our hook on this thread meanwhile
         if not hook(True):
             return None
         try:
-            h = _timed(n)
+            h = _timed(n, loop)
         finally:
             intact = hook(False)
         if background and not per_thread and _yprof._is_running():
@@ -111,15 +129,19 @@ def _empty_monitoring(on, _state=_mon_state):
 
 
 def _measure(kind, background=False):
-    """(ns per event, share) for the hook kind, or None (given up, or the
-    empty hook could not be set or stay set)."""
+    """(ns per event, bound share, bytecode share) for the hook kind, or
+    None (given up, or the empty hook could not be set or stay set)."""
     n = 20000
     hook = {1: _empty_monitoring, 2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
     try:
         pair = _best_pair(n, 5, hook, background)
+        # sys.monitoring instruments the events' instructions only: a loop
+        # without calls runs as without it (measured: 0), and the tool id
+        # is held no longer than needed
+        code = _best_pair(n // 2, 5, hook, background, _bytecodes) if pair and kind != 1 else (1.0, 1.0)
     except Exception:
         return None
-    if pair is None:
+    if pair is None or code is None:
         return None
     base, hooked = pair
     if hooked <= base and kind != 2:
@@ -127,10 +149,12 @@ def _measure(kind, background=False):
         # a call per event: no slower means it was not called, not a figure
         # (the PEP 523 evaluator's cost can be within the noise: 0 is one)
         return None
+    bytecode = min(0.9, max(0.0, 1 - code[0] / code[1])) if code[1] > 0 else 0.0
     # events per loop: n calls + n returns of f (the loop's own frame and
-    # range() are constant overhead)
-    extra = max(0.0, hooked - base)
-    return (extra / (2 * n) * 1e9, extra / hooked if hooked > 0 else 0.0)
+    # range() are constant overhead); what the bytecode share explains of
+    # the hooked loop's time is not the events'
+    extra = max(0.0, hooked * (1 - bytecode) - base) / (1 - bytecode)
+    return (extra / (2 * n) * 1e9, max(0.0, hooked - base) / hooked if hooked > 0 else 0.0, bytecode)
 
 
 def wait(timeout=5.0):
@@ -151,7 +175,8 @@ def known(kind):
 
 def interp_cost(kind=0):
     """(extra interpreter ns per recorded event, the share of the hooked
-    loop's time that extra was), both >= 0, measured once per hook kind (0
+    call loop's time the hook took, the share of Python code's time it
+    takes whatever the events), all >= 0, measured once per hook kind (0
     setprofile, 1 sys.monitoring, 2 PEP 523 frame evaluator). Measures now
     if needed, after the background measurement of the same kind: call it
     with no hook of ours on this thread (setprofile) or none at all."""
@@ -159,10 +184,10 @@ def interp_cost(kind=0):
         wait(1.0)
     if kind not in _cost:
         if kind == 1 and _bg["pid"] == os.getpid() and not _bg["done"]:
-            return (0.0, 0.0)  # still measuring, with the empty tool: not known this time
+            return (0.0, 0.0, 0.0)  # still measuring, with the empty tool: not known this time
         r = _measure(kind)
         if r is None:
-            return (0.0, 0.0)  # not measured this time: not kept, measured again next time
+            return (0.0, 0.0, 0.0)  # not measured this time: not kept, measured again next time
         _cost[kind] = r
     return _cost[kind]
 

@@ -71,7 +71,7 @@ def test_pollution_puts_the_reported_share_next_to_the_measured_one(hookdir):
     slow = float(cells[1].rstrip("x"))
     measured, reported = (float(c.rstrip("%")) for c in cells[2:4])
     error = float(cells[4])
-    hook, interp, alone = (float(c.rstrip("%")) for c in cells[5:8])
+    hook, interp, cfuncs = (float(c.rstrip("%")) for c in cells[5:8])
     # the slow-down is printed to 0.005, the shares to 0.5 points
     assert measured == pytest.approx(100 * (1 - 1 / slow), abs=0.51 + 0.5 / slow ** 2), out
     assert error == pytest.approx(reported - measured, abs=1.01), out
@@ -79,7 +79,7 @@ def test_pollution_puts_the_reported_share_next_to_the_measured_one(hookdir):
     # interp may calibrate to 0 on 3.8, whose empty hook costs the loop next
     # to nothing (seen in a fresh-clone run): reported is then hook alone
     assert 0 < hook <= reported < 100, out
-    assert alone >= hook - 0.5, out
+    assert 0 <= cfuncs < 5, out  # fib calls no C function
 
 
 def test_table_counts_every_event_and_its_ratios_agree(hookdir):

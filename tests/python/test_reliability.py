@@ -1,10 +1,8 @@
 """Crashes, full disks, allocation failures, fork, shutdown, memory."""
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest

@@ -329,14 +329,19 @@ TEST(Recorder, MarkersCarryThePollutionFiguresWhileRecording) {
     remove(path.c_str());
 }
 
-// The interpreter estimate never claims more than its share of the time the
-// hook left to the application; below that it stands as given.
-TEST(Pollution, InterpreterEstimateIsBoundedByItsShareOfTheTime) {
-    EXPECT_EQ(yp_interp_bounded(5000, 10000, 2000, 0.75), 5000u); // under 0.75 * 8000
-    EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 0.75), 6000u); // bounded
-    EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 0.0), 9000u);  // no bound given
-    EXPECT_EQ(yp_interp_bounded(9000, 10000, 12000, 0.75), 0u);   // hook time over the recorded
-    EXPECT_EQ(yp_interp_bounded(9000, 10000, 2000, 3.0), 8000u);  // a share over 1 counts as 1
+// The interpreter estimate: the events' cost, plus the bytecode share of
+// the time left to Python code (the recorded time less the hook's, the
+// events' cost and the C functions'), never more than the bound's share of
+// the time the hook left.
+TEST(Pollution, InterpreterEstimateIsTheEventsAndTheSlowerBytecodes) {
+    // 1,000 events at 2 ns: 2,000 ns; 10,000 ns recorded, 2,000 in the hook
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.0, 0.0, 10000, 2000, 0), 2000u);
+    // half of the 5,000 ns left to Python code (8,000 - 2,000 - 1,000 in C)
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.0, 10000, 2000, 1000), 4500u);
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.5, 10000, 2000, 1000), 4000u); // bounded: 0.5 * 8,000
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.0, 10000, 2000, 9000), 2000u); // C took the rest
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.75, 10000, 12000, 0), 0u);     // hook over the recorded
+    EXPECT_EQ(yp_interp_estimate(5000, 2.0, 0.0, 3.0, 10000, 2000, 0), 8000u); // a bound over 1 counts as 1
 }
 
 // A trace's footer counts the hook time since that trace opened, as the
