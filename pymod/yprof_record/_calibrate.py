@@ -21,7 +21,7 @@ time: C code runs as fast under a hook), at most the share of the time the
 first loop lost. docs/performance.md compares the estimate with the
 measured slow-down (bench/pollution.py).
 
-When: 20-40 ms of CPU once per process, never in start() (which must take
+When: 15-45 ms of CPU once per process, never in start() (which must take
 under 2 ms). Importing yprof_record starts a thread that is never recorded
 (yp_quiet.c) to measure the hook start() will use, timing with the thread's
 CPU clock so that waits for the GIL don't count. The setprofile hook is per
