@@ -643,18 +643,21 @@ void yp_agg_clear(yp_agg *a) {
 
 uint64_t yp_agg_events_seen(const yp_agg *a) { return a ? a->events : 0; }
 
-uint64_t yp_agg_builtin_self_ns(const yp_agg *a) {
+uint64_t yp_agg_code_ns(const yp_agg *a, double event_ns) {
     if (!a) return 0;
-    double ticks = 0;
+    double code = 0;
     for (size_t i = 0; i < a->n_threads; i++) {
         const yp_athread *t = a->threads[i];
+        double c = 0; /* its C functions' self time, ticks */
         for (uint32_t j = 0; j < t->n_fs; j++) {
             uint32_t idx;
             if (t->fs[j].self && yp_map_get(&a->symmap, t->fs[j].func_id, &idx) && a->syms[idx].builtin)
-                ticks += (double)t->fs[j].self;
+                c += (double)t->fs[j].self;
         }
+        double left = ((double)yp_stack_wall(&t->st) - c) * a->ns_per_tick - event_ns * (double)t->st.events;
+        code += left > 0 ? left : 0;
     }
-    return (uint64_t)(ticks * a->ns_per_tick);
+    return (uint64_t)code;
 }
 
 /* What the switched-out greenlets' frames hold. */

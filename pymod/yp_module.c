@@ -29,18 +29,18 @@
  * (sink_totals) is atomic. Two scopes: the live stats' (since clear_stats)
  * and the open trace's. */
 static struct {
-    yp_agg *agg;                     /* the live stats; under agg_mu */
-    pthread_mutex_t agg_mu;          /* taken last, under the recorder's drain lock only */
-    _Atomic uint64_t app_ns;         /* recorded wall time over closed intervals */
-    _Atomic uint64_t trace_app_ns;   /* the same since the trace opened */
-    _Atomic uint64_t trace_events;   /* events the flusher passed on since then */
-    _Atomic uint64_t interval_t0;    /* start of the running interval; 0 when stopped */
-    _Atomic double interp_per_event; /* calibrated ns of interpreter slow-down per event */
-    _Atomic double interp_share;     /* at most this share of the time (yp_interp_estimate) */
-    _Atomic double interp_bytecode;  /* the share of Python code's time lost to the hook */
-    _Atomic int64_t trace_c_offset;  /* the trace's C time: the live stats' plus this */
-    char pyversion[64];              /* for trace headers */
-    uint32_t clock_kind;             /* clock of the live stats */
+    yp_agg *agg;                       /* the live stats; under agg_mu */
+    pthread_mutex_t agg_mu;            /* taken last, under the recorder's drain lock only */
+    _Atomic uint64_t app_ns;           /* recorded wall time over closed intervals */
+    _Atomic uint64_t trace_app_ns;     /* the same since the trace opened */
+    _Atomic uint64_t trace_events;     /* events the flusher passed on since then */
+    _Atomic uint64_t interval_t0;      /* start of the running interval; 0 when stopped */
+    _Atomic double interp_per_event;   /* calibrated ns of interpreter slow-down per event */
+    _Atomic double interp_share;       /* at most this share of the time (yp_interp_estimate) */
+    _Atomic double interp_bytecode;    /* the share of Python code's time lost to the hook */
+    _Atomic int64_t trace_code_offset; /* the trace's Python code time: the live stats' plus this */
+    char pyversion[64];                /* for trace headers */
+    uint32_t clock_kind;               /* clock of the live stats */
     /* the recorder's cumulative counters when the live stats were last
      * cleared; written by clear_stats() with the GIL, read by snapshots
      * without it */
@@ -95,18 +95,28 @@ static void interval_end(void) {
     }
 }
 
-static uint64_t interp_ns_of(uint64_t events, uint64_t app_ns, uint64_t hook_ns, uint64_t c_ns) {
+static uint64_t interp_ns_of(uint64_t events, uint64_t app_ns, uint64_t hook_ns, uint64_t code_ns) {
     return yp_interp_estimate(events, M.interp_per_event, M.interp_bytecode, M.interp_share, app_ns, hook_ns,
-                              c_ns);
+                              code_ns);
+}
+
+/* The live stats' time running Python code (yp_agg_code_ns), each event
+ * costing the calibrated figure and hook_ns over `events` (the hook's
+ * mean); with agg_mu held. */
+static uint64_t code_ns_locked(uint64_t hook_ns, uint64_t events) {
+    double per_event = M.interp_per_event > 0 ? M.interp_per_event : 0.0;
+    return yp_agg_code_ns(M.agg, per_event + (events ? (double)hook_ns / (double)events : 0.0));
 }
 
 /* Memory beyond the recorder's (live stats, C-function table); the live
- * stats' event count and C functions' time when asked. */
-static uint64_t extra_bytes(uint64_t *events, uint64_t *c_ns) {
+ * stats' event count and Python code time (with hook_ns over hook_events,
+ * or over the live stats' events when 0) when asked. */
+static uint64_t extra_bytes(uint64_t *events, uint64_t *code_ns, uint64_t hook_ns, uint64_t hook_events) {
     pthread_mutex_lock(&M.agg_mu);
     uint64_t b = yp_agg_bytes(M.agg) + yp_hook_bytes();
-    if (events) *events = yp_agg_events_seen(M.agg);
-    if (c_ns) *c_ns = yp_agg_builtin_self_ns(M.agg);
+    uint64_t n = yp_agg_events_seen(M.agg);
+    if (events) *events = n;
+    if (code_ns) *code_ns = code_ns_locked(hook_ns, hook_events ? hook_events : n);
     pthread_mutex_unlock(&M.agg_mu);
     return b;
 }
@@ -117,19 +127,19 @@ static void sink_totals(void *ctx, yp_rec_totals *t) {
     (void)ctx;
     t->app_ns = app_ns_now(M.trace_app_ns);
     uint64_t hook_ns = yp_rec_trace_hook_ns(); /* the registry's lock, then the live stats' */
-    uint64_t c_ns;
-    t->extra_bytes = extra_bytes(NULL, &c_ns);
-    int64_t trace_c = (int64_t)c_ns + M.trace_c_offset;
-    t->interp_ns = interp_ns_of(M.trace_events, t->app_ns, hook_ns, trace_c > 0 ? (uint64_t)trace_c : 0);
+    uint64_t code_ns;
+    t->extra_bytes = extra_bytes(NULL, &code_ns, hook_ns, M.trace_events);
+    int64_t code = (int64_t)code_ns + M.trace_code_offset;
+    t->interp_ns = interp_ns_of(M.trace_events, t->app_ns, hook_ns, code > 0 ? (uint64_t)code : 0);
 }
 
 /* The live stats' figures (since clear_stats), with their hook time
  * `hook_ns`. */
 static void live_totals(yp_rec_totals *t, uint64_t hook_ns) {
     t->app_ns = app_ns_now(M.app_ns);
-    uint64_t events, c_ns;
-    t->extra_bytes = extra_bytes(&events, &c_ns);
-    t->interp_ns = interp_ns_of(events, t->app_ns, hook_ns, c_ns);
+    uint64_t events, code_ns;
+    t->extra_bytes = extra_bytes(&events, &code_ns, hook_ns, 0);
+    t->interp_ns = interp_ns_of(events, t->app_ns, hook_ns, code_ns);
 }
 
 /* The trace's totals once the flusher has passed on what was pushed. */
@@ -188,9 +198,11 @@ static PyObject *py_start(PyObject *self, PyObject *args) {
     if (!yp_rec_is_open()) {
         M.trace_app_ns = 0;
         M.trace_events = 0;
-        uint64_t c_ns;
-        (void)extra_bytes(NULL, &c_ns);
-        M.trace_c_offset = -(int64_t)c_ns; /* the trace's C time starts at 0 */
+        yp_rec_status rs;
+        status_since_clear(&rs);
+        uint64_t code_ns;
+        (void)extra_bytes(NULL, &code_ns, rs.hook_ns + rs.wait_ns, 0);
+        M.trace_code_offset = -(int64_t)code_ns; /* the trace's Python code time starts at 0 */
         yp_rec_config cfg = {0};
         cfg.path = path;
         cfg.clock_kind = ck;
@@ -555,8 +567,11 @@ static PyObject *py_clear(PyObject *self, PyObject *noargs) {
     (void)noargs;
     Py_BEGIN_ALLOW_THREADS
         yp_rec_sync(2000);
+        yp_rec_status cs;
+        status_since_clear(&cs);
         pthread_mutex_lock(&M.agg_mu);
-        M.trace_c_offset += (int64_t)yp_agg_builtin_self_ns(M.agg); /* the trace keeps its C time */
+        /* the trace keeps the code time cleared from the live stats */
+        M.trace_code_offset += (int64_t)code_ns_locked(cs.hook_ns + cs.wait_ns, yp_agg_events_seen(M.agg));
         yp_agg_clear(M.agg);
         pthread_mutex_unlock(&M.agg_mu);
     Py_END_ALLOW_THREADS

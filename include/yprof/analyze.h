@@ -67,9 +67,12 @@ void yp_agg_clear(yp_agg *a);
 /* Bytes the aggregator holds. */
 uint64_t yp_agg_bytes(const yp_agg *a);
 uint64_t yp_agg_events_seen(const yp_agg *a);
-/* The self time of the C functions' (builtins') closed calls, in ns:
- * code a profile hook does not slow down (docs/api.md, "pollution"). */
-uint64_t yp_agg_builtin_self_ns(const yp_agg *a);
+/* The time the threads ran Python code, in ns (docs/api.md, "pollution"):
+ * over the threads, each one's recorded wall time less its C functions'
+ * self time (C code runs as fast under a hook; a thread blocked in one
+ * runs no Python code) and event_ns per event it made (the hook's and the
+ * interpreter's cost of them), when positive. */
+uint64_t yp_agg_code_ns(const yp_agg *a, double event_ns);
 
 /* ---- snapshots ----------------------------------------------------------- */
 

@@ -354,6 +354,21 @@ TEST(Agg, TagRootsAreCallsWhoseCallerIsUnderAnotherTag) {
     EXPECT_DOUBLE_EQ(total["x/d"], 3); // both
 }
 
+// The time the threads ran Python code (pollution's bytecode term): each
+// thread's wall time less its C functions' self time and event_ns per
+// event, when positive; a thread blocked in C all along runs none.
+TEST(Agg, CodeTimeIsEachThreadsWallLessItsCFunctionsAndEvents) {
+    Agg g;
+    yp_symbol sleep{5, 0, 1, "sleep", "time", ""};
+    yp_agg_symbol(g.a, &sleep);
+    const uint8_t CC = YP_EV_C_CALL, CR = YP_EV_C_RETURN;
+    g.feed(1, {E(0, 1, C), E(1, 5, CC), E(91, 5, CR), E(100, 1, R)});  // 10 s of Python, 90 in C
+    g.feed(2, {E(0, 2, C), E(100, 2, R)});                             // 100 s of Python
+    g.feed(3, {E(0, 3, C), E(0, 5, CC), E(100, 5, CR), E(100, 3, R)}); // blocked in C
+    EXPECT_EQ(yp_agg_code_ns(g.a, 0), 110000000000u);
+    EXPECT_EQ(yp_agg_code_ns(g.a, 1e9), 104000000000u); // 10 - 4 events, 100 - 2, 0 - 4: none
+}
+
 TEST(Agg, SimpleChain) {
     Agg g;
     g.feed(1, {E(0, 1, C), E(10, 2, C), E(15, 3, C), E(18, 3, R), E(30, 2, R), E(35, 1, R)});

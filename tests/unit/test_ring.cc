@@ -330,17 +330,18 @@ TEST(Recorder, MarkersCarryThePollutionFiguresWhileRecording) {
 }
 
 // The interpreter estimate: the events' cost, plus the bytecode share of
-// the time left to Python code (the recorded time less the hook's, the
-// events' cost and the C functions'), never more than the bound's share of
-// the time the hook left.
+// the time the threads ran Python code (at most what the hook and the
+// events left), never more than the bound's share of the time the hook
+// left.
 TEST(Pollution, InterpreterEstimateIsTheEventsAndTheSlowerBytecodes) {
     // 1,000 events at 2 ns: 2,000 ns; 10,000 ns recorded, 2,000 in the hook
-    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.0, 0.0, 10000, 2000, 0), 2000u);
-    // half of the 5,000 ns left to Python code (8,000 - 2,000 - 1,000 in C)
-    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.0, 10000, 2000, 1000), 4500u);
-    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.5, 10000, 2000, 1000), 4000u); // bounded: 0.5 * 8,000
-    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.0, 10000, 2000, 9000), 2000u); // C took the rest
-    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.75, 10000, 12000, 0), 0u);     // hook over the recorded
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.0, 0.0, 10000, 2000, 5000), 2000u);
+    // and half of the 5,000 ns of Python code
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.0, 10000, 2000, 5000), 4500u);
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.5, 10000, 2000, 5000), 4000u); // bounded: 0.5 * 8,000
+    // threads' code time over what the hook and the events left (6,000)
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.0, 10000, 2000, 40000), 5000u);
+    EXPECT_EQ(yp_interp_estimate(1000, 2.0, 0.5, 0.75, 10000, 12000, 0), 0u);  // hook over the recorded
     EXPECT_EQ(yp_interp_estimate(5000, 2.0, 0.0, 3.0, 10000, 2000, 0), 8000u); // a bound over 1 counts as 1
 }
 
