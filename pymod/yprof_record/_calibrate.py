@@ -138,7 +138,7 @@ def _measure(kind, background=False):
         # sys.monitoring instruments the events' instructions only: a loop
         # without calls runs as without it (measured: 0), and the tool id
         # is held no longer than needed
-        code = _best_pair(n // 2, 5, hook, background, _bytecodes) if pair and kind != 1 else (1.0, 1.0)
+        code = _best_pair(n // 8, 5, hook, background, _bytecodes) if pair and kind != 1 else (1.0, 1.0)
     except Exception:
         return None
     if pair is None or code is None:
