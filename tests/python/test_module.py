@@ -205,9 +205,9 @@ def test_interpreter_estimate_is_bounded_by_its_share_of_the_run(yp, tmp_path):
 
 def test_the_interpreter_estimate_counts_slower_bytecodes_and_not_c_time(tmp_path):
     # docs/api.md, "pollution": a profile hook slows every bytecode on 3.11
-    # (none before, nor sys.monitoring's): a loop without calls loses the
-    # calibrated bytecode share of its time, though it makes no events; a
-    # run spent in a recorded C function (time.sleep) loses nothing there
+    # (less on 3.10, none before nor on 3.12+): a loop without calls loses
+    # the calibrated bytecode share of its time, though it makes no events;
+    # a run spent in a recorded C function (time.sleep) loses nothing there
     p = run_py(tmp_path, """
         import json, time
         import yprof_record as yp
@@ -232,11 +232,12 @@ def test_the_interpreter_estimate_counts_slower_bytecodes_and_not_c_time(tmp_pat
     """)
     r = json.loads(p.stdout)
     interp, app, hook = r["loop"]
-    if sys.version_info[:2] == (3, 11) and r["hook"] == "setprofile":
-        # the calibration's loop without calls measured 0.40-0.55 of its time lost
-        assert interp >= 0.2 * (app - hook), r
-    else:
-        assert interp <= 0.1 * app, r  # its bytecodes run as fast: 2 events' worth
+    # the share of such code's time a profile hook takes, as measured
+    # (docs/api.md): about half on 3.11, 0.14 on 3.10, none elsewhere
+    lo, hi = {(3, 10): (0.05, 0.35), (3, 11): (0.25, 0.8)}.get(sys.version_info[:2], (0.0, 0.05))
+    if r["hook"] != "setprofile":
+        lo, hi = 0.0, 0.05
+    assert lo * (app - hook) <= interp <= hi * (app - hook) + 1e-4, r
     interp, app, hook = r["sleep"]
     assert app >= 0.3 and interp < 0.05 * app, r  # not bytecode * 0.3 s
 
