@@ -139,8 +139,8 @@ static PyObject *current_task(void) {
     return PyObject_CallObject(S.current_task_fn, NULL);
 }
 
-/* The interpreter frame of the coroutine starting in frame (3.11+; before,
- * frame itself). */
+#if PY_VERSION_HEX >= 0x030B0000
+/* The interpreter frame of the coroutine starting in frame (3.11+). */
 static const void *iframe_of(const void *frame) {
 #if PY_VERSION_HEX >= 0x030C0000
     return H.kind == YP_HOOK_SETPROFILE ? (const void *)((const yp_frameobj312 *)frame)->f_frame : frame;
@@ -148,6 +148,7 @@ static const void *iframe_of(const void *frame) {
     return frame;
 #endif
 }
+#endif
 
 /* Where a task type's instances keep their coroutine and name (byte
  * offsets), learned from two tasks that agree; from 3.11 also where a
