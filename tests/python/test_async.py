@@ -83,7 +83,9 @@ def test_handlers_count_once_per_coroutine_with_their_awaited_time(tmp_path, bui
     # first start to end, suspended time included: what the handlers measured
     assert handler[1] == pytest.approx(took["total"], rel=0.10), (handler, took)
     assert handler[2] == pytest.approx(took["awaited"], rel=0.10), (handler, took)
-    assert 2.0 <= handler[2] < handler[1]  # 20 sleeps of 0.1 s
+    # 20 sleeps of 0.1 s; each one's timer starts before its coroutine
+    # suspends (a fresh-clone run on a busy machine read 1.9989 s)
+    assert 1.9 <= handler[2] < handler[1]
     assert handler[3] < 0.02  # its own code: the burns are burn's
     assert main[2] > 0.2 and main[2] <= main[1]
 
