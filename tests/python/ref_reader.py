@@ -164,8 +164,8 @@ class Thread:
                     frame[6] += ts - since
                 frame[5] = ts
                 self.stack.append(frame)
-        elif kind in (CALL, C_CALL, OPEN, RESUME):
-            self.open(func, ts, kind != OPEN and (kind != RESUME or co is None))
+        elif kind in (CALL, C_CALL, OPEN, RESUME):  # a RESUME not named: like OPEN
+            self.open(func, ts, kind in (CALL, C_CALL))
         elif kind in (RETURN, C_RETURN, UNWIND, SUSPEND):
             ids = [f[0] for f in self.stack]
             if func not in ids:

@@ -131,8 +131,10 @@ def rewrite_events_chunk(data, off, events, dropped):
 
 def test_reference_reader_agrees_where_events_were_dropped(tmp_path):
     # drops as the recorder writes them, in the middle of a busy thread's
-    # stream: a DROPPED record (its frames close there) and a chunk whose
-    # `dropped` field is set (its frames close before it)
+    # stream: a DROPPED record (its frames close there), one between a CORO
+    # and the RESUME it names (the RESUME, no longer named, opens a frame
+    # that is not a call) and a chunk whose `dropped` field is set (its
+    # frames close before it)
     trace = record(tmp_path, ring_bits=10)
     data = trace.read_bytes()
     version = struct.unpack_from("<I", data, 8)[0]
@@ -142,19 +144,31 @@ def test_reference_reader_agrees_where_events_were_dropped(tmp_path):
     assert len(mine) >= 4
     analyze(trace, "-q")
     before = db_rows(tmp_path / "t.db")[2][tid]
-    # the later chunk first: rewriting it moves no offset of the earlier one
-    for (off, _, _, n, comp), dropped, lost in ((mine[len(mine) // 2], 0, 1234), (mine[1], 77, 0)):
+
+    def events_of(c):
+        off, _, _, n, comp = c
         raw = ref_reader.inflate(data[off + 56:off + 56 + comp], struct.unpack_from("<I", data, off + 20)[0])
-        first_ts = struct.unpack_from("<Q", data, off + 32)[0]
-        events = ref_reader.decode_events(raw, n, first_ts, version)
+        return ref_reader.decode_events(raw, n, struct.unpack_from("<Q", data, off + 32)[0], version)
+
+    def named_resume(events):  # the index of a RESUME right after its CORO
+        return next((i for i in range(1, len(events)) if events[i][2] == ref_reader.RESUME
+                     and events[i - 1][2] == ref_reader.CORO), None)
+
+    middle = mine[len(mine) // 2]
+    coro = next(c for c in reversed(mine[2:]) if c != middle and named_resume(events_of(c)))
+    edits = {middle[0]: (0, 1234, None), coro[0]: (0, 55, named_resume), mine[1][0]: (77, 0, None)}
+    # the later chunks first: rewriting one moves no offset of an earlier one
+    for c in sorted((c for c in mine if c[0] in edits), reverse=True):
+        dropped, lost, where = edits[c[0]]
+        events = events_of(c)
         if lost:
-            mid = len(events) // 2
-            events.insert(mid, (events[mid][0], lost, ref_reader.DROPPED))
-        data = rewrite_events_chunk(data, off, events, dropped)
+            at = where(events) if where else len(events) // 2
+            events.insert(at, (events[at][0], lost, ref_reader.DROPPED))
+        data = rewrite_events_chunk(data, c[0], events, dropped)
     trace.write_bytes(data)
     analyze(trace, "-q")
     _, _, threads = assert_same(trace, tmp_path / "t.db")
-    assert threads[tid][2] == before[2] + 1234 + 77
+    assert threads[tid][2] == before[2] + sum(d + n for d, n, _ in edits.values())
     assert threads[tid][3] > before[3]  # returns after a drop find their frames closed
 
 
