@@ -52,7 +52,7 @@ int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint3
         yp_rec_set_check(r, next);
         return 0;
     }
-    double d = t1 > wall ? (double)(t1 - wall) * H.wall_ns : 0.0;
+    double d = t1 > wall + H.read_ticks ? (double)(t1 - wall - H.read_ticks) * H.wall_ns : 0.0;
     if (d > SAMPLE_MAX_NS) { /* the thread was preempted (or faulted) mid-event: not typical */
         yp_rec_set_check(r, next);
         return 0;
@@ -103,6 +103,18 @@ int yp_hook_take_disabled(void) {
     return d;
 }
 
+/* The least of a few back-to-back reads of the wall clock: what a hook
+ * time sample measures of its own clock reads rather than of the hook
+ * (the TSC: 24 ticks, 10 ns, on the project's VMs), taken off each sample. */
+static uint64_t read_ticks(void) {
+    uint64_t least = UINT64_MAX;
+    for (int i = 0; i < 32; i++) {
+        uint64_t a = wall_ticks(), b = wall_ticks();
+        if (b >= a && b - a < least) least = b - a;
+    }
+    return least == UINT64_MAX ? 0 : least;
+}
+
 int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kind, int open_frames) {
     if (H.running) return 0;
     if (H.sym_idx < 0) {
@@ -122,6 +134,7 @@ int yp_hook_start(uint32_t clock_kind, double ns_per_tick, int builtins, int kin
         H.wall_ns = ns_per_tick > 0 ? ns_per_tick : 1.0;
     }
     H.sync_ticks = (uint64_t)(CPU_SYNC_GAP_NS / H.wall_ns);
+    H.read_ticks = read_ticks();
     H.builtins = builtins;
     uint64_t wall = wall_ticks();
     yp_ring *r = get_ring(wall);

@@ -64,6 +64,7 @@ typedef struct yp_hook_state {
     uint32_t wall;           /* the wall clock every event reads (TSC or monotonic) */
     double wall_ns;          /* ns per wall tick */
     uint64_t sync_ticks;     /* CPU clock: a gap longer than this reads the kernel's */
+    uint64_t read_ticks;     /* what two back-to-back wall clock reads measure: a sample's own part */
     Py_tracefunc profile_fn; /* the setprofile hook in use */
     yp_map cfuncs;           /* PyMethodDef* -> id (0: not recorded) */
     YP_ATOMIC(uint64_t) cfuncs_bytes; /* its size, for the flusher (yp_hook_bytes) */

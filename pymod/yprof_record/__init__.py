@@ -255,8 +255,10 @@ def start(path="yprof.yp", *, clock="wall", builtins=True, include=None, exclude
         # the interpreter's slow-down under a hook: measured in the
         # background since the import, else at stop() (-1: not known yet);
         # the opt-in frame evaluator's before it is installed
-        per_event, share, bytecode = _calibrate.interp_cost(kind) if kind == _HOOK_EVAL else (
-            _calibrate.known(kind) or (-1.0, -1.0, -1.0))
+        _calibrate._recording["builtins"] = bool(builtins)
+        cal = _calibrate.of(kind, builtins)
+        per_event, share, bytecode = _calibrate.interp_cost(cal) if kind == _HOOK_EVAL else (
+            _calibrate.known(cal) or (-1.0, -1.0, -1.0))
         thread_profile = _get_thread_profile()
         if kind == _HOOK_SETPROFILE:
             _set_thread_hook(thread_profile)
@@ -372,10 +374,11 @@ def _settle_calibration():
     with no hook of ours left to disturb it (sys.monitoring's were taken
     off; setprofile's is taken off this thread, which is stopping)."""
     kind = _yprof._hook_kind()
-    if _calibrate.known(kind) is None:
+    cal = _calibrate.of(kind, _options.get("builtins", True))
+    if _calibrate.known(cal) is None:
         if kind == _HOOK_SETPROFILE:
             _yprof._unhook_self()  # ours (start() replaced every thread's); stop() removes the others'
-        _yprof._set_interp(*_calibrate.interp_cost(kind))
+        _yprof._set_interp(*_calibrate.interp_cost(cal))
 
 
 def _warn_errors():

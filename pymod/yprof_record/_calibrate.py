@@ -38,7 +38,18 @@ import time
 
 from . import _yprof
 
-_cost = {}  # by hook kind: (ns per event, bound share, bytecode share)
+_cost = {}  # by kind (of()): (ns per event, bound share, bytecode share)
+# The figures' kinds: the hook kinds (0 setprofile, 1 sys.monitoring, 2 the
+# PEP 523 frame evaluator) and sys.monitoring without C functions, whose
+# recording takes no CALL events.
+MONITORING_NO_BUILTINS = 3
+_MON = (1, MONITORING_NO_BUILTINS)
+_recording = {"builtins": True}  # the recording's (start() sets it)
+
+
+def of(hook_kind, builtins):
+    """The kind of figures a recording with this hook kind needs."""
+    return MONITORING_NO_BUILTINS if hook_kind == 1 and not builtins else hook_kind
 _bg = {"pid": 0, "done": True}  # the background measurement: its process, finished
 _mon_state = {}  # the tool id the empty sys.monitoring hook holds
 
@@ -101,10 +112,15 @@ def _best_pair(n, reps, hook, background=False, loop=_loop):
     return (base, hooked) if done else None
 
 
-def _empty_monitoring(on, _state=_mon_state):
+def _empty_monitoring(on, calls=True, _state=_mon_state):
+    """The empty callback on the events a recording takes: with calls (C
+    functions recorded), CALL and C_RETURN/C_RAISE too, CALL firing at every
+    call site, a Python function's too."""
     mon = sys.monitoring
     E = mon.events
     evs = (E.PY_START, E.PY_RESUME, E.PY_RETURN, E.PY_YIELD, E.PY_UNWIND)
+    if on and calls:
+        evs += (E.CALL, E.C_RETURN, E.C_RAISE)
     if on:
         for tool in (5, 4, 3):
             try:
@@ -122,7 +138,7 @@ def _empty_monitoring(on, _state=_mon_state):
     tool = _state.pop("tool", None)
     if tool is not None:
         mon.set_events(tool, 0)
-        for ev in evs:
+        for ev in evs + (E.CALL, E.C_RETURN, E.C_RAISE):
             mon.register_callback(tool, ev, None)
         mon.free_tool_id(tool)
     return True
@@ -132,13 +148,14 @@ def _measure(kind, background=False):
     """(ns per event, bound share, bytecode share) for the hook kind, or
     None (given up, or the empty hook could not be set or stay set)."""
     n = 20000
-    hook = {1: _empty_monitoring, 2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
+    hook = {1: _empty_monitoring, MONITORING_NO_BUILTINS: lambda on: _empty_monitoring(on, calls=False),
+            2: _yprof._empty_eval}.get(kind, _yprof._empty_hook)
     try:
         pair = _best_pair(n, 5, hook, background)
         # sys.monitoring instruments the events' instructions only: a loop
         # without calls runs as without it (measured: 0), and the tool id
         # is held no longer than needed
-        code = _best_pair(n // 4, 5, hook, background, _bytecodes) if pair and kind != 1 else (1.0, 1.0)
+        code = _best_pair(n // 4, 5, hook, background, _bytecodes) if pair and kind not in _MON else (1.0, 1.0)
     except Exception:
         return None
     if pair is None or code is None:
@@ -185,7 +202,7 @@ def interp_cost(kind=0):
     if kind not in _cost:
         wait(1.0)
     if kind not in _cost:
-        if kind == 1 and _bg["pid"] == os.getpid() and not _bg["done"]:
+        if kind in _MON and _bg["pid"] == os.getpid() and not _bg["done"]:
             return (0.0, 0.0, 0.0)  # still measuring, with the empty tool: not known this time
         r = _measure(kind)
         if r is None:
@@ -202,7 +219,7 @@ def _background(kinds):
                 if r is None:
                     break
                 _cost[kind] = r
-                if _yprof._is_running() and _yprof._hook_kind() == kind:
+                if _yprof._is_running() and of(_yprof._hook_kind(), _recording["builtins"]) == kind:
                     _yprof._set_interp(*r)  # the recording that began meanwhile
     finally:
         _bg["done"] = True
@@ -213,7 +230,7 @@ def start_background(monitoring):
     (import time; a forked child measures for itself when it needs to)."""
     _bg.update(pid=os.getpid(), done=False)
     try:
-        _yprof._start_quiet_thread(lambda: _background([1] if monitoring else [0]))
+        _yprof._start_quiet_thread(lambda: _background([1, MONITORING_NO_BUILTINS] if monitoring else [0]))
     except Exception:
         _bg["done"] = True
 

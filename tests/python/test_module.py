@@ -297,6 +297,42 @@ def test_setprofile_calibration_left_to_stop_is_measured_there(tmp_path):
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_monitoring_without_builtins_uses_the_figures_measured_without_call_events(tmp_path):
+    # with C functions recorded a recording takes CALL events, which fire at
+    # every call site: the calibration measures the empty callback both ways
+    # and each recording uses its own. Distinct figures put in place make
+    # the choice visible: 2 ns per event against 0.001
+    p = run_py(tmp_path, """
+        import json
+        import yprof_record as yp
+        from yprof_record import _calibrate
+        _calibrate.wait(60)
+        measured = {k: _calibrate.known(k) for k in (1, 3)}
+        _calibrate._cost.update({1: (0.001, 0.99, 0.0), 3: (2.0, 0.99, 0.0)})
+        def g(i):
+            return i
+        out = {"measured": measured}
+        for builtins in (True, False):
+            yp.clear_stats()
+            yp.start("m.yp", builtins=builtins)
+            assert yp.status()["hook"] == "sys.monitoring"
+            for i in range(100000):
+                g(i)
+            yp.stop()
+            out[str(builtins)] = (yp.pollution()["interp_s"], yp.get_stats().session["events"])
+        print(json.dumps(out))
+    """)
+    r = json.loads(p.stdout)
+    for kind in ("1", "3"):  # the background measured both
+        per_event, share, bytecode = r["measured"][kind]
+        assert per_event > 0 and 0 < share < 1 and bytecode == 0
+    interp, events = r["True"]
+    assert events >= 200000 and interp < 0.01e-9 * events
+    interp, events = r["False"]
+    assert events >= 200000 and interp == pytest.approx(2e-9 * events, rel=0.01)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
 def test_a_child_forked_during_the_calibration_does_not_keep_its_tool(tmp_path):
     # the background thread holds an empty sys.monitoring tool while it
     # measures; a child forked then has no such thread to take it off
