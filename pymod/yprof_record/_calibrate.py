@@ -1,7 +1,9 @@
 """Estimate of the interpreter's own slow-down while a profile hook is set.
 
 On 3.12+, where yprof uses sys.monitoring, the empty hook is an empty C
-callback registered for the same events under a spare tool id; for the PEP
+callback registered for the same events under a spare tool id: measured
+with the CALL and C_RETURN/C_RAISE events a recording of C functions takes
+(kind 1) and without them (kind 3, builtins=False); for the PEP
 523 frame evaluator (3.9-3.11, builtins=False) it is an evaluator that only
 calls the default one.
 
