@@ -5,6 +5,7 @@
  * them read (yp_hook_int.h).
  */
 #include "yp_hook_int.h"
+#include "yp_pollution.h"
 
 yp_hook_state yp_hook = {
     .extra_idx = -1,
@@ -52,7 +53,7 @@ int yp_hook_push_slow(yp_ring *r, uint64_t wall, uint64_t ts, uint32_t id, uint3
         yp_rec_set_check(r, next);
         return 0;
     }
-    double d = t1 > wall + H.read_ticks ? (double)(t1 - wall - H.read_ticks) * H.wall_ns : 0.0;
+    double d = yp_sample_ns(wall, t1, H.read_ticks, H.wall_ns);
     if (d > SAMPLE_MAX_NS) { /* the thread was preempted (or faulted) mid-event: not typical */
         yp_rec_set_check(r, next);
         return 0;

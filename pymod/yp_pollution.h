@@ -1,5 +1,5 @@
-/* yp_pollution.h — the pollution figures' one formula that is not a plain
- * sum (docs/api.md, "pollution"). Pure C: the GoogleTest suite tests it. */
+/* yp_pollution.h — the pollution figures' formulas that are not a plain
+ * sum (docs/api.md, "pollution"). Pure C: the GoogleTest suite tests them. */
 #ifndef YP_POLLUTION_H
 #define YP_POLLUTION_H
 
@@ -24,6 +24,13 @@ static inline uint64_t yp_interp_estimate(uint64_t events, double per_event_ns, 
     double bc = bytecode_share > 0 && bytecode_share < 1 ? bytecode_share * code : 0.0;
     double est = ev + bc, max = bound > 0 && bound < 1 ? bound * left : left;
     return (uint64_t)(est < max ? est : max);
+}
+
+/* One hook time sample in ns: from the event's clock read (wall) to the
+ * slow path's (t1), less what two back-to-back reads measure of themselves
+ * (read_ticks), never below 0. */
+static inline double yp_sample_ns(uint64_t wall, uint64_t t1, uint64_t read_ticks, double ns_per_tick) {
+    return t1 > wall + read_ticks ? (double)(t1 - wall - read_ticks) * ns_per_tick : 0.0;
 }
 
 #endif

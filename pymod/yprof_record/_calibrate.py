@@ -47,13 +47,13 @@ _cost = {}  # by kind (of()): (ns per event, bound share, bytecode share)
 MONITORING_NO_BUILTINS = 3
 _MON = (1, MONITORING_NO_BUILTINS)
 _recording = {"builtins": True}  # the recording's (start() sets it)
+_bg = {"pid": 0, "done": True}  # the background measurement: its process, finished
+_mon_state = {}  # the tool id the empty sys.monitoring hook holds
 
 
 def of(hook_kind, builtins):
     """The kind of figures a recording with this hook kind needs."""
     return MONITORING_NO_BUILTINS if hook_kind == 1 and not builtins else hook_kind
-_bg = {"pid": 0, "done": True}  # the background measurement: its process, finished
-_mon_state = {}  # the tool id the empty sys.monitoring hook holds
 
 
 def _loop(n):

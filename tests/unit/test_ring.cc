@@ -345,6 +345,15 @@ TEST(Pollution, InterpreterEstimateIsTheEventsAndTheSlowerBytecodes) {
     EXPECT_EQ(yp_interp_estimate(5000, 2.0, 0.0, 3.0, 10000, 2000, 0), 8000u); // a bound over 1 counts as 1
 }
 
+TEST(Pollution, HookSampleLeavesOutItsOwnClockReads) {
+    // 100 ticks between the reads at 0.4 ns a tick, 24 of them the reads'
+    // own (two reads back to back): 30.4 ns of hook
+    EXPECT_DOUBLE_EQ(yp_sample_ns(1000, 1100, 24, 0.4), 30.4);
+    EXPECT_DOUBLE_EQ(yp_sample_ns(1000, 1100, 0, 0.4), 40.0);
+    EXPECT_DOUBLE_EQ(yp_sample_ns(1000, 1020, 24, 0.4), 0.0); // less than the reads: nothing
+    EXPECT_DOUBLE_EQ(yp_sample_ns(1000, 990, 0, 0.4), 0.0);   // a clock that went back
+}
+
 // A trace's footer counts the hook time since that trace opened, as the
 // caller's app_ns does: two traces in one process don't add up, and what
 // the caller bounds the interpreter estimate with (yp_rec_trace_hook_ns) is
